@@ -1,0 +1,25 @@
+# PEFT benchmark pipeline: data -> fine-tune -> evaluate -> tables. See README.md.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+configfile: "config.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+
+
+rule all:
+    input:
+        ACCURACY_OUTPUTS,
+    default_target: True
+
+
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/finetune.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"

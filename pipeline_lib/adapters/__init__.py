@@ -1,0 +1,100 @@
+"""The one adapter-injection library of the pipeline: every method by name, one call path.
+
+An adapter spec is a dict from the config: {"method": name, **options}. peft methods (lora, dora, ia3,
+prefix_tuning, ...) are delegated to peft itself, options passed through to the peft config class; the
+bottleneck family (series, parallel), which peft lacks, is ours. Both save `adapter_config.json` +
+`adapter_model.safetensors`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from torch import nn
+
+from . import bottleneck
+
+BOTTLENECK_METHODS = ("series", "parallel")
+# methods that are a peft method with some options fixed
+PEFT_ALIASES = {"dora": ("lora", {"use_dora": True})}
+
+
+def _peft_config_classes() -> dict:
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    return {peft_type.value.lower(): cls for peft_type, cls in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
+
+
+def known_methods() -> list[str]:
+    return sorted({*BOTTLENECK_METHODS, *PEFT_ALIASES, *_peft_config_classes()})
+
+
+def check_method(method: str) -> None:
+    if method not in known_methods():
+        raise ValueError(f"unknown adapter method {method!r}; valid: {', '.join(known_methods())}")
+
+
+def peft_config(method: str, options: dict):
+    """Build the peft config for `method`; an unknown option fails naming it and listing the valid ones."""
+    base, fixed = PEFT_ALIASES.get(method, (method, {}))
+    cls = _peft_config_classes()[base]
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    return cls(task_type="CAUSAL_LM", **{**options, **fixed})
+
+
+def attach(model: nn.Module, spec: dict) -> nn.Module:
+    """Add a fresh adapter to `model`; afterwards only the adapter's parameters require gradients."""
+    options = dict(spec)
+    method = options.pop("method")
+    check_method(method)
+    if method in BOTTLENECK_METHODS:
+        return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_config(method, options))
+
+
+def save(model: nn.Module, out_dir: str | Path) -> None:
+    if hasattr(model, "bottleneck_config"):
+        bottleneck.save(model, out_dir)
+    elif hasattr(model, "peft_config"):
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+    else:
+        raise ValueError("model carries no adapter to save")
+
+
+def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
+    """Load a saved adapter (ours or peft's) onto a freshly loaded base model, in inference mode."""
+    config_path = Path(adapter_dir) / bottleneck.CONFIG_NAME
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no {bottleneck.CONFIG_NAME}; not an adapter directory")
+    config = json.loads(config_path.read_text())
+    if config.get("format") == bottleneck.FORMAT:
+        model = bottleneck.load(model, adapter_dir, config)
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    return model
+
+
+def merge_for_inference(model: nn.Module) -> nn.Module:
+    """Fold mergeable adapters (the LoRA family) into the base weights; others are returned as they are."""
+    if hasattr(model, "merge_and_unload"):
+        try:
+            return model.merge_and_unload()
+        except (AttributeError, NotImplementedError, ValueError):
+            return model  # e.g. prompt-learning methods have nothing to merge
+    return model
+
+
+def parameter_counts(model: nn.Module) -> dict:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable_params": trainable, "total_params": total,
+            "trainable_percent": 100.0 * trainable / max(total - trainable, 1)}

@@ -1,0 +1,38 @@
+"""Obtain an upstream file: copy it from a local mirror or download it, then verify its sha256."""
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from pathlib import Path
+
+from ..files import atomic_path, sha256_file
+from .registry import Source
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+def fetch(source: Source, dest: str | Path, mirror: str | Path | None = None, timeout: float = 60) -> Path:
+    """Place `source` at `dest`, verified; nothing appears at `dest` unless the checksum matches."""
+    dest = Path(dest)
+    with atomic_path(dest) as tmp:
+        if mirror:
+            origin = Path(mirror) / source.relpath
+            if not origin.is_file():
+                raise FetchError(f"{source.relpath}: not found in data mirror {mirror} (expected {origin}); "
+                                 f"fix `data.mirror` in the config or set it to null to download from upstream")
+            shutil.copyfile(origin, tmp)
+        else:
+            origin = source.url
+            try:
+                with urllib.request.urlopen(origin, timeout=timeout) as response, open(tmp, "wb") as out:
+                    shutil.copyfileobj(response, out)
+            except OSError as e:
+                raise FetchError(f"{source.relpath}: download from {origin} failed ({e}); check the network, "
+                                 f"or set `data.mirror` in the config to a local copy with the same layout") from e
+        actual = sha256_file(tmp)
+        if actual != source.sha256:
+            raise FetchError(f"{source.relpath}: sha256 mismatch for {origin}: expected {source.sha256}, got {actual}; "
+                             f"the file is not the pinned upstream version (commit {source.commit})")
+    return dest

@@ -1,0 +1,129 @@
+"""Parsers for each upstream file format, producing records in the pipeline's one schema.
+
+Normalized record: id (stable: dataset name + index in the upstream file), dataset, instruction, input,
+output (target response for training sets; upstream reference text, possibly empty, for evaluation sets),
+answer (gold, as a string), answer_type.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+from .registry import DatasetSpec
+
+
+class DataError(ValueError):
+    """A data file does not have the expected format; the message names the file, item and field."""
+
+
+def _read_json_list(path: Path) -> list:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: invalid JSON at line {e.lineno} ({e.msg})") from e
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of items, got {type(data).__name__}")
+    return data
+
+
+def _read_jsonl(path: Path) -> list:
+    items = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from e
+    return items
+
+
+def _field(path, index, item, key, types):
+    if not isinstance(item, dict):
+        raise DataError(f"{path}: item {index}: expected an object, got {type(item).__name__}")
+    if key not in item:
+        raise DataError(f"{path}: item {index}: missing field {key!r}")
+    value = item[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        names = "/".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise DataError(f"{path}: item {index}: field {key!r} should be {names}, got {type(value).__name__}")
+    return value
+
+
+def format_number(value: float) -> str:
+    """2.0 -> '2', 0.5 -> '0.5': how a gold number reads in a response."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _gold(path, index, spec: DatasetSpec, raw) -> str:
+    gold = str(raw).strip().replace(",", "")
+    if spec.answer_type == "number":
+        try:
+            float(gold)
+        except ValueError:
+            raise DataError(f"{path}: item {index}: field 'answer' should be a number, got {raw!r}") from None
+    elif spec.answer_type == "letter" and not re.fullmatch(r"[A-E]", gold):
+        raise DataError(f"{path}: item {index}: field 'answer' should be a letter A-E, got {raw!r}")
+    return gold
+
+
+def _record(spec, index, instruction, input_, output, answer) -> dict:
+    return {"id": f"{spec.name}-{index:05d}", "dataset": spec.name, "instruction": instruction, "input": input_,
+            "output": output, "answer": answer, "answer_type": spec.answer_type}
+
+
+def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
+    """LLM-Adapters files: [{instruction, input, output, answer}]."""
+    records = []
+    for i, item in enumerate(_read_json_list(path)):
+        instruction = _field(path, i, item, "instruction", str)
+        if not instruction.strip():
+            raise DataError(f"{path}: item {i}: field 'instruction' is empty")
+        output = _field(path, i, item, "output", str)
+        if spec.split == "train" and not output.strip():
+            raise DataError(f"{path}: item {i}: field 'output' is empty (a training item needs a response)")
+        answer = _gold(path, i, spec, _field(path, i, item, "answer", (str, int, float)))
+        records.append(_record(spec, i, instruction, _field(path, i, item, "input", str), output, answer))
+    return records
+
+
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def load_gsm8k_jsonl(path, spec: DatasetSpec) -> list[dict]:
+    """grade-school-math: {question, answer} with the rationale, <<calc>> annotations and '#### N'."""
+    records = []
+    for i, item in enumerate(_read_jsonl(path)):
+        question = _field(path, i, item, "question", str)
+        solution = _field(path, i, item, "answer", str)
+        if "####" not in solution:
+            raise DataError(f"{path}: item {i}: field 'answer' has no '#### <number>' final answer")
+        rationale, final = solution.rsplit("####", 1)
+        answer = _gold(path, i, spec, final)
+        rationale = _CALCULATOR.sub("", rationale).strip()
+        output = f"{rationale}\nThe answer is {format_number(float(answer))}."
+        records.append(_record(spec, i, question, "", output, answer))
+    return records
+
+
+def load_mawps_equations(path, spec: DatasetSpec) -> list[dict]:
+    """MAWPS train split: {original_text, equation 'X=(...)', ans}; the response states the equation."""
+    records = []
+    for i, item in enumerate(_read_json_list(path)):
+        question = _field(path, i, item, "original_text", str)
+        equation = _field(path, i, item, "equation", str)
+        answer = _gold(path, i, spec, _field(path, i, item, "ans", (int, float, str)))
+        expression = equation.split("=", 1)[1] if equation.upper().startswith("X=") else equation
+        shown = format_number(float(answer))
+        records.append(_record(spec, i, question.strip(), "", f"{expression} = {shown}. The answer is {shown}.",
+                               answer))
+    return records
+
+
+LOADERS: dict[str, Callable[[Path, DatasetSpec], list[dict]]] = {
+    "llm_adapters": load_llm_adapters,
+    "gsm8k_jsonl": load_gsm8k_jsonl,
+    "mawps_equations": load_mawps_equations,
+}

@@ -1,0 +1,128 @@
+"""The fine-tuning loop: upstream's tokenization, AdamW with linear warmup and decay, gradient accumulation
+with the paper's batch_size / micro_batch_size semantics, token-weighted loss, optional bf16 autocast."""
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from .prompts import alpaca_prompt, alpaca_training_text
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    max_steps: int | None = None       # optimizer steps; overrides epochs when set
+    learning_rate: float = 3e-4
+    batch_size: int = 16               # examples per optimizer step (paper)
+    micro_batch_size: int = 4          # examples per forward pass (paper)
+    warmup_steps: int = 100
+    cutoff_len: int = 256
+    train_on_inputs: bool = True       # paper default: the loss covers the prompt too
+    weight_decay: float = 0.0
+    autocast_bf16: bool = False
+    seed: int = 42
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def tokenize(tokenizer, record: dict, cutoff_len: int, train_on_inputs: bool) -> dict:
+    """Upstream's `generate_and_tokenize_prompt`: truncate, append EOS when there is room, mask the prompt
+    from the loss unless train_on_inputs."""
+    ids = tokenizer(alpaca_training_text(record), truncation=True, max_length=cutoff_len)["input_ids"]
+    if ids[-1] != tokenizer.eos_token_id and len(ids) < cutoff_len:
+        ids = ids + [tokenizer.eos_token_id]
+    labels = list(ids)
+    if not train_on_inputs:
+        prompt_len = len(tokenizer(alpaca_prompt(record["instruction"], record.get("input", "")),
+                                   truncation=True, max_length=cutoff_len)["input_ids"])
+        labels[:prompt_len] = [-100] * prompt_len
+    return {"input_ids": ids, "labels": labels}
+
+
+def collate(examples: list[dict], pad_id: int) -> dict:
+    width = max(len(e["input_ids"]) for e in examples)
+    def pad(seq, value):
+        return seq + [value] * (width - len(seq))
+    return {
+        "input_ids": torch.tensor([pad(e["input_ids"], pad_id) for e in examples]),
+        "attention_mask": torch.tensor([pad([1] * len(e["input_ids"]), 0) for e in examples]),
+        "labels": torch.tensor([pad(e["labels"], -100) for e in examples]),
+    }
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1, then linear decay to 0 (transformers' linear schedule, as upstream uses)."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
+    """Sum of next-token cross-entropies over labelled tokens, and their count."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                                             ignore_index=-100, reduction="sum")
+    return loss, int((labels != -100).sum())
+
+
+def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train the model's trainable parameters in place; return metrics (loss per step, time, tokens/s)."""
+    if not records:
+        raise TrainingError("training set is empty")
+    if cfg.batch_size % cfg.micro_batch_size:
+        raise TrainingError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {cfg.micro_batch_size}")
+    torch.manual_seed(cfg.seed)
+    examples = [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records]
+    accum = cfg.batch_size // cfg.micro_batch_size
+    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainingError("the model has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    device = next(model.parameters()).device
+    order: list[int] = []
+    losses, tokens_seen = [], 0
+    model.train()
+    start = time.perf_counter()
+    for step in tqdm(range(total), desc="fine-tune", unit="step", disable=not progress):
+        micro, step_loss, step_tokens = [], 0.0, 0
+        for _ in range(accum):
+            if not order:
+                order = torch.randperm(len(examples), generator=generator).tolist()
+            micro.append(collate([examples[order.pop()] for _ in range(min(cfg.micro_batch_size, len(order)))],
+                                 tokenizer.pad_token_id))
+        n_labels = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
+        for batch in micro:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+                loss_sum, _ = token_loss_sum(model, batch)
+            (loss_sum / max(n_labels, 1)).backward()
+            step_loss += loss_sum.item()
+            step_tokens += int(batch["attention_mask"].sum())
+        loss = step_loss / max(n_labels, 1)
+        if not math.isfinite(loss):
+            raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(loss, 6))
+        tokens_seen += step_tokens
+    wall = time.perf_counter() - start
+    model.eval()
+    return {
+        "steps": total, "examples": len(examples), "loss": losses, "tokens": tokens_seen,
+        "wall_time_s": round(wall, 2), "tokens_per_s": round(tokens_seen / wall, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
+    }

@@ -1,0 +1,12 @@
+"""Shared set-up for the entry points: make pipeline_lib importable and pin torch's thread count."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def set_threads(n: int) -> None:
+    # Snakemake runs jobs side by side; each torch job must stay within the cores its rule declared.
+    import torch
+
+    torch.set_num_threads(max(1, n))

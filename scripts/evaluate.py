@@ -1,0 +1,35 @@
+"""Evaluate a base model, with or without an adapter, on one prepared evaluation set."""
+import argparse
+import json
+
+import _common
+from pipeline_lib import adapters, models
+from pipeline_lib.evaluation import evaluate
+from pipeline_lib.files import read_jsonl, write_json, write_jsonl
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--model", required=True, help="base model directory")
+parser.add_argument("--adapter-dir", default="", help="adapter directory; empty for the base model")
+parser.add_argument("--data", required=True)
+parser.add_argument("--predictions", required=True)
+parser.add_argument("--score", required=True)
+parser.add_argument("--labels", required=True, help="JSON: model, adapter, train_set, dataset")
+parser.add_argument("--evaluation", required=True, help="evaluation config as JSON")
+parser.add_argument("--device", default="cpu")
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--trust-remote-code", action="store_true")
+args = parser.parse_args()
+_common.set_threads(args.threads)
+
+import torch  # noqa: E402
+
+cfg = json.loads(args.evaluation)
+model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+if args.adapter_dir:
+    model = adapters.merge_for_inference(adapters.load(model, args.adapter_dir))
+model = model.to(getattr(torch, cfg["dtype"])).eval()
+predictions, summary = evaluate(model, tokenizer, read_jsonl(args.data), batch_size=cfg["batch_size"],
+                                max_new_tokens=cfg["max_new_tokens"])
+write_jsonl(args.predictions, predictions)
+write_json(args.score, {**json.loads(args.labels), **summary, "evaluation": cfg})
+print(json.dumps(summary))

@@ -1,0 +1,34 @@
+"""Fine-tune one adapter on one training set; write the adapter and its training metrics."""
+import argparse
+import json
+import time
+
+import _common
+from pipeline_lib import adapters, models
+from pipeline_lib.files import atomic_path, read_jsonl, write_json
+from pipeline_lib.training import TrainConfig, train
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--model", required=True, help="base model directory")
+parser.add_argument("--data", required=True, help="normalized training JSONL")
+parser.add_argument("--out", required=True, help="adapter directory to create")
+parser.add_argument("--adapter", required=True, help="adapter spec as JSON")
+parser.add_argument("--training", required=True, help="training config as JSON")
+parser.add_argument("--device", default="cpu")
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--trust-remote-code", action="store_true")
+args = parser.parse_args()
+_common.set_threads(args.threads)
+
+spec, cfg = json.loads(args.adapter), TrainConfig(**json.loads(args.training))
+model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+model = adapters.attach(model, spec)
+counts = adapters.parameter_counts(model)
+print(json.dumps({"adapter": spec, "training": vars(cfg), **counts}))
+metrics = train(model, tokenizer, read_jsonl(args.data), cfg)
+with atomic_path(args.out, directory=True) as tmp:
+    adapters.save(model, tmp)
+    size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
+    write_json(tmp / "metrics.json", {**counts, **metrics, "adapter_file_bytes": size,
+                                      "adapter": spec, "training": vars(cfg), "finished": time.time()})
+print(f"final loss {metrics['loss'][-1]:.4f}, {metrics['tokens_per_s']} tokens/s, {metrics['wall_time_s']} s")
