@@ -7,11 +7,15 @@ answer (gold, as a string), answer_type.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Callable
 
 from .registry import DatasetSpec
+
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -57,35 +61,54 @@ def format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _answer_type(spec: DatasetSpec, gold: str) -> str:
+    """Evaluation sets have one answer type; a training set may mix them (math_data.json holds AQuA items)."""
+    if spec.split == "train" and re.fullmatch(r"[A-E]", gold):
+        return "letter"
+    return spec.answer_type
+
+
 def _gold(path, index, spec: DatasetSpec, raw) -> str:
     gold = str(raw).strip().replace(",", "")
-    if spec.answer_type == "number":
-        try:
-            float(gold)
-        except ValueError:
-            raise DataError(f"{path}: item {index}: field 'answer' should be a number, got {raw!r}") from None
-    elif spec.answer_type == "letter" and not re.fullmatch(r"[A-E]", gold):
+    answer_type = _answer_type(spec, gold)
+    if answer_type == "number":
+        if not _is_number(gold):
+            raise DataError(f"{path}: item {index}: field 'answer' should be a number, got {raw!r}")
+    elif answer_type == "letter" and not re.fullmatch(r"[A-E]", gold):
         raise DataError(f"{path}: item {index}: field 'answer' should be a letter A-E, got {raw!r}")
     return gold
 
 
 def _record(spec, index, instruction, input_, output, answer) -> dict:
     return {"id": f"{spec.name}-{index:05d}", "dataset": spec.name, "instruction": instruction, "input": input_,
-            "output": output, "answer": answer, "answer_type": spec.answer_type}
+            "output": output, "answer": answer, "answer_type": _answer_type(spec, answer)}
 
 
 def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
     """LLM-Adapters files: [{instruction, input, output, answer}]."""
-    records = []
+    records, no_response = [], []
     for i, item in enumerate(_read_json_list(path)):
         instruction = _field(path, i, item, "instruction", str)
         if not instruction.strip():
             raise DataError(f"{path}: item {i}: field 'instruction' is empty")
         output = _field(path, i, item, "output", str)
-        if spec.split == "train" and not output.strip():
-            raise DataError(f"{path}: item {i}: field 'output' is empty (a training item needs a response)")
         answer = _gold(path, i, spec, _field(path, i, item, "answer", (str, int, float)))
-        records.append(_record(spec, i, instruction, _field(path, i, item, "input", str), output, answer))
+        input_ = _field(path, i, item, "input", str)
+        if spec.split == "train" and not output.strip():
+            no_response.append(i)  # nothing to learn from; upstream math_data.json has 3 such items
+            continue
+        records.append(_record(spec, i, instruction, input_, output, answer))
+    if no_response:
+        log.warning("%s: skipped %d training item(s) with an empty 'output': %s", path, len(no_response),
+                    no_response[:20])
     return records
 
 

@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` (the default pipeline run) and `make test` (the test suite).
+# Both create or reuse the virtual environment in .venv and install the pinned requirements first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-16)
+CORES ?= all
+# A local copy of the upstream data (same layout) makes the run offline; ../shared/data when present.
+DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
+MIRROR_ARG := $(if $(DATA_MIRROR),--config "data={mirror: $(DATA_MIRROR)}")
+
+.PHONY: run test clean-results
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(MIRROR_ARG) $(ARGS)
+
+test: $(STAMP)
+	PEFT_BENCH_DATA_MIRROR=$(DATA_MIRROR) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+clean-results:
+	rm -rf results logs

@@ -1,0 +1,64 @@
+import copy
+
+import pytest
+import yaml
+
+from pipeline_lib import config as cfg
+from snakemake_run import ROOT, run
+
+DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def _filled():
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(DEFAULT)
+    validate(config, str(ROOT / "schemas/config.schema.yaml"))
+    return config
+
+
+def test_default_config_is_valid_and_rows_include_base():
+    config = _filled()
+    cfg.check(config)
+    assert cfg.rows(config)[0] == ("smollm2-135m", "base", "none")
+    assert len(cfg.rows(config)) == 1 + len(config["adapters"]) * len(config["train_sets"])
+    assert config["training"]["weight_decay"] == 0.0  # a default filled in by the schema
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["adapters"].update(bad={"method": "lorax"}), r"adapters.bad: unknown adapter method 'lorax'; valid: .*lora"),
+    (lambda c: c.update(models=["gpt-17"]), r"models: unknown model 'gpt-17'; valid: smollm2-135m"),
+    (lambda c: c.update(eval_sets=["gsm9k"]), r"eval_sets: unknown evaluation set 'gsm9k'; valid: AQuA, AddSub"),
+    (lambda c: c.update(train_sets=["alpaca"]), r"train_sets: unknown training set 'alpaca'; valid: gsm8k_train"),
+    (lambda c: c["adapters"].update(base={"method": "lora"}), r"'base' is reserved"),
+])
+def test_unknown_names_are_listed_with_valid_ones(edit, message):
+    config = _filled()
+    edit(config)
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.check(config)
+
+
+def test_adapter_training_overrides_merge_over_global():
+    config = _filled()
+    config["adapters"]["lora"]["training"] = {"learning_rate": 1e-2}
+    merged = cfg.train_config(config, "lora")
+    assert merged["learning_rate"] == 1e-2 and merged["batch_size"] == config["training"]["batch_size"]
+    assert "training" not in cfg.adapter_spec(config, "lora")
+    config["adapters"]["lora"]["training"] = {"lerning_rate": 1}
+    with pytest.raises(cfg.ConfigError, match="lerning_rate"):
+        cfg.train_config(config, "lora")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"adapters": {"mine": {"method": "nosuch"}}}, "unknown adapter method 'nosuch'"),
+    ({"eval_sets": ["gsm9k"]}, "unknown evaluation set 'gsm9k'"),
+    ({"models": ["nosuch-model"]}, "unknown model 'nosuch-model'"),
+    ({"training": {"lerning_rate": 0.1}}, "lerning_rate"),
+    ({"adapters": {"x; rm -rf ~": {"method": "lora"}}}, "does not match"),
+])
+def test_snakemake_stops_before_any_job(tmp_path, overrides, message):
+    result = run(tmp_path, overrides, "--dry-run", configfiles=("config.yaml",))
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()

@@ -1,0 +1,127 @@
+import json
+
+import pytest
+
+from pipeline_lib.data import DATASETS, EVAL_SETS, SOURCES, TRAIN_SETS, get_dataset
+from pipeline_lib.data.fetch import FetchError, fetch
+from pipeline_lib.data.loaders import LOADERS, DataError, format_number
+from pipeline_lib.data.prepare import prepare, subsample
+
+EXPECTED_SIZES = {"gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
+                  "mawps": 238, "gsm8k_train": 7473, "mawps_train": 1898,
+                  "math_data": 3260 - 3}  # 3 upstream items have an empty response and are skipped
+
+
+def test_registry_covers_the_issue_sets():
+    assert set(EVAL_SETS) == {"gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps"}
+    assert set(TRAIN_SETS) == {"gsm8k_train", "mawps_train", "math_data"}
+    with pytest.raises(KeyError, match=r"unknown evaluation set 'gsm8k_train'; valid: AQuA, AddSub"):
+        get_dataset("gsm8k_train", "eval")
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_dataset_fetches_verifies_and_normalizes(name, data_mirror, tmp_path):
+    spec = DATASETS[name]
+    raw = fetch(spec.source, tmp_path / "raw" / spec.source.relpath, mirror=data_mirror)
+    records = LOADERS[spec.loader](raw, spec)
+    assert len(records) == EXPECTED_SIZES[name]
+    assert len({r["id"] for r in records}) == len(records)
+    for r in records:
+        assert set(r) == {"id", "dataset", "instruction", "input", "output", "answer", "answer_type"}
+        assert r["instruction"].strip()
+        assert r["answer_type"] == spec.answer_type or (spec.split == "train" and r["answer_type"] == "letter")
+        if spec.split == "train":
+            assert r["output"].strip()
+        if r["answer_type"] == "number":
+            float(r["answer"])
+        else:
+            assert r["answer"] in "ABCDE"
+
+
+def test_gsm8k_train_becomes_paper_style_response(data_mirror, tmp_path):
+    spec = DATASETS["gsm8k_train"]
+    records = LOADERS[spec.loader](fetch(spec.source, tmp_path / "f", mirror=data_mirror), spec)
+    first = records[0]
+    assert first["output"] == ("Natalia sold 48/2 = 24 clips in May.\n"
+                               "Natalia sold 48+24 = 72 clips altogether in April and May.\nThe answer is 72.")
+    assert first["answer"] == "72"
+    assert not any("<<" in r["output"] or "####" in r["output"] for r in records)
+    assert all(r["output"].endswith(f"The answer is {format_number(float(r['answer']))}.") for r in records)
+
+
+def test_math_data_mixes_number_and_letter_answers(data_mirror, tmp_path):
+    spec = DATASETS["math_data"]
+    records = LOADERS[spec.loader](fetch(spec.source, tmp_path / "f", mirror=data_mirror), spec)
+    types = [r["answer_type"] for r in records]
+    assert types.count("letter") == 203 and types.count("number") == 3257 - 203
+
+
+def test_mawps_train_states_the_equation(data_mirror, tmp_path):
+    spec = DATASETS["mawps_train"]
+    first = LOADERS[spec.loader](fetch(spec.source, tmp_path / "f", mirror=data_mirror), spec)[0]
+    assert first["output"] == "((22.0-14.0)/4.0) = 2. The answer is 2."
+
+
+def test_checksum_mismatch_is_an_error_and_leaves_nothing(tmp_path):
+    source = SOURCES["dataset/gsm8k/test.json"]
+    mirror = tmp_path / "mirror"
+    (mirror / source.relpath).parent.mkdir(parents=True)
+    (mirror / source.relpath).write_text("[]")
+    dest = tmp_path / "out" / "test.json"
+    with pytest.raises(FetchError, match="sha256 mismatch"):
+        fetch(source, dest, mirror=mirror)
+    assert not dest.exists()
+    with pytest.raises(FetchError, match="not found in data mirror"):
+        fetch(SOURCES["dataset/AQuA/test.json"], dest, mirror=mirror)
+
+
+def test_failed_download_says_what_to_do(tmp_path):
+    bad = SOURCES["dataset/gsm8k/test.json"].__class__("x/y", "0" * 40, "y", "p.json", "0" * 64)
+    import urllib.request
+    real = urllib.request.urlopen
+    urllib.request.urlopen = lambda *a, **k: (_ for _ in ()).throw(OSError("no network"))
+    try:
+        with pytest.raises(FetchError, match="data.mirror"):
+            fetch(bad, tmp_path / "f")
+    finally:
+        urllib.request.urlopen = real
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "invalid JSON"),
+    ('{"a": 1}', "expected a JSON list"),
+    ('[{"instruction": "q", "input": "", "output": ""}]', "item 0: missing field 'answer'"),
+    ('[{"instruction": 5, "input": "", "output": "", "answer": "1"}]', "item 0: field 'instruction' should be str"),
+    ('[{"instruction": "q", "input": "", "output": "", "answer": "seven"}]', "item 0: field 'answer' should be a number"),
+    ('[{"instruction": " ", "input": "", "output": "", "answer": "1"}]', "item 0: field 'instruction' is empty"),
+    ('[1]', "item 0: expected an object"),
+])
+def test_malformed_files_name_file_item_and_field(tmp_path, content, message):
+    path = tmp_path / "test.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as err:
+        LOADERS["llm_adapters"](path, DATASETS["gsm8k"])
+    assert str(path) in str(err.value)
+
+
+def test_letter_gold_must_be_a_choice(tmp_path):
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps([{"instruction": "q", "input": "", "output": "", "answer": "F"}]))
+    with pytest.raises(DataError, match="letter A-E"):
+        LOADERS["llm_adapters"](path, DATASETS["AQuA"])
+
+
+def test_subsample_is_seeded_ordered_and_per_dataset():
+    records = [{"i": i} for i in range(100)]
+    a = subsample(records, 10, 1, "x")
+    assert a == subsample(records, 10, 1, "x")
+    assert [r["i"] for r in a] == sorted(r["i"] for r in a)
+    assert a != subsample(records, 10, 1, "y") and a != subsample(records, 10, 2, "x")
+    assert subsample(records, None, 1, "x") == records and subsample(records, 500, 1, "x") == records
+
+
+def test_prepare_writes_normalized_jsonl(data_mirror, tmp_path):
+    raw = data_mirror / SOURCES["dataset/AQuA/test.json"].relpath
+    assert prepare("AQuA", raw, tmp_path / "aqua.jsonl", limit=5, seed=3) == 5
+    lines = [json.loads(line) for line in (tmp_path / "aqua.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and all(r["answer_type"] == "letter" for r in lines)

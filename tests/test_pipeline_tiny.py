@@ -1,0 +1,78 @@
+"""End to end on the real Snakefile: a tiny random LLaMA, a few real items per set from the data mirror."""
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline_lib.answers import score
+from pipeline_lib.files import read_jsonl
+from snakemake_run import job_counts, run
+
+pytestmark = pytest.mark.slow
+ROWS = [("base", "none"), ("lora", "gsm8k_train"), ("series", "gsm8k_train"), ("parallel", "gsm8k_train")]
+EVAL_SETS = ["gsm8k", "AQuA", "MultiArith"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+    first = run(workdir, overrides)
+    assert first.returncode == 0, first.stderr[-4000:]
+    return workdir, overrides, first
+
+
+def test_job_counts_per_rule(tiny_run):
+    _, _, first = tiny_run
+    assert job_counts(first.stderr + first.stdout) == {
+        "fetch_data": 4, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "report": 1, "all": 1}
+
+
+def test_scores_agree_with_predictions(tiny_run):
+    workdir = tiny_run[0]
+    for adapter, train in ROWS:
+        for dataset in EVAL_SETS:
+            s = json.loads((workdir / f"results/scores/tiny-llama/{adapter}/{train}/{dataset}.json").read_text())
+            preds = read_jsonl(workdir / f"results/predictions/tiny-llama/{adapter}/{train}/{dataset}.jsonl")
+            items = {r["id"]: r for r in read_jsonl(workdir / f"results/data/eval/{dataset}.jsonl")}
+            assert s["n"] == len(preds) == len(items) == 3
+            assert (s["model"], s["adapter"], s["train_set"], s["dataset"]) == ("tiny-llama", adapter, train, dataset)
+            for p in preds:
+                item = items[p["id"]]
+                assert p["gold"] == item["answer"]
+                assert score(item["answer_type"], p["response"], item["answer"])[1] == p["correct"]
+            assert s["accuracy"] == sum(p["correct"] for p in preds) / 3
+
+
+def test_table_shape_and_contents(tiny_run):
+    workdir = tiny_run[0]
+    table = pd.read_csv(workdir / "results/tables/accuracy.csv")
+    assert list(table.columns) == ["model", "adapter", "train_set", *EVAL_SETS, "average"]
+    assert sorted(zip(table.adapter, table.train_set)) == sorted(ROWS)
+    for _, row in table.iterrows():
+        for dataset in EVAL_SETS:
+            s = json.loads((workdir / f"results/scores/tiny-llama/{row.adapter}/{row.train_set}/{dataset}.json")
+                           .read_text())
+            assert row[dataset] == pytest.approx(round(100 * s["accuracy"], 1))
+        assert row.average == pytest.approx(round(sum(row[d] for d in EVAL_SETS) / 3, 1), abs=0.06)
+    assert (workdir / "results/figures/accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((workdir / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
+    assert metrics["steps"] == 2 and len(metrics["loss"]) == 2 and metrics["trainable_params"] > 0
+    for rule in ["fetch_data", "prepare_data", "finetune", "evaluate", "report"]:
+        assert any((workdir / "logs" / rule).rglob("*.log")), rule
+
+
+def test_second_run_executes_nothing(tiny_run):
+    workdir, overrides, _ = tiny_run
+    again = run(workdir, overrides)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
+    workdir, overrides, _ = tiny_run
+    changed = {**overrides, "adapters": {"lora": {"method": "lora", "r": 8, "lora_alpha": 8,
+                                                  "target_modules": ["q_proj", "v_proj", "up_proj"]}}}
+    dry = run(workdir, changed, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "report": 1, "all": 1}

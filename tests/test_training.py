@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+
+from pipeline_lib import adapters
+from pipeline_lib.training import TrainConfig, TrainingError, collate, lr_factor, token_loss_sum, tokenize, train
+
+RECORDS = [{"instruction": f"How many apples are {i} and {i + 1}?", "input": "", "output": f"The answer is {2 * i + 1}.",
+            "answer": str(2 * i + 1)} for i in range(12)]
+LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj", "up_proj"]}
+
+
+def test_tokenize_appends_eos_and_masks_prompt_when_asked(tiny):
+    _, tok = tiny
+    full = tokenize(tok, RECORDS[0], 256, train_on_inputs=True)
+    assert full["input_ids"][-1] == tok.eos_token_id and full["labels"] == full["input_ids"]
+    masked = tokenize(tok, RECORDS[0], 256, train_on_inputs=False)
+    n_masked = masked["labels"].count(-100)
+    assert 0 < n_masked < len(masked["labels"]) and masked["labels"][n_masked:] == full["input_ids"][n_masked:]
+    short = tokenize(tok, RECORDS[0], 8, train_on_inputs=True)
+    assert len(short["input_ids"]) == 8 and short["input_ids"][-1] != tok.eos_token_id  # truncated: no EOS
+
+
+def test_loss_ignores_padding(tiny):
+    model, tok = tiny
+    a, b = (tokenize(tok, r, 256, True) for r in RECORDS[:2])
+    alone_sum, alone_n = token_loss_sum(model, collate([a], tok.pad_token_id))
+    padded_sum, padded_n = token_loss_sum(model, collate([a, b], tok.pad_token_id))
+    other_sum, other_n = token_loss_sum(model, collate([b], tok.pad_token_id))
+    assert padded_n == alone_n + other_n
+    torch.testing.assert_close(padded_sum, alone_sum + other_sum, rtol=1e-4, atol=1e-4)
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    factors = [lr_factor(s, 2, 6) for s in range(6)]
+    assert factors[0] < factors[1] < factors[2] == 1.0 > factors[3] > factors[4] > factors[5] > 0
+    assert lr_factor(6, 2, 6) == 0
+
+
+def test_training_lowers_the_loss_and_reports_metrics(tiny):
+    model, tok = tiny
+    model = adapters.attach(model, LORA)
+    cfg = TrainConfig(max_steps=12, learning_rate=5e-3, batch_size=4, micro_batch_size=2, warmup_steps=1)
+    metrics = train(model, tok, RECORDS, cfg, progress=False)
+    assert metrics["steps"] == 12 and len(metrics["loss"]) == 12
+    assert metrics["loss"][-1] < metrics["loss"][0]
+    assert metrics["tokens"] > 0 and metrics["tokens_per_s"] > 0 and metrics["peak_rss_mb"] > 0
+
+
+def test_same_seed_gives_identical_adapter(tiny_dir):
+    from pipeline_lib import models
+
+    def run():
+        model, tok = models.load(tiny_dir)
+        torch.manual_seed(123)
+        model = adapters.attach(model, LORA)
+        train(model, tok, RECORDS, TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2), progress=False)
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    first, second = run(), run()
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_epochs_set_the_number_of_steps(tiny):
+    model, tok = tiny
+    model = adapters.attach(model, LORA)
+    metrics = train(model, tok, RECORDS, TrainConfig(epochs=2, batch_size=4, micro_batch_size=4, warmup_steps=0),
+                    progress=False)
+    assert metrics["steps"] == 2 * math.ceil(len(RECORDS) / 4)
+
+
+def test_bad_training_input_fails_clearly(tiny):
+    model, tok = tiny
+    with pytest.raises(TrainingError, match="empty"):
+        train(model, tok, [], TrainConfig(), progress=False)
+    with pytest.raises(TrainingError, match="not a multiple"):
+        train(model, tok, RECORDS, TrainConfig(batch_size=6, micro_batch_size=4), progress=False)
+    with pytest.raises(TrainingError, match="no trainable parameters"):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        train(model, tok, RECORDS, TrainConfig(), progress=False)
+
+
+def test_nan_loss_stops_naming_the_step(tiny):
+    model, tok = tiny
+    model = adapters.attach(model, LORA)
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+    with pytest.raises(TrainingError, match="at step 1"):
+        train(model, tok, RECORDS, TrainConfig(max_steps=2, batch_size=4, micro_batch_size=2), progress=False)
