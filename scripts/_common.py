@@ -10,3 +10,11 @@ def set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, n))
+
+
+def add_model_args(parser) -> None:
+    """Arguments of every script that loads a base model."""
+    parser.add_argument("--model", required=True, help="base model directory")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trust-remote-code", action="store_true")

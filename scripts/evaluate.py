@@ -8,16 +8,13 @@ from pipeline_lib.evaluation import evaluate
 from pipeline_lib.files import read_jsonl, write_json, write_jsonl
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--model", required=True, help="base model directory")
 parser.add_argument("--adapter-dir", default="", help="adapter directory; empty for the base model")
 parser.add_argument("--data", required=True)
 parser.add_argument("--predictions", required=True)
 parser.add_argument("--score", required=True)
 parser.add_argument("--labels", required=True, help="JSON: model, adapter, train_set, dataset")
 parser.add_argument("--evaluation", required=True, help="evaluation config as JSON")
-parser.add_argument("--device", default="cpu")
-parser.add_argument("--threads", type=int, default=1)
-parser.add_argument("--trust-remote-code", action="store_true")
+_common.add_model_args(parser)
 args = parser.parse_args()
 _common.set_threads(args.threads)
 

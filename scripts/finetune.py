@@ -9,14 +9,11 @@ from pipeline_lib.files import atomic_path, read_jsonl, write_json
 from pipeline_lib.training import TrainConfig, train
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--model", required=True, help="base model directory")
 parser.add_argument("--data", required=True, help="normalized training JSONL")
 parser.add_argument("--out", required=True, help="adapter directory to create")
 parser.add_argument("--adapter", required=True, help="adapter spec as JSON")
 parser.add_argument("--training", required=True, help="training config as JSON")
-parser.add_argument("--device", default="cpu")
-parser.add_argument("--threads", type=int, default=1)
-parser.add_argument("--trust-remote-code", action="store_true")
+_common.add_model_args(parser)
 args = parser.parse_args()
 _common.set_threads(args.threads)
 

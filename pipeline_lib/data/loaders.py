@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from ..files import read_jsonl
 from .registry import DatasetSpec
 
 
@@ -33,14 +34,10 @@ def _read_json_list(path: Path) -> list:
 
 
 def _read_jsonl(path: Path) -> list:
-    items = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from e
-    return items
+    try:
+        return read_jsonl(path)
+    except ValueError as e:
+        raise DataError(str(e)) from e
 
 
 def _field(path, index, item, key, types):
