@@ -1,7 +1,14 @@
 """Batched greedy generation: KV cache, left padding with an attention mask, longest prompts first,
-stop on EOS or on a stop string."""
+stop on EOS or on a stop string.
+
+Prompt-learning adapters (prefix tuning, prompt tuning, p-tuning) get a decoding loop of our own: peft's
+generate() with the KV cache gives different tokens than the model's own forward pass for them (measured
+with peft 0.21 / transformers 5.24: the prefix is lost after the first step, the failure behind upstream
+LLM-Adapters issue #32), so the virtual tokens are put in place once, and the cache carries them on.
+"""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Iterator
 
 import torch
@@ -19,6 +26,54 @@ def batches_longest_first(lengths: list[int], batch_size: int) -> Iterator[list[
         yield order[start:start + batch_size]
 
 
+def _prompt_learning_config(model):
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
+    return config if config is not None and config.is_prompt_learning else None
+
+
+@torch.inference_mode()
+def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           eos_token_id: int | None, pad_token_id: int) -> torch.Tensor:
+    """Greedy continuation of a left-padded batch; returns prompt + new tokens, like generate()."""
+    if _prompt_learning_config(model) is None:
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
+                              max_new_tokens=max_new_tokens, use_cache=True, pad_token_id=pad_token_id,
+                              eos_token_id=eos_token_id)
+    return _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id)
+
+
+def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id):
+    config = _prompt_learning_config(model)
+    base, batch, n_virtual = model.base_model, input_ids.shape[0], config.num_virtual_tokens
+    mask = torch.cat([attention_mask.new_ones(batch, n_virtual), attention_mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+    with_positions = "position_ids" in inspect.signature(base.forward).parameters
+
+    def step(positions_now, **inputs):
+        extra = {"position_ids": positions_now} if with_positions else {}
+        return base(attention_mask=mask, use_cache=True, **inputs, **extra)
+
+    if config.peft_type.value == "PREFIX_TUNING":
+        cache = model.get_prompt(batch, max_cache_len=mask.shape[1] + max_new_tokens)
+        out = step(positions[:, n_virtual:], input_ids=input_ids, past_key_values=cache)
+    else:
+        embeds = model.word_embeddings(input_ids)
+        virtual = model.get_prompt(batch_size=batch).to(embeds.dtype)
+        out = step(positions, inputs_embeds=torch.cat([virtual, embeds], dim=1))
+    tokens, finished = [], torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    for _ in range(max_new_tokens):
+        token = out.logits[:, -1].argmax(-1).masked_fill(finished, pad_token_id)
+        tokens.append(token)
+        if eos_token_id is not None:
+            finished |= token == eos_token_id
+        if finished.all() or len(tokens) == max_new_tokens:
+            break
+        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+        positions = positions[:, -1:] + 1
+        out = step(positions, input_ids=token[:, None], past_key_values=out.past_key_values)
+    return torch.cat([input_ids, torch.stack(tokens, dim=1)], dim=1)
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 128,
              stop_strings: list[str] | None = None,
@@ -31,9 +86,13 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new
     responses: list[str | None] = [None] * len(prompts)
     for indices in batches_longest_first(lengths, batch_size):
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
-        out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, use_cache=True,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None)
+        if _prompt_learning_config(model) is None:
+            out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, use_cache=True,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None)
+        else:  # stop strings are cut afterwards
+            out = greedy(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
+                         tokenizer.pad_token_id)
         texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         batch = [cut_at_stop(t, stop_strings) for t in texts]
         for i, text in zip(indices, batch):

@@ -66,8 +66,10 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropies over labelled tokens, and their count."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"][:, 1:]
+    # prompt-learning adapters prepend virtual tokens to the logits: keep the input's positions only
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, -batch["input_ids"].shape[1]:]
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
                                              ignore_index=-100, reduction="sum")
     return loss, int((labels != -100).sum())
@@ -115,6 +117,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
             raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")
         optimizer.step()
         scheduler.step()
+        if hasattr(getattr(model, "base_model", None), "update_and_allocate"):
+            model.base_model.update_and_allocate(step)  # AdaLoRA's rank budget, between step and zero_grad
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss, 6))
         tokens_seen += step_tokens

@@ -5,7 +5,7 @@ import torch
 
 from pipeline_lib import adapters
 from pipeline_lib.adapters.bottleneck import BottleneckLinear
-from pipeline_lib.adapters.placement import PLACEMENT, placement_for
+from pipeline_lib.adapters.placement import ARCHITECTURES, PAPER_TARGETS, default_targets, placement_for
 
 INPUT = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29]])
 
@@ -35,10 +35,39 @@ def test_bottleneck_placements_match_hand_computation():
 def test_placement_map_is_data():
     assert placement_for("series", "llama", "down_proj") == "output"
     assert placement_for("series", "llama", "gate_proj") == "input"
+    assert placement_for("series", "bloom", "dense_h_to_4h") == "input"
+    assert placement_for("series", "gptj", "fc_out") == "output"
+    assert placement_for("series", "opt", "fc1") == "input"
+    assert placement_for("series", "gpt_neo", "mlp.c_proj") == "output"
     assert placement_for("parallel", "llama", "q_proj") == "parallel"
-    assert set(PLACEMENT) >= {"llama", "bloom", "gptj", "opt", "gpt_neo"}
+    assert set(ARCHITECTURES) >= {"llama", "bloom", "gptj", "opt", "gpt_neo", "gpt2", "gpt_neox", "mistral"}
     with pytest.raises(ValueError, match="'q_proj' has no placement in the llama map"):
         placement_for("series", "llama", "q_proj")
+
+
+def test_upstream_default_targets_and_paper_overrides():
+    assert default_targets("series", "llama") == ["gate_proj", "up_proj", "down_proj"]
+    assert default_targets("adapterp", "llama") == ["down_proj"]
+    assert default_targets("adapterp", "gptj") == ["fc_out"]
+    assert default_targets("parallel", "llama") == ["q_proj", "k_proj", "v_proj"]
+    assert default_targets("parallel", "bloom") == ["query_key_value"]
+    assert PAPER_TARGETS["series"]["llama"] == ["up_proj", "gate_proj"]
+    assert PAPER_TARGETS["parallel"]["gptj"] == ["fc_in", "fc_out"]
+
+
+def test_scaled_parallel_scale_and_adapterp_placement(tiny):
+    model, _ = tiny
+    model = adapters.attach(model, {"method": "scaled_parallel", "bottleneck_size": 8})
+    layer = model.model.layers[0].self_attn.q_proj
+    assert layer.placement == "parallel" and float(layer.adapter_scale) == 4.0
+    from pipeline_lib import models  # noqa: F401
+
+    cfg = adapters.bottleneck.BottleneckConfig.from_dict({"method": "adapterp", "bottleneck_size": 8})
+    assert cfg.scaling == 1.0 and cfg.kind == "series"
+    with pytest.raises(ValueError, match="bottleneck_size must be a positive integer"):
+        adapters.bottleneck.BottleneckConfig.from_dict({"method": "series", "bottleneck_size": 0})
+    with pytest.raises(ValueError, match="scaling must be a number or 'learned'"):
+        adapters.bottleneck.BottleneckConfig.from_dict({"method": "series", "scaling": "big"})
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -117,10 +146,13 @@ def test_bottleneck_is_not_merged_and_can_be_disabled(tiny):
     model, _ = tiny
     before = logits(model)
     model = adapters.attach(model, {"method": "series", "bottleneck_size": 8})
+    with pytest.raises(NotImplementedError, match="cannot be merged .* non-linearity 'tanh'"):
+        adapters.merge(model)
     assert adapters.merge_for_inference(model) is model
     assert (logits(model) - before).abs().max() > 1e-6  # bert init is not the identity
-    adapters.bottleneck.set_enabled(model, False)
-    assert torch.equal(logits(model), before)
+    with adapters.disabled(model):
+        assert torch.equal(logits(model), before)
+    assert (logits(model) - before).abs().max() > 1e-6
 
 
 def test_bad_adapter_options_fail_clearly(tiny):

@@ -48,6 +48,20 @@ def test_training_lowers_the_loss_and_reports_metrics(tiny):
     assert metrics["tokens"] > 0 and metrics["tokens_per_s"] > 0 and metrics["peak_rss_mb"] > 0
 
 
+@pytest.mark.parametrize("spec, lr", [
+    ({"method": "series", "bottleneck_size": 8}, 1e-2),
+    ({"method": "prefix_tuning", "num_virtual_tokens": 4}, 1e-2),
+    ({"method": "prompt_tuning", "num_virtual_tokens": 4}, 0.3),  # prompt tuning wants a large rate
+    ({"method": "adalora", "init_r": 4, "target_r": 2, "total_step": 8, "target_modules": ["q_proj", "v_proj"]}, 1e-2),
+])
+def test_other_methods_train(tiny, spec, lr):
+    model, tok = tiny
+    model = adapters.attach(model, spec)
+    cfg = TrainConfig(max_steps=8, learning_rate=lr, batch_size=4, micro_batch_size=2, warmup_steps=0)
+    losses = train(model, tok, RECORDS, cfg, progress=False)["loss"]
+    assert sum(losses[-3:]) < sum(losses[:3])
+
+
 def test_same_seed_gives_identical_adapter(tiny_dir):
     from pipeline_lib import models
 

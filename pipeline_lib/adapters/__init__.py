@@ -1,21 +1,26 @@
 """The one adapter-injection library of the pipeline: every method by name, one call path.
 
 An adapter spec is a dict from the config: {"method": name, **options}. peft methods (lora, dora, ia3,
-prefix_tuning, ...) are delegated to peft itself, options passed through to the peft config class; the
-bottleneck family (series, parallel), which peft lacks, is ours. Both save `adapter_config.json` +
-`adapter_model.safetensors`.
+vera, loha, lokr, oft, adalora, prefix_tuning, prompt_tuning, p_tuning, ...: every config class peft has)
+are delegated to peft itself, options passed through to the peft config class; the bottleneck family
+(series, adapterp, parallel, scaled_parallel), which peft lacks, is ours. Both save `adapter_config.json` +
+`adapter_model.safetensors`, and load onto a freshly loaded base model.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 from torch import nn
 
 from . import bottleneck
 
-BOTTLENECK_METHODS = ("series", "parallel")
+log = logging.getLogger(__name__)
+
+BOTTLENECK_METHODS = tuple(bottleneck.METHODS)
 # methods that are a peft method with some options fixed
 PEFT_ALIASES = {"dora": ("lora", {"use_dora": True})}
 
@@ -83,14 +88,45 @@ def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
     return model
 
 
+def _is_prompt_learning(model: nn.Module) -> bool:
+    config = getattr(model, "peft_config", {}).get("default")
+    return bool(config is not None and config.is_prompt_learning)
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """Fold the adapter into the base weights and return the plain model; raise where that is impossible."""
+    if hasattr(model, "bottleneck_config"):
+        return bottleneck.merge(model)
+    if _is_prompt_learning(model):
+        raise NotImplementedError(f"{model.peft_config['default'].peft_type.value.lower()} adapter cannot be "
+                                  f"merged: it adds virtual tokens, not weight updates")
+    if not hasattr(model, "merge_and_unload"):
+        raise ValueError("model carries no adapter to merge")
+    return model.merge_and_unload()
+
+
 def merge_for_inference(model: nn.Module) -> nn.Module:
-    """Fold mergeable adapters (the LoRA family) into the base weights; others are returned as they are."""
-    if hasattr(model, "merge_and_unload"):
+    """Merge where the method allows it (the LoRA family), so generation costs what the base model costs;
+    otherwise keep the adapter modules in place and say why."""
+    try:
+        return merge(model)
+    except NotImplementedError as e:
+        log.info("generating unmerged: %s", e)
+        return model
+
+
+@contextlib.contextmanager
+def disabled(model: nn.Module):
+    """Run the base model alone, adapter switched off, inside the block."""
+    if hasattr(model, "bottleneck_config"):
+        bottleneck.set_enabled(model, False)
         try:
-            return model.merge_and_unload()
-        except (AttributeError, NotImplementedError, ValueError):
-            return model  # e.g. prompt-learning methods have nothing to merge
-    return model
+            yield model
+        finally:
+            bottleneck.set_enabled(model, True)
+    else:
+        with model.disable_adapter():
+            yield model
 
 
 def parameter_counts(model: nn.Module) -> dict:

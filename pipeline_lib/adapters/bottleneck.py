@@ -1,8 +1,13 @@
-"""The bottleneck adapter family of LLM-Adapters (Series/AdapterH and Parallel), which peft lacks.
+"""The bottleneck adapter family of LLM-Adapters, which peft lacks.
 
 A bottleneck is down-projection -> non-linearity -> up-projection, times a scale. It wraps a linear layer
-in one of three placements (see placement.py). Saved like a peft adapter: `adapter_config.json` +
-`adapter_model.safetensors` holding only the adapter's tensors.
+(nn.Linear, or GPT-2's Conv1D) in one of three placements (see placement.py). The methods:
+  series           AdapterH in the paper's tables (Houlsby): series bottlenecks on the MLP linears
+  adapterp         AdapterP (Pfeiffer): one series bottleneck, after the MLP output linear
+  parallel         a bottleneck beside a linear, added to its output (He et al.)
+  scaled_parallel  the same with a scale (He et al.'s scaled PA: fixed 4.0 by default, or "learned")
+Saved like a peft adapter: `adapter_config.json` + `adapter_model.safetensors` with only adapter tensors.
+Merging into the base weights is impossible (a non-linearity sits inside the added path): merge() says so.
 """
 from __future__ import annotations
 
@@ -16,51 +21,82 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from ..files import atomic_path
-from .placement import default_targets, placement_for
+from .placement import default_targets, matches, placement_for
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "pipeline_lib.bottleneck"
 
 
+# method -> (kind of placement, default scaling)
+METHODS = {"series": ("series", 1.0), "adapterp": ("series", 1.0), "parallel": ("parallel", 1.0),
+           "scaled_parallel": ("parallel", 4.0)}
+
+
 @dataclass
 class BottleneckConfig:
-    method: str = "series"              # "series" or "parallel"
+    method: str = "series"
     bottleneck_size: int = 256          # paper default
     non_linearity: str = "tanh"         # paper default
     dropout: float = 0.0
-    scaling: float | str = 1.0          # a float, or "learned"
+    scaling: float | str | None = None  # a number, or "learned"; None: the method's default
     init: str = "bert"                  # "bert": normal(0.02) on both projections; "mam": zero up-projection
-    target_modules: list[str] | None = None
-    placements: dict[str, str] = field(default_factory=dict)  # filled at injection: module name -> placement
+    target_modules: list[str] | None = None  # None: the method's default targets for the architecture
+    placements: dict[str, str] = field(default_factory=dict)  # filled at injection: target -> placement
 
     @classmethod
     def from_dict(cls, options: dict) -> "BottleneckConfig":
         valid = {f.name for f in fields(cls)} - {"placements"}
         unknown = sorted(set(options) - valid)
+        method = options.get("method", "series")
         if unknown:
-            raise ValueError(f"bottleneck adapter: unknown option(s) {unknown}; valid: {sorted(valid)}")
+            raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
         config = cls(**options)
-        if config.method not in ("series", "parallel"):
-            raise ValueError(f"bottleneck adapter: method must be 'series' or 'parallel', got {config.method!r}")
-        if config.non_linearity not in ACT2FN:
-            raise ValueError(f"bottleneck adapter: unknown non_linearity {config.non_linearity!r}")
-        if config.init not in ("bert", "mam"):
-            raise ValueError(f"bottleneck adapter: init must be 'bert' or 'mam', got {config.init!r}")
-        if isinstance(config.scaling, str) and config.scaling != "learned":
-            raise ValueError(f"bottleneck adapter: scaling must be a number or 'learned', got {config.scaling!r}")
+        if config.method not in METHODS:
+            raise ValueError(f"bottleneck adapter: method must be one of {', '.join(METHODS)}, got {config.method!r}")
+        if config.scaling is None:
+            config.scaling = METHODS[config.method][1]
+        checks = [
+            (isinstance(config.bottleneck_size, int) and config.bottleneck_size > 0, "bottleneck_size must be a positive integer"),
+            (config.non_linearity in ACT2FN, f"unknown non_linearity {config.non_linearity!r}"),
+            (config.init in ("bert", "mam"), f"init must be 'bert' or 'mam', got {config.init!r}"),
+            (config.scaling == "learned" or isinstance(config.scaling, (int, float)),
+             f"scaling must be a number or 'learned', got {config.scaling!r}"),
+            (0 <= config.dropout < 1, f"dropout must be in [0, 1), got {config.dropout!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{config.method} adapter: {message}")
         return config
+
+    @property
+    def kind(self) -> str:
+        return METHODS[self.method][0]
+
+
+def linear_dims(module: nn.Module) -> tuple[int, int]:
+    """(in, out) features of an nn.Linear or a transformers Conv1D (weight stored as in x out)."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    return module.weight.shape[0], module.weight.shape[1]
+
+
+def is_linear(module: nn.Module) -> bool:
+    from transformers.pytorch_utils import Conv1D
+
+    return isinstance(module, (nn.Linear, Conv1D))
 
 
 class BottleneckLinear(nn.Module):
     """A frozen linear layer with a bottleneck adapter in the given placement."""
 
-    def __init__(self, base: nn.Linear, placement: str, config: BottleneckConfig):
+    def __init__(self, base: nn.Module, placement: str, config: BottleneckConfig):
         super().__init__()
         self.base = base
         self.placement = placement
-        dim_in = base.out_features if placement == "output" else base.in_features
-        dim_out = base.in_features if placement == "input" else base.out_features
+        features_in, features_out = linear_dims(base)
+        dim_in = features_out if placement == "output" else features_in
+        dim_out = features_in if placement == "input" else features_out
         weight = base.weight
         dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
         self.adapter_down = nn.Linear(dim_in, config.bottleneck_size, bias=False, device=weight.device, dtype=dtype)
@@ -95,11 +131,12 @@ class BottleneckLinear(nn.Module):
         return y + self.bottleneck(y if self.placement == "output" else x)
 
 
-def _targets(model: nn.Module, names: list[str]) -> list[str]:
-    found = [n for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in names and isinstance(m, nn.Linear)]
-    missing = sorted(set(names) - {n.rsplit(".", 1)[-1] for n in found})
+def _targets(model: nn.Module, targets: list[str]) -> list[tuple[str, str]]:
+    """(module path, target name) of every linear layer a target names; every target must match one."""
+    found = [(path, t) for path, m in model.named_modules() if is_linear(m) for t in targets if matches(path, t)]
+    missing = sorted(set(targets) - {t for _, t in found})
     if missing:
-        linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        linears = sorted({path.rsplit(".", 1)[-1] for path, m in model.named_modules() if is_linear(m)})
         raise ValueError(f"bottleneck adapter: target module(s) {missing} not found as linear layers in "
                          f"{model.config.model_type}; linear layers: {', '.join(linears)}")
     return found
@@ -108,15 +145,14 @@ def _targets(model: nn.Module, names: list[str]) -> list[str]:
 def inject(model: nn.Module, config: BottleneckConfig) -> nn.Module:
     """Wrap the target linears in place, freeze everything else, and remember the config on the model."""
     model_type = model.config.model_type
-    names = config.target_modules or default_targets(config.method, model_type)
-    config.target_modules = list(names)
+    config.target_modules = list(config.target_modules or default_targets(config.method, model_type))
     for p in model.parameters():
         p.requires_grad_(False)
-    for full_name in _targets(model, names):
-        parent_name, _, child = full_name.rpartition(".")
+    for path, target in _targets(model, config.target_modules):
+        parent_name, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_name)
-        placement = placement_for(config.method, model_type, child)
-        config.placements[child] = placement
+        placement = placement_for(config.kind, model_type, target)
+        config.placements[target] = placement
         setattr(parent, child, BottleneckLinear(getattr(parent, child), placement, config))
     model.bottleneck_config = config
     return model
@@ -155,3 +191,10 @@ def set_enabled(model: nn.Module, enabled: bool) -> None:
     for m in model.modules():
         if isinstance(m, BottleneckLinear):
             m.enabled = enabled
+
+
+def merge(model: nn.Module) -> nn.Module:
+    raise NotImplementedError(
+        f"{model.bottleneck_config.method} adapter cannot be merged into the base weights: its added path "
+        f"contains the non-linearity {model.bottleneck_config.non_linearity!r}, so it is no linear map; "
+        f"generate with the adapter modules in place (adapters.merge_for_inference does so)")

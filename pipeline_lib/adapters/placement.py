@@ -1,56 +1,96 @@
-"""Where bottleneck adapters go, per architecture, as data.
+"""Where adapters go, per architecture, as data.
 
-PLACEMENT: how a bottleneck sits relative to each named linear layer, from upstream LLM-Adapters
-`peft/src/peft/tuners/bottleneck.py` (TRANSFORMERS_MODELS_TO_ADAPTER_TYPE_MAPPING): its `mh_adapter` is our
-"input" (bottleneck + residual applied to the linear's input), its `output_adapter` our "output" (applied to
-the linear's output, plus residual); a parallel adapter is "parallel" on any linear (computed from the
-linear's input, added to its output).
+Module names are dotted suffixes of module paths ("mlp.c_proj" matches "h.0.mlp.c_proj" but not
+"h.0.attn.c_proj"). Each architecture lists its linear layers by role:
+  attention_in  the query/key/value projections (or the fused one)
+  attention_out the attention output projection
+  mlp_in        the MLP's input projection(s)
+  mlp_out       the MLP's output projection
 
-DEFAULT_TARGETS: upstream's default target modules per method (its forked peft `mapping.py`).
-PAPER_TARGETS: the overrides of upstream's published math runs (`math_running_commands`).
+Series-type bottlenecks (series, adapterp) take their placement from the role, following upstream
+LLM-Adapters `peft/src/peft/tuners/bottleneck.py` (TRANSFORMERS_MODELS_TO_ADAPTER_TYPE_MAPPING): its
+`mh_adapter` on the MLP input linears is our "input" placement (bottleneck + residual applied to the
+linear's input), its `output_adapter` on the MLP output linear our "output" placement (applied to the
+linear's output, plus residual). Upstream mapped MLP linears only; we also place an "output" adapter on the
+attention output projection, which is what "a series adapter after the attention" means in the paper's
+placement study. Parallel-type bottlenecks (parallel, scaled_parallel) are "parallel" on any linear
+(computed from the linear's input, added to its output).
 """
 from __future__ import annotations
 
-PLACEMENT: dict[str, dict[str, str]] = {
-    "llama": {"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
-    "bloom": {"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
-    "gptj": {"fc_in": "input", "fc_out": "output"},
-    "opt": {"fc1": "input", "fc2": "output"},
-    "gpt_neo": {"c_fc": "input", "c_proj": "output"},
+_LLAMA_LIKE = {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["o_proj"],
+               "mlp_in": ["gate_proj", "up_proj"], "mlp_out": ["down_proj"]}
+
+ARCHITECTURES: dict[str, dict[str, list[str]]] = {
+    "llama": _LLAMA_LIKE, "mistral": _LLAMA_LIKE, "qwen2": _LLAMA_LIKE, "gemma": _LLAMA_LIKE,
+    "bloom": {"attention_in": ["query_key_value"], "attention_out": ["self_attention.dense"],
+              "mlp_in": ["dense_h_to_4h"], "mlp_out": ["dense_4h_to_h"]},
+    "gptj": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["attn.out_proj"],
+             "mlp_in": ["fc_in"], "mlp_out": ["fc_out"]},
+    "opt": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["self_attn.out_proj"],
+            "mlp_in": ["fc1"], "mlp_out": ["fc2"]},
+    "gpt_neo": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["attention.out_proj"],
+                "mlp_in": ["mlp.c_fc"], "mlp_out": ["mlp.c_proj"]},
+    "gpt2": {"attention_in": ["attn.c_attn"], "attention_out": ["attn.c_proj"],
+             "mlp_in": ["mlp.c_fc"], "mlp_out": ["mlp.c_proj"]},
+    "gpt_neox": {"attention_in": ["query_key_value"], "attention_out": ["attention.dense"],
+                 "mlp_in": ["dense_h_to_4h"], "mlp_out": ["dense_4h_to_h"]},
+}
+SERIES_PLACEMENT = {"attention_out": "output", "mlp_in": "input", "mlp_out": "output"}
+
+# Upstream's default targets per method (its forked peft `mapping.py`), by role.
+DEFAULT_ROLES: dict[str, list[str]] = {
+    "series": ["mlp_in", "mlp_out"],
+    "adapterp": ["mlp_out"],
+    "parallel": ["attention_in"],
+    "scaled_parallel": ["attention_in"],
 }
 
-DEFAULT_TARGETS: dict[str, dict[str, list[str]]] = {
-    "series": {"llama": ["gate_proj", "up_proj", "down_proj"], "bloom": ["dense_h_to_4h", "dense_4h_to_h"],
-               "gptj": ["fc_in", "fc_out"], "opt": ["fc1", "fc2"], "gpt_neo": ["c_fc", "c_proj"]},
-    "parallel": {"llama": ["q_proj", "k_proj", "v_proj"], "bloom": ["query_key_value"],
-                 "gptj": ["q_proj", "k_proj", "v_proj"], "opt": ["q_proj", "k_proj", "v_proj"],
-                 "gpt_neo": ["q_proj", "k_proj", "v_proj"]},
-}
-
+# Targets of upstream's published math runs (`math_running_commands`), which override the defaults.
 PAPER_TARGETS: dict[str, dict[str, list[str]]] = {
     "series": {"llama": ["up_proj", "gate_proj"], "bloom": ["dense_4h_to_h"], "gptj": ["fc_out"]},
     "parallel": {"llama": ["up_proj", "down_proj"], "bloom": ["dense_4h_to_h", "dense_h_to_4h"],
                  "gptj": ["fc_in", "fc_out"]},
+    "lora": {"llama": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"],
+             "bloom": ["query_key_value", "dense_4h_to_h", "dense_h_to_4h"],
+             "gptj": ["q_proj", "k_proj", "v_proj", "fc_in", "fc_out"]},
 }
 
 
-def placement_for(method: str, model_type: str, module_name: str) -> str:
-    """The placement of a bottleneck on `module_name`: parallel adapters are always 'parallel'."""
-    if method == "parallel":
-        return "parallel"
-    arch = PLACEMENT.get(model_type)
-    if arch is None:
-        raise ValueError(f"series adapter: no placement map for architecture {model_type!r}; "
-                         f"known: {', '.join(sorted(PLACEMENT))}")
-    if module_name not in arch:
-        raise ValueError(f"series adapter: module {module_name!r} has no placement in the {model_type} map; "
-                         f"valid: {', '.join(arch)}")
-    return arch[module_name]
+def architecture(model_type: str) -> dict[str, list[str]]:
+    if model_type not in ARCHITECTURES:
+        raise ValueError(f"no placement map for architecture {model_type!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[model_type]
+
+
+def modules_for(model_type: str, roles: list[str]) -> list[str]:
+    """Module names of the given roles, e.g. ['attention_in', 'mlp_out'] -> ['q_proj', ..., 'down_proj']."""
+    arch = architecture(model_type)
+    unknown = sorted(set(roles) - set(arch))
+    if unknown:
+        raise ValueError(f"unknown module role(s) {unknown}; valid: {', '.join(arch)}")
+    return [name for role in roles for name in arch[role]]
 
 
 def default_targets(method: str, model_type: str) -> list[str]:
-    try:
-        return list(DEFAULT_TARGETS[method][model_type])
-    except KeyError:
-        raise ValueError(f"{method} adapter: no default target modules for architecture {model_type!r}; "
-                         f"set target_modules in the adapter's config") from None
+    return modules_for(model_type, DEFAULT_ROLES[method])
+
+
+def role_of(model_type: str, target: str) -> str | None:
+    return next((role for role, names in architecture(model_type).items() if target in names), None)
+
+
+def placement_for(kind: str, model_type: str, target: str) -> str:
+    """'input', 'output' or 'parallel' for a bottleneck of `kind` ('series' or 'parallel') on `target`."""
+    if kind == "parallel":
+        return "parallel"
+    role = role_of(model_type, target)
+    if role not in SERIES_PLACEMENT:
+        valid = modules_for(model_type, list(SERIES_PLACEMENT))
+        raise ValueError(f"series adapter: module {target!r} has no placement in the {model_type} map; "
+                         f"valid: {', '.join(valid)}")
+    return SERIES_PLACEMENT[role]
+
+
+def matches(module_path: str, target: str) -> bool:
+    return module_path == target or module_path.endswith("." + target)

@@ -1,0 +1,240 @@
+"""Numerical checks of every adapter method on every architecture, on tiny random models built in-process.
+
+The same checks back the tests and `scripts/adapter_support.py`, which writes docs/adapter-support.md:
+the support matrix is what these checks measured, not a claim.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from . import attach, bottleneck, disabled, load, merge, parameter_counts, save
+from .placement import ARCHITECTURES, modules_for
+
+VOCAB = 96
+PAD = 0
+IDS = torch.tensor([[5, 17, 33, 2, 41, 60, 7, 12], [PAD, PAD, PAD, 9, 22, 45, 71, 3]])
+MASK = (IDS != PAD).long()
+
+
+def _tiny_configs() -> dict:
+    import transformers as t
+
+    common = dict(vocab_size=VOCAB, pad_token_id=PAD, bos_token_id=1, eos_token_id=2)
+    llama_like = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=128, **common)
+    return {
+        "llama": lambda: t.LlamaConfig(**llama_like),
+        "mistral": lambda: t.MistralConfig(**llama_like, sliding_window=None),
+        "qwen2": lambda: t.Qwen2Config(**llama_like),
+        "gemma": lambda: t.GemmaConfig(**llama_like, head_dim=8),
+        "bloom": lambda: t.BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common),
+        "gptj": lambda: t.GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common),
+        "opt": lambda: t.OPTConfig(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                                   word_embed_proj_dim=32, max_position_embeddings=128, **common),
+        "gpt_neo": lambda: t.GPTNeoConfig(hidden_size=32, num_layers=2, num_heads=4, window_size=16,
+                                          attention_types=[[["global", "local"], 1]], max_position_embeddings=128,
+                                          **common),
+        "gpt2": lambda: t.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **common),
+        "gpt_neox": lambda: t.GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, max_position_embeddings=128, **common),
+    }
+
+
+TINY = _tiny_configs()
+ARCHS = list(TINY)
+
+
+def tiny_model(arch: str, seed: int = 0):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(TINY[arch](), dtype=torch.float32).eval()
+
+
+def check_spec(method: str, arch: str, identity: bool = False) -> dict:
+    """Small options for `method` on `arch`; `identity` asks for an initialisation that changes nothing."""
+    attn, mlp_out = modules_for(arch, ["attention_in"]), modules_for(arch, ["mlp_out"])
+    targets = attn + mlp_out
+    specs = {
+        "series": {"bottleneck_size": 8}, "adapterp": {"bottleneck_size": 8},
+        "parallel": {"bottleneck_size": 8}, "scaled_parallel": {"bottleneck_size": 8, "scaling": "learned"},
+        "lora": {"r": 4, "lora_alpha": 8, "target_modules": targets},
+        "dora": {"r": 4, "lora_alpha": 8, "target_modules": targets},
+        "ia3": {"target_modules": targets, "feedforward_modules": mlp_out},
+        "vera": {"r": 4, "target_modules": targets},
+        "loha": {"r": 4, "alpha": 8, "target_modules": targets},
+        "lokr": {"r": 4, "alpha": 8, "target_modules": targets},
+        "oft": {"r": 0, "oft_block_size": 4, "target_modules": targets},
+        "adalora": {"init_r": 4, "target_r": 2, "total_step": 10, "target_modules": targets},
+        "prefix_tuning": {"num_virtual_tokens": 4},
+        "prompt_tuning": {"num_virtual_tokens": 4},
+        "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
+    }
+    spec = {"method": method, **specs[method]}
+    if identity and method in bottleneck.METHODS:
+        spec["init"] = "mam"
+    return spec
+
+
+METHODS = ["series", "adapterp", "parallel", "scaled_parallel", "lora", "dora", "ia3", "vera", "loha", "lokr",
+           "oft", "adalora", "prefix_tuning", "prompt_tuning", "p_tuning"]
+PROMPT_LEARNING = {"prefix_tuning", "prompt_tuning", "p_tuning"}
+
+
+@dataclass
+class Result:
+    arch: str
+    method: str
+    checks: dict[str, str] = field(default_factory=dict)  # check -> "ok" | "n/a: why" | "FAIL: why"
+
+    @property
+    def ok(self) -> bool:
+        return all(not v.startswith("FAIL") for v in self.checks.values())
+
+    @property
+    def reason(self) -> str:
+        """Each distinct failure once, with the checks it broke."""
+        by_message: dict[str, list[str]] = {}
+        for check_name, v in self.checks.items():
+            if v.startswith("FAIL"):
+                by_message.setdefault(v[6:], []).append(check_name)
+        return "; ".join(f"{msg} ({', '.join(names)})" for msg, names in by_message.items())
+
+
+def logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(input_ids=IDS, attention_mask=MASK).logits
+    return out[:, -IDS.shape[1]:]
+
+
+def _marker(method: str) -> tuple[str, ...]:
+    if method in bottleneck.METHODS:
+        return (".adapter_",)
+    from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
+    from peft.utils import PeftType
+
+    name = {"dora": "lora"}.get(method, method)
+    return (PEFT_TYPE_TO_PREFIX_MAPPING[PeftType(name.upper())], "prompt_encoder")
+
+
+def analytic_trainable(model, method: str, spec: dict) -> int | None:
+    """Expected trainable parameters from the layer shapes, for the bottleneck family and LoRA."""
+    from .bottleneck import BottleneckLinear, linear_dims
+
+    if method in bottleneck.METHODS:
+        total = 0
+        for m in model.modules():
+            if isinstance(m, BottleneckLinear):
+                d_in, d_out = linear_dims(m.base)
+                d_in, d_out = (d_out, d_out) if m.placement == "output" else (d_in, d_in) if m.placement == "input" \
+                    else (d_in, d_out)
+                total += spec["bottleneck_size"] * (d_in + d_out) + (spec.get("scaling") == "learned")
+        return total
+    if method == "lora":
+        from peft.tuners.lora import LoraLayer
+
+        return sum(spec["r"] * sum(linear_dims(m.get_base_layer())) for m in model.modules() if isinstance(m, LoraLayer))
+    return None
+
+
+def _perturb(model) -> None:
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def reference_greedy(model, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """One unpadded row, every step a full forward pass: the model as trained, no cache, no padding."""
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def _run(result: Result, name: str, fn) -> None:
+    try:
+        result.checks[name] = fn() or "ok"
+    except Exception as e:  # a check's failure is a finding to record, not a crash
+        result.checks[name] = f"FAIL: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+
+
+def check(arch: str, method: str, tmp_dir) -> Result:
+    result = Result(arch, method)
+    spec = check_spec(method, arch)
+    base_logits = logits(tiny_model(arch))
+
+    def trainable():
+        model = attach(tiny_model(arch), copy.deepcopy(spec))
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        markers = _marker(method)
+        assert names, "no trainable parameters"
+        stray = [n for n in names if not any(m in n for m in markers)]
+        assert not stray, f"non-adapter parameters train: {stray[:2]}"
+        expected = analytic_trainable(model, method, spec)
+        got = parameter_counts(model)["trainable_params"]
+        assert expected is None or got == expected, f"{got} trainable, analytic count {expected}"
+        loss = model(input_ids=IDS, attention_mask=MASK, labels=IDS.masked_fill(IDS == PAD, -100)).loss
+        loss.backward()
+        wrong = [n for n, p in model.named_parameters() if (p.grad is not None) != p.requires_grad]
+        assert not wrong, f"gradient flow differs from requires_grad: {wrong[:2]}"
+        torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2).step()
+        return None if expected is not None else "ok (count not analytic: names checked)"
+
+    def identity():
+        if method in PROMPT_LEARNING:
+            return "n/a: adds virtual tokens, so not an identity at initialisation"
+        model = attach(tiny_model(arch), check_spec(method, arch, identity=True))
+        diff = (logits(model) - base_logits).abs().max().item()
+        assert diff < 1e-6, f"max |Δlogits| {diff:.2e} at initialisation"
+
+    def save_load():
+        model = attach(tiny_model(arch), copy.deepcopy(spec))
+        _perturb(model)
+        model.eval()
+        expected = logits(model)
+        out = tmp_dir / f"{arch}-{method}"
+        save(model, out)
+        reloaded = load(tiny_model(arch), out)
+        assert torch.equal(logits(reloaded), expected), "reloaded logits differ"
+        with disabled(reloaded):
+            assert torch.allclose(logits(reloaded), base_logits, atol=1e-6), "disabled adapter changes logits"
+
+    def merged():
+        model = attach(tiny_model(arch), copy.deepcopy(spec))
+        _perturb(model)
+        model.eval()
+        expected = logits(model)
+        try:
+            plain = merge(model)
+        except NotImplementedError as e:
+            return f"n/a: {e}".split(":", 2)[0] + ": " + str(e).split(":")[0]
+        diff = (logits(plain) - expected).abs().max().item()
+        assert diff < 1e-4, f"merged differs from unmerged by {diff:.2e}"
+
+    def generation():
+        from ..generation import greedy
+
+        model = attach(tiny_model(arch), copy.deepcopy(spec))
+        _perturb(model)
+        model.eval()
+        batched = greedy(model, IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)[:, IDS.shape[1]:]
+        for row in range(IDS.shape[0]):
+            prompt = IDS[row:row + 1, MASK[row].bool()]
+            expected = reference_greedy(model, prompt, 4)[:, prompt.shape[1]:]
+            assert torch.equal(batched[row:row + 1], expected), \
+                f"row {row}: batched cached greedy {batched[row].tolist()} != reference {expected[0].tolist()}"
+
+    for name, fn in [("trainable", trainable), ("identity", identity), ("save_load", save_load),
+                     ("merge", merged), ("generate", generation)]:
+        _run(result, name, fn)
+    return result
+
+
+def run_all(tmp_dir, archs=ARCHS, methods=METHODS) -> list[Result]:
+    return [check(a, m, tmp_dir) for a in archs for m in methods]

@@ -1,0 +1,27 @@
+"""Every architecture x every method, checked numerically (the checks behind docs/adapter-support.md)."""
+import pytest
+
+from pipeline_lib.adapters import support
+
+# What peft itself does not support; each must keep failing for the stated reason (else update the docs).
+KNOWN_UNSUPPORTED = {("gpt2", m): "Conv1D" for m in ("loha", "lokr", "oft")}
+
+
+@pytest.mark.parametrize("arch", support.ARCHS)
+@pytest.mark.parametrize("method", support.METHODS)
+def test_method_on_architecture(arch, method, tmp_path):
+    result = support.check(arch, method, tmp_path)
+    if (arch, method) in KNOWN_UNSUPPORTED:
+        assert not result.ok and KNOWN_UNSUPPORTED[arch, method] in result.reason
+    else:
+        assert result.ok, result.reason
+        assert set(result.checks) == {"trainable", "identity", "save_load", "merge", "generate"}
+
+
+def test_checks_catch_a_broken_adapter(tmp_path, monkeypatch):
+    """The checks can fail: a bottleneck whose "mam" initialisation is not the identity is caught."""
+    from pipeline_lib.adapters import bottleneck
+
+    monkeypatch.setattr(bottleneck.BottleneckLinear, "_init", lambda self, scheme: None)
+    result = support.check("llama", "series", tmp_path)
+    assert not result.ok and "identity" in result.reason
