@@ -36,6 +36,11 @@ def check(config: dict) -> None:
                 get_dataset(name, split)
             except KeyError as e:
                 problems.append(f"{key}: {e.args[0]}")
+    try:
+        models.check_quantization(config["quantization"], config["device"],
+                                  [spec["method"] for spec in config["adapters"].values()])
+    except ValueError as e:
+        problems.append(f"quantization: {e}")
     for name in config["data"]["limits"]:
         try:
             get_dataset(name)

@@ -95,16 +95,54 @@ def download_hub(hub_id: str, out_dir: str | Path, revision: str | None = None) 
     return Path(out_dir)
 
 
-def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load a causal LM and its tokenizer from a local directory; the tokenizer always has a pad token."""
+QUANTIZATIONS = ("none", "8bit", "4bit")
+QUANTIZABLE_METHODS = ("lora", "dora", "adalora", "ia3")  # peft methods with bitsandbytes layers
+
+
+def check_quantization(quantization: str, device: str, methods) -> None:
+    """Fail before training on a quantized base that this machine or these methods cannot use."""
+    if quantization == "none":
+        return
+    if device != "cuda":
+        raise ValueError(f"quantization {quantization!r} needs a CUDA device (bitsandbytes); this run's device "
+                         f"is {device!r}: set device: cuda on a GPU machine, or quantization: none")
+    bad = sorted(m for m in methods if m not in QUANTIZABLE_METHODS)
+    if bad:
+        raise ValueError(f"quantization {quantization!r} supports the LoRA family "
+                         f"({', '.join(QUANTIZABLE_METHODS)}), not {', '.join(bad)}")
+
+
+def _quantization_config(quantization: str):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)  # QLoRA's settings
+
+
+def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False,
+         quantization: str = "none"):
+    """Load a causal LM and its tokenizer from a local directory; the tokenizer always has a pad token.
+    A quantized (bitsandbytes) base is placed on the GPU by transformers and prepared for k-bit training."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
-                                                 trust_remote_code=trust_remote_code).to(device)
+    if quantization != "none":
+        check_quantization(quantization, "cuda" if torch.cuda.is_available() else "cpu", [])
+        from peft import prepare_model_for_kbit_training
+
+        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=_quantization_config(quantization),
+                                                     dtype=torch.bfloat16, device_map={"": 0},
+                                                     trust_remote_code=trust_remote_code)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
+                                                     trust_remote_code=trust_remote_code).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -33,4 +33,4 @@ rule evaluate:
         PY + " " + SCRIPTS + "/evaluate.py --model {input.model:q} --adapter-dir={params.adapter_dir:q} "
         "--data {input.data:q} --predictions {output.predictions:q} --score {output.score:q} "
         "--labels {params.labels:q} --evaluation {params.evaluation:q} --device " + config["device"] + " "
-        "--threads {threads} {params.trust} > {log:q} 2>&1"
+        "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"

@@ -24,4 +24,4 @@ rule finetune:
     shell:
         PY + " " + SCRIPTS + "/finetune.py --model {input.model:q} --data {input.data:q} --out {output:q} "
         "--adapter {params.adapter:q} --training {params.training:q} --device " + config["device"] + " "
-        "--threads {threads} {params.trust} > {log:q} 2>&1"
+        "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"

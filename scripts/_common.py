@@ -18,3 +18,4 @@ def add_model_args(parser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--quantization", default="none", choices=["none", "8bit", "4bit"])

@@ -21,10 +21,16 @@ _common.set_threads(args.threads)
 import torch  # noqa: E402
 
 cfg = json.loads(args.evaluation)
-model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                               quantization=args.quantization)
+quantized = args.quantization != "none"
 if args.adapter_dir:
-    model = adapters.merge_for_inference(adapters.load(model, args.adapter_dir))
-model = model.to(getattr(torch, cfg["dtype"])).eval()
+    model = adapters.load(model, args.adapter_dir)
+    if not quantized:  # merging into quantized weights would round the adapter away
+        model = adapters.merge_for_inference(model)
+if not quantized:
+    model = model.to(getattr(torch, cfg["dtype"]))
+model.eval()
 predictions, summary = evaluate(model, tokenizer, read_jsonl(args.data), batch_size=cfg["batch_size"],
                                 max_new_tokens=cfg["max_new_tokens"])
 write_jsonl(args.predictions, predictions)

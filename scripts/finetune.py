@@ -18,7 +18,8 @@ args = parser.parse_args()
 _common.set_threads(args.threads)
 
 spec, cfg = json.loads(args.adapter), TrainConfig(**json.loads(args.training))
-model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                               quantization=args.quantization)
 model = adapters.attach(model, spec)
 counts = adapters.parameter_counts(model)
 print(json.dumps({"adapter": spec, "training": vars(cfg), **counts}))

@@ -62,3 +62,28 @@ def test_snakemake_stops_before_any_job(tmp_path, overrides, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_quantization_needs_cuda_and_the_lora_family():
+    config = _filled()
+    config["quantization"] = "4bit"
+    with pytest.raises(cfg.ConfigError, match=r"quantization: quantization '4bit' needs a CUDA device .* device is 'cpu'"):
+        cfg.check(config)
+    config["device"] = "cuda"
+    with pytest.raises(cfg.ConfigError, match=r"supports the LoRA family .* not parallel, series"):
+        cfg.check(config)
+    config["adapters"] = {"lora": config["adapters"]["lora"]}
+    cfg.check(config)
+
+
+def test_cuda_check_script_skips_cleanly_without_cuda():
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the real check")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/cuda_check.py"), "unused"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "no CUDA device" in out.stdout
