@@ -25,3 +25,21 @@ def test_checks_catch_a_broken_adapter(tmp_path, monkeypatch):
     monkeypatch.setattr(bottleneck.BottleneckLinear, "_init", lambda self, scheme: None)
     result = support.check("llama", "series", tmp_path)
     assert not result.ok and "identity" in result.reason
+
+
+def test_committed_docs_are_what_the_checks_measure(tmp_path):
+    """docs/adapter-support.md, docs/parameter-counts.md and the README matrix match a fresh run of the script."""
+    import shutil
+    import subprocess
+    import sys
+
+    from snakemake_run import ROOT
+
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/adapter_support.py"), "--docs", str(tmp_path),
+                          "--readme", str(readme)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ["adapter-support.md", "parameter-counts.md"]:
+        assert (tmp_path / name).read_text() == (ROOT / "docs" / name).read_text(), f"regenerate docs/{name}"
+    assert readme.read_text() == (ROOT / "README.md").read_text(), "regenerate the README matrix"

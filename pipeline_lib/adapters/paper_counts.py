@@ -31,7 +31,7 @@ def paper_specs(model_type: str) -> dict[str, dict]:
     return {
         "Prefix (vt=10)": {"method": "prefix_tuning", "num_virtual_tokens": 10},
         "Series (b=256)": {"method": "series", "bottleneck_size": 256, "target_modules": targets("series")},
-        "AdapterP (b=256)": {"method": "adapterp", "bottleneck_size": 256},
+        "AdapterP (b=256)": {"method": "adapterp", "bottleneck_size": 256, "target_modules": targets("adapterp")},
         "Parallel (b=256)": {"method": "parallel", "bottleneck_size": 256, "target_modules": targets("parallel")},
         "LoRA (r=32)": {"method": "lora", "r": 32, "lora_alpha": 64, "target_modules": targets("lora")},
     }

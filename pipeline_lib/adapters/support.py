@@ -193,10 +193,14 @@ def check(arch: str, method: str, tmp_dir) -> Result:
         diff = (logits(model) - base_logits).abs().max().item()
         assert diff < 1e-6, f"max |Δlogits| {diff:.2e} at initialisation"
 
-    def save_load():
+    def perturbed():
+        """The adapter with non-trivial weights, as after training."""
         model = attach(tiny_model(arch), copy.deepcopy(spec))
         _perturb(model)
-        model.eval()
+        return model.eval()
+
+    def save_load():
+        model = perturbed()
         expected = logits(model)
         out = tmp_dir / f"{arch}-{method}"
         save(model, out)
@@ -206,23 +210,19 @@ def check(arch: str, method: str, tmp_dir) -> Result:
             assert torch.allclose(logits(reloaded), base_logits, atol=1e-6), "disabled adapter changes logits"
 
     def merged():
-        model = attach(tiny_model(arch), copy.deepcopy(spec))
-        _perturb(model)
-        model.eval()
+        model = perturbed()
         expected = logits(model)
         try:
             plain = merge(model)
         except NotImplementedError as e:
-            return f"n/a: {e}".split(":", 2)[0] + ": " + str(e).split(":")[0]
+            return "n/a: " + str(e).split(":")[0]  # e.g. "series adapter cannot be merged into the base weights"
         diff = (logits(plain) - expected).abs().max().item()
         assert diff < 1e-4, f"merged differs from unmerged by {diff:.2e}"
 
     def generation():
         from ..generation import greedy
 
-        model = attach(tiny_model(arch), copy.deepcopy(spec))
-        _perturb(model)
-        model.eval()
+        model = perturbed()
         batched = greedy(model, IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)[:, IDS.shape[1]:]
         for row in range(IDS.shape[0]):
             prompt = IDS[row:row + 1, MASK[row].bool()]
