@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from . import adapters, models
-from .data import get_dataset
+from .data import DATASETS, get_dataset
 from .training import TrainConfig
 
 BASE = "base"  # the adapter name meaning "no adapter"
@@ -30,10 +30,22 @@ def check(config: dict) -> None:
             adapters.check_method(spec["method"])
         except ValueError as e:
             problems.append(f"adapters.{name}: {e}")
+    for mixture, parts in config["mixtures"].items():
+        if mixture in DATASETS:
+            problems.append(f"mixtures.{mixture}: the name is already a dataset")
+        for part in parts:
+            try:
+                get_dataset(part, "train")
+            except KeyError as e:
+                problems.append(f"mixtures.{mixture}: {e.args[0]}")
     for key, split in (("train_sets", "train"), ("eval_sets", "eval")):
         for name in config[key]:
+            if key == "train_sets" and name in config["mixtures"]:
+                continue
             try:
-                get_dataset(name, split)
+                if get_dataset(name, split).source.sha256 is None:
+                    problems.append(f"{key}: {name} is download-only (its upstream file is not mirrored and its "
+                                    f"sha256 is not pinned in pipeline_lib/data/registry.py): it cannot run yet")
             except KeyError as e:
                 problems.append(f"{key}: {e.args[0]}")
     try:

@@ -1,32 +1,98 @@
-"""Evaluate one (model, adapter) on one prepared evaluation set: generate, extract, score."""
+"""Evaluate one (model, adapter) on one prepared evaluation set: generate, extract, score, with uncertainty.
+
+Protocols: `fast` (ours: batched greedy decoding with KV cache) and `paper` (upstream LLM-Adapters
+evaluate.py: one prompt at a time, 4-beam search, 256 new tokens, its sampling arguments) for faithful
+reproduction. Predictions are appended to a partial file batch by batch, so an evaluation killed midway
+resumes with the items not yet written; the score is computed from the complete set only.
+"""
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
-from . import answers
+from . import answers, stats
 from .generation import generate
 from .prompts import STOP_STRINGS, alpaca_prompt
 
+PAPER_GENERATION = {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
+PROTOCOLS = {
+    "fast": {},
+    "paper": {"batch_size": 1, "max_new_tokens": 256, "generation": PAPER_GENERATION},
+}
 
-def evaluate(model, tokenizer, records: list[dict], batch_size: int = 16, max_new_tokens: int = 128,
-             progress: bool = True) -> tuple[list[dict], dict]:
-    """Return (one prediction per record, in record order; summary score)."""
+
+def protocol_settings(cfg: dict) -> dict:
+    """The evaluation config with its protocol's fixed settings applied."""
+    return {**cfg, **PROTOCOLS[cfg.get("protocol", "fast")]}
+
+
+def score_prediction(record: dict, response: str) -> dict:
+    rules = answers.score_all_rules(record["answer_type"], response, record["answer"])
+    pred, correct = next(iter(rules.values()))
+    return {"id": record["id"], "response": response, "extracted": pred, "gold": record["answer"],
+            "correct": correct, "rules": {name: ok for name, (_, ok) in rules.items()}}
+
+
+def _load_partial(path: Path, fingerprint: str) -> dict[str, dict]:
+    """Predictions already written by an interrupted run with the same inputs (else none)."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+        return {}
+    done = {}
+    for line in lines[1:]:
+        try:
+            p = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut by the kill: everything after it is redone
+        done[p["id"]] = p
+    return done
+
+
+def _append(path: Path, predictions: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def evaluate(model, tokenizer, records: list[dict], cfg: dict, partial: str | Path | None = None,
+             fingerprint: str = "", progress: bool = True) -> tuple[list[dict], dict]:
+    """Return (one prediction per record, in record order; summary score with all rules and a 95% interval)."""
     from tqdm import tqdm
 
-    prompts = [alpaca_prompt(r["instruction"], r.get("input", "")) for r in records]
-    bar = tqdm(total=len(prompts), desc="evaluate", unit="item", disable=not progress)
+    settings = protocol_settings(cfg)
+    done = _load_partial(Path(partial), fingerprint) if partial else {}
+    if partial and not done:
+        Path(partial).write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+    todo = [r for r in records if r["id"] not in done]
+    bar = tqdm(total=len(records), initial=len(records) - len(todo), desc="evaluate", unit="item",
+               disable=not progress)
+
+    def on_batch(indices, responses):
+        batch = [score_prediction(todo[i], text) for i, text in zip(indices, responses)]
+        done.update((p["id"], p) for p in batch)
+        if partial:
+            _append(Path(partial), batch)
+        bar.update(len(batch))
+
     start = time.perf_counter()
-    responses = generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                         stop_strings=STOP_STRINGS, on_batch=lambda idx, _: bar.update(len(idx)))
+    generate(model, tokenizer, [alpaca_prompt(r["instruction"], r.get("input", "")) for r in todo],
+             batch_size=settings["batch_size"], max_new_tokens=settings["max_new_tokens"], stop_strings=STOP_STRINGS,
+             on_batch=on_batch, generation_kwargs=settings.get("generation"))
     wall = time.perf_counter() - start
     bar.close()
-    predictions = []
-    for record, response in zip(records, responses):
-        pred, correct = answers.score(record["answer_type"], response, record["answer"])
-        predictions.append({"id": record["id"], "response": response, "extracted": pred,
-                            "gold": record["answer"], "correct": correct})
-    n = len(predictions)
-    n_correct = sum(p["correct"] for p in predictions)
-    summary = {"n": n, "correct": n_correct, "accuracy": n_correct / n if n else float("nan"),
-               "wall_time_s": round(wall, 2), "items_per_s": round(n / wall, 3) if wall > 0 else None}
+    predictions = [done[r["id"]] for r in records]
+    summary = stats.accuracy_summary([p["correct"] for p in predictions])
+    by_rule: dict[str, list[bool]] = {}
+    for p in predictions:
+        for rule, ok in p["rules"].items():
+            by_rule.setdefault(rule, []).append(ok)
+    summary["rules"] = {rule: sum(oks) / len(oks) for rule, oks in by_rule.items()}  # accuracy per rule
+    summary.update({"wall_time_s": round(wall, 2), "resumed_items": len(records) - len(todo),
+                    "items_per_s": round(len(todo) / wall, 3) if wall > 0 and todo else None,
+                    "protocol": settings.get("protocol", "fast")})
     return predictions, summary

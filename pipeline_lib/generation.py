@@ -77,8 +77,10 @@ def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 128,
              stop_strings: list[str] | None = None,
-             on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
-    """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch."""
+             on_batch: Callable[[list[int], list[str]], None] | None = None,
+             generation_kwargs: dict | None = None) -> list[str]:
+    """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch.
+    `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are."""
     stop_strings = list(stop_strings or [])
     tokenizer.padding_side = "left"
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
@@ -87,9 +89,14 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new
     for indices in batches_longest_first(lengths, batch_size):
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
         if _prompt_learning_config(model) is None:
-            out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, use_cache=True,
+            kwargs = {"do_sample": False, "num_beams": 1, **(generation_kwargs or {})}
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                 stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None)
+                                 stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None,
+                                 **kwargs)
+        elif generation_kwargs:
+            raise ValueError("beam search (the paper protocol) is not available for prompt-learning adapters: "
+                             "peft's cached generate() is wrong for them, and ours is greedy")
         else:  # stop strings are cut afterwards
             out = greedy(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
                          tokenizer.pad_token_id)

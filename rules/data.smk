@@ -33,3 +33,16 @@ rule prepare_data:
     shell:
         PY + " " + SCRIPTS + "/prepare_data.py {wildcards.name:q} {input:q} {output:q} {params.limit_arg} "
         "--seed {params.seed} > {log:q} 2>&1"
+
+
+rule mix_data:
+    input:
+        lambda wc: [f"results/data/train/{part}.jsonl" for part in config["mixtures"][wc.mixture]],
+    output:
+        "results/data/train/{mixture}.jsonl",
+    wildcard_constraints:
+        mixture=alternation(config["mixtures"]),
+    log:
+        "logs/mix_data/{mixture}.log",
+    shell:
+        PY + " " + SCRIPTS + "/prepare_data.py --mix {output:q} {input:q} > {log:q} 2>&1"

@@ -1,11 +1,13 @@
 """Evaluate a base model, with or without an adapter, on one prepared evaluation set."""
 import argparse
+import hashlib
 import json
+from pathlib import Path
 
 import _common
 from pipeline_lib import adapters, models
 from pipeline_lib.evaluation import evaluate
-from pipeline_lib.files import read_jsonl, write_json, write_jsonl
+from pipeline_lib.files import read_jsonl, sha256_file, write_json, write_jsonl
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--adapter-dir", default="", help="adapter directory; empty for the base model")
@@ -31,8 +33,13 @@ if args.adapter_dir:
 if not quantized:
     model = model.to(getattr(torch, cfg["dtype"]))
 model.eval()
-predictions, summary = evaluate(model, tokenizer, read_jsonl(args.data), batch_size=cfg["batch_size"],
-                                max_new_tokens=cfg["max_new_tokens"])
+# a partial file from an interrupted run is reused only if every input is the same
+inputs = [args.data] + sorted(str(p) for p in Path(args.adapter_dir).glob("adapter_model*")) if args.adapter_dir \
+    else [args.data]
+fingerprint = hashlib.sha256(json.dumps([cfg, args.model, [sha256_file(p) for p in inputs]]).encode()).hexdigest()
+partial = Path(args.predictions + ".partial")
+predictions, summary = evaluate(model, tokenizer, read_jsonl(args.data), cfg, partial=partial, fingerprint=fingerprint)
 write_jsonl(args.predictions, predictions)
 write_json(args.score, {**json.loads(args.labels), **summary, "evaluation": cfg})
+partial.unlink()
 print(json.dumps(summary))

@@ -1,47 +1,99 @@
+"""Answer extraction on realistic responses: every rule of every answer type."""
 import pytest
 
-from pipeline_lib.answers import extract_letter, extract_number, letter_first_capital, score
+from pipeline_lib.answers import ANSWER_TYPES, get_type, score, score_all_rules
+
+NUMBER_CASES = [  # response, gold, paper rule correct?, strict rule correct?
+    ("He needs 24 * 24 = 576 tiles. The answer is 576.", "576.0", True, True),
+    ("The total is 1,234 dollars.", "1234", True, True),
+    ("It drops to -5 degrees.", "-5", True, True),
+    ("Temperature: 3 - 8 = -5. The answer is -5.", "-5", True, True),
+    ("She pays 2.50 each, 7.5 in all", "7.5", True, True),
+    ("3 apples and 4 pears make 7", "7", True, True),
+    ("The answer is $18.00.", "18", True, True),
+    ("The answer is $1,080.", "1080.0", True, True),
+    ("The answer is 3/4.", "0.75", False, True),
+    ("Half of 10 is 5, so 5 cookies remain.", "5", True, True),
+    ("The answer is 42. I hope this helps! Step 3 of 3.", "42", False, True),
+    ("The answer is 12 apples, 3 left over.", "12", False, True),
+    ("The answer is 7 hours and 30 minutes.", "7", False, True),
+    ("She has 5 cats. The answer is 5. (Note: 2 are kittens.)", "5", False, True),
+    ("The answer is: 64", "64", True, True),
+    ("Answer: 9", "9", True, True),
+    ("no number here", "1", False, False),
+    ("", "0", False, False),
+    ("The answer is 0.5 liters.", "0.5", True, True),
+    ("It costs 1,000,000 dollars. The answer is 1,000,000.", "1000000", True, True),
+    ("The answer is 100.0005", "100", True, True),  # within 1e-3
+    ("The answer is 100.01", "100", False, False),  # outside 1e-3
+    ("2 + 2 = 4\nThe answer is 4\n### Instruction:", "4", True, True),
+]
 
 
-@pytest.mark.parametrize("response, expected", [
-    ("He needs 24 * 24 = 576 tiles. The answer is 576.", 576.0),
-    ("The total is 1,234 dollars.", 1234.0),
-    ("It drops to -5 degrees", -5.0),
-    ("She pays 2.50 each, 7.5 in all", 7.5),
-    ("3 apples and 4 pears make 7", 7.0),
-    ("no number here", None),
-    ("", None),
-])
-def test_number_paper_rule_takes_the_last_number(response, expected):
-    assert extract_number(response) == expected
+@pytest.mark.parametrize("response, gold, paper_ok, strict_ok", NUMBER_CASES)
+def test_number_rules(response, gold, paper_ok, strict_ok):
+    rules = score_all_rules("number", response, gold)
+    assert rules["paper"][1] == paper_ok
+    assert rules["strict"][1] == strict_ok
+    assert score("number", response, gold) == rules["paper"]  # the paper rule is the reported one
 
 
-@pytest.mark.parametrize("response, expected", [
-    ("The answer is (D).", "D"),
-    ("Answer: B", "B"),
-    ("answer is option (E) since", "E"),
-    ("A: the rate is 5 km/h. The answer is C.", "C"),
-    ("Answer Choices: (A) 1 (B) 2. The answer is C", "C"),
-    ("After checking each option, (B)", "B"),
-    ("So it must be E", "E"),
-    ("The answer is a number", None),
-    ("Apples cost more", None),
-])
-def test_letter_is_the_stated_choice(response, expected):
-    assert extract_letter(response) == expected
+LETTER_CASES = [  # response, stated rule's answer, upstream paper rule's answer
+    ("The answer is (D).", "D", "D"),
+    ("Answer: B", "B", "A"),
+    ("answer is option (E) since", "E", "E"),
+    ("A: the rate is 5 km/h. The answer is C.", "C", "A"),
+    ("Rationale: The difference is 1.23. The answer is (D).", "D", "D"),
+    ("Answer Choices: (A) 1 (B) 2. The answer is C", "C", "A"),
+    ("After checking each option, (B)", "B", "A"),
+    ("So it must be E", "E", "E"),
+    ("(A) or (B)? I choose B", "B", "A"),
+    ("The answer is a number", None, None),
+    ("Apples cost more", None, "A"),
+    ("Because Bob ate. The answer is (A)", "A", "B"),
+]
 
 
-def test_upstream_first_capital_rule_is_what_we_fix():
-    response = "A: The difference is 1.23. The answer is (D)."
-    assert letter_first_capital(response) == "A"
-    assert extract_letter(response) == "D"
+@pytest.mark.parametrize("response, stated, paper", LETTER_CASES)
+def test_letter_rules(response, stated, paper):
+    rules = score_all_rules("letter", response, "A")
+    assert rules["stated"][0] == stated
+    assert rules["paper"][0] == paper
 
 
-def test_score_tolerance_and_types():
-    assert score("number", "The answer is 576.", "576.0") == (576.0, True)
-    assert score("number", "The answer is 576.002", "576") == (576.002, False)
-    assert score("number", "The answer is 576.0005", "576")[1]
-    assert score("number", "none", "1") == (None, False)
-    assert score("letter", "The answer is (D)", "D") == ("D", True)
-    with pytest.raises(ValueError, match="unknown answer type 'bool'"):
-        score("bool", "true", "true")
+OPTION_CASES = [  # answer type, response, stated rule's answer, paper rule's answer
+    ("true_false", "the correct answer is false", "false", "false"),
+    ("true_false", "It is true that ... the correct answer is false", "false", "true"),
+    ("true_false", "True", "true", None),  # upstream's rule is case-sensitive
+    ("true_false", "falsehood everywhere", None, "false"),
+    ("solution", "the correct answer is solution2", "solution2", "solution2"),
+    ("solution", "solution1 or solution2? the correct answer is solution2", "solution2", "solution1"),
+    ("answer5", "the correct answer is answer3", "answer3", "answer3"),
+    ("answer5", "Answer: answer4", "answer4", "answer4"),
+    ("answer5", "answer1 and answer2 both seem fine", None, "answer1"),
+    ("answer5", "answer12", None, "answer1"),
+    ("ending4", "the correct answer is ending4.", "ending4", "ending4"),
+    ("option2", "option1", "option1", "option1"),
+    ("option2", "none of them", None, None),
+]
+
+
+@pytest.mark.parametrize("answer_type, response, stated, paper", OPTION_CASES)
+def test_option_rules(answer_type, response, stated, paper):
+    rules = score_all_rules(answer_type, response, "x")
+    assert rules["stated"][0] == stated
+    assert rules["paper"][0] == paper
+
+
+def test_option_scoring_and_gold_validation():
+    assert score("answer5", "the correct answer is answer3", "answer3") == ("answer3", True)
+    assert score("true_false", "the correct answer is TRUE", "true") == ("true", True)
+    kinds = ANSWER_TYPES
+    assert kinds["answer5"].valid_gold("answer5") and not kinds["answer5"].valid_gold("answer6")
+    assert kinds["number"].valid_gold("1,234.5") and not kinds["number"].valid_gold("seven")
+    assert kinds["letter"].valid_gold("E") and not kinds["letter"].valid_gold("F")
+
+
+def test_unknown_answer_type_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown answer type 'bool'; valid: number, letter, true_false"):
+        get_type("bool")

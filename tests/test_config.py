@@ -28,15 +28,26 @@ def test_default_config_is_valid_and_rows_include_base():
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c["adapters"].update(bad={"method": "lorax"}), r"adapters.bad: unknown adapter method 'lorax'; valid: .*lora"),
     (lambda c: c.update(models=["gpt-17"]), r"models: unknown model 'gpt-17'; valid: smollm2-135m"),
-    (lambda c: c.update(eval_sets=["gsm9k"]), r"eval_sets: unknown evaluation set 'gsm9k'; valid: AQuA, AddSub"),
-    (lambda c: c.update(train_sets=["alpaca"]), r"train_sets: unknown training set 'alpaca'; valid: gsm8k_train"),
+    (lambda c: c.update(eval_sets=["gsm9k"]), r"eval_sets: unknown evaluation set 'gsm9k'; valid: AQuA, ARC-Challenge, .*gsm8k"),
+    (lambda c: c.update(train_sets=["alpaca"]), r"train_sets: unknown training set 'alpaca'; valid: .*gsm8k_train"),
     (lambda c: c["adapters"].update(base={"method": "lora"}), r"'base' is reserved"),
+    (lambda c: c.update(eval_sets=["hellaswag"]), r"eval_sets: hellaswag is download-only"),
+    (lambda c: c.update(mixtures={"mix": ["boolq_train", "boolq"]}), r"mixtures.mix: unknown training set 'boolq'"),
+    (lambda c: c.update(mixtures={"gsm8k": ["boolq_train"]}), r"mixtures.gsm8k: the name is already a dataset"),
 ])
 def test_unknown_names_are_listed_with_valid_ones(edit, message):
     config = _filled()
     edit(config)
     with pytest.raises(cfg.ConfigError, match=message):
         cfg.check(config)
+
+
+def test_a_mixture_is_a_training_set():
+    config = _filled()
+    config["mixtures"] = {"cs": ["boolq_train", "ARC-Easy_train"]}
+    config["train_sets"] = ["cs"]
+    cfg.check(config)
+    assert ("smollm2-135m", "lora", "cs") in cfg.rows(config)
 
 
 def test_adapter_training_overrides_merge_over_global():

@@ -7,19 +7,23 @@ from pipeline_lib.data.fetch import FetchError, fetch
 from pipeline_lib.data.loaders import LOADERS, DataError, format_number
 from pipeline_lib.data.prepare import prepare, subsample
 
-EXPECTED_SIZES = {"gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
+EXPECTED_SIZES = {"boolq": 3270, "piqa": 1838, "social_i_qa": 1954, "winogrande": 1267, "ARC-Easy": 2376,
+                  "ARC-Challenge": 1172, "openbookqa": 500, "boolq_train": 9427, "ARC-Easy_train": 2251,
+                  "ARC-Challenge_train": 1119, "openbookqa_train": 4957,
+                  "gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
                   "mawps": 238, "gsm8k_train": 7473, "mawps_train": 1898,
                   "math_data": 3260 - 3}  # 3 upstream items have an empty response and are skipped
 
 
 def test_registry_covers_the_issue_sets():
-    assert set(EVAL_SETS) == {"gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps"}
-    assert set(TRAIN_SETS) == {"gsm8k_train", "mawps_train", "math_data"}
-    with pytest.raises(KeyError, match=r"unknown evaluation set 'gsm8k_train'; valid: AQuA, AddSub"):
+    assert set(EVAL_SETS) == {"gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps", "boolq", "piqa",
+                              "social_i_qa", "winogrande", "ARC-Easy", "ARC-Challenge", "openbookqa", "hellaswag"}
+    assert set(TRAIN_SETS) >= {"gsm8k_train", "mawps_train", "math_data", "boolq_train", "commonsense_170k"}
+    with pytest.raises(KeyError, match=r"unknown evaluation set 'gsm8k_train'; valid: AQuA, ARC-Challenge"):
         get_dataset("gsm8k_train", "eval")
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", sorted(n for n, d in DATASETS.items() if d.source.sha256))
 def test_every_dataset_fetches_verifies_and_normalizes(name, data_mirror, tmp_path):
     spec = DATASETS[name]
     raw = fetch(spec.source, tmp_path / "raw" / spec.source.relpath, mirror=data_mirror)
@@ -32,10 +36,8 @@ def test_every_dataset_fetches_verifies_and_normalizes(name, data_mirror, tmp_pa
         assert r["answer_type"] == spec.answer_type or (spec.split == "train" and r["answer_type"] == "letter")
         if spec.split == "train":
             assert r["output"].strip()
-        if r["answer_type"] == "number":
-            float(r["answer"])
-        else:
-            assert r["answer"] in "ABCDE"
+        from pipeline_lib.answers import get_type
+        assert get_type(r["answer_type"]).valid_gold(r["answer"])
 
 
 def test_gsm8k_train_becomes_paper_style_response(data_mirror, tmp_path):
@@ -75,6 +77,12 @@ def test_checksum_mismatch_is_an_error_and_leaves_nothing(tmp_path):
         fetch(SOURCES["dataset/AQuA/test.json"], dest, mirror=mirror)
 
 
+def test_download_only_sets_are_refused_clearly(tmp_path):
+    with pytest.raises(FetchError, match="hellaswag/test.json: download-only .* not pinned"):
+        fetch(DATASETS["hellaswag"].source, tmp_path / "h.json")
+    assert not (tmp_path / "h.json").exists()
+
+
 def test_failed_download_says_what_to_do(tmp_path):
     bad = SOURCES["dataset/gsm8k/test.json"].__class__("x/y", "0" * 40, "y", "p.json", "0" * 64)
     import urllib.request
@@ -104,6 +112,13 @@ def test_malformed_files_name_file_item_and_field(tmp_path, content, message):
     assert str(path) in str(err.value)
 
 
+def test_option_gold_must_be_a_label(tmp_path):
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps([{"instruction": "q", "input": "", "output": "", "answer": "maybe"}]))
+    with pytest.raises(DataError, match="item 0: field 'answer' should be true/false, got 'maybe'"):
+        LOADERS["llm_adapters"](path, DATASETS["boolq"])
+
+
 def test_letter_gold_must_be_a_choice(tmp_path):
     path = tmp_path / "test.json"
     path.write_text(json.dumps([{"instruction": "q", "input": "", "output": "", "answer": "F"}]))
@@ -125,3 +140,15 @@ def test_prepare_writes_normalized_jsonl(data_mirror, tmp_path):
     assert prepare("AQuA", raw, tmp_path / "aqua.jsonl", limit=5, seed=3) == 5
     lines = [json.loads(line) for line in (tmp_path / "aqua.jsonl").read_text().splitlines()]
     assert len(lines) == 5 and all(r["answer_type"] == "letter" for r in lines)
+
+
+def test_mixture_concatenates_prepared_sets(data_mirror, tmp_path):
+    from pipeline_lib.data.prepare import mix
+
+    for name in ["boolq_train", "openbookqa_train"]:
+        raw = data_mirror / DATASETS[name].source.relpath
+        prepare(name, raw, tmp_path / f"{name}.jsonl", limit=3, seed=1)
+    assert mix([tmp_path / "boolq_train.jsonl", tmp_path / "openbookqa_train.jsonl"], tmp_path / "mix.jsonl") == 6
+    lines = [json.loads(line) for line in (tmp_path / "mix.jsonl").read_text().splitlines()]
+    assert [r["dataset"] for r in lines] == ["boolq_train"] * 3 + ["openbookqa_train"] * 3
+    assert {r["answer_type"] for r in lines} == {"true_false", "answer5"}

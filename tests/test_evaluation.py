@@ -1,4 +1,8 @@
-from pipeline_lib.evaluation import evaluate
+import json
+
+import pytest
+
+from pipeline_lib.evaluation import evaluate, protocol_settings
 
 RECORDS = [
     {"id": "a", "instruction": "How many apples?", "input": "", "answer": "3", "answer_type": "number"},
@@ -6,13 +10,58 @@ RECORDS = [
      "answer_type": "letter"},
     {"id": "c", "instruction": "How many clips did she sell altogether in April and May?", "input": "",
      "answer": "72", "answer_type": "number"},
+    {"id": "d", "instruction": "Is the sky blue? Answer format: true/false", "input": "", "answer": "true",
+     "answer_type": "true_false"},
 ]
+CFG = {"batch_size": 2, "max_new_tokens": 6}
 
 
 def test_predictions_follow_record_order_and_summary_counts_them(tiny):
     model, tokenizer = tiny
-    predictions, summary = evaluate(model, tokenizer, RECORDS, batch_size=2, max_new_tokens=6, progress=False)
-    assert [p["id"] for p in predictions] == ["a", "b", "c"]
-    assert [p["gold"] for p in predictions] == ["3", "B", "72"]
-    assert summary["n"] == 3 and summary["correct"] == sum(p["correct"] for p in predictions)
-    assert summary["accuracy"] == summary["correct"] / 3 and summary["wall_time_s"] >= 0
+    predictions, summary = evaluate(model, tokenizer, RECORDS, CFG, progress=False)
+    assert [p["id"] for p in predictions] == ["a", "b", "c", "d"]
+    assert [p["gold"] for p in predictions] == ["3", "B", "72", "true"]
+    assert summary["n"] == 4 and summary["correct"] == sum(p["correct"] for p in predictions)
+    assert summary["accuracy"] == summary["correct"] / 4
+    low, high = summary["ci95"]
+    assert 0 <= low <= summary["accuracy"] <= high <= 1
+    assert set(predictions[0]["rules"]) == {"paper", "strict"} and set(predictions[1]["rules"]) == {"stated", "paper"}
+
+
+def test_killed_evaluation_resumes_with_the_items_not_written(tiny, tmp_path):
+    model, tokenizer = tiny
+    partial = tmp_path / "p.jsonl.partial"
+    full, _ = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f1", progress=False)
+    # simulate a kill after the first batch: keep the header and two predictions, then a cut line
+    lines = partial.read_text().splitlines()
+    partial.write_text("\n".join(lines[:3]) + '\n{"id": "c", "resp')
+    resumed, summary = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f1", progress=False)
+    assert summary["resumed_items"] == 2
+    assert resumed == full
+    # a partial file from other inputs is not reused
+    _, fresh = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f2", progress=False)
+    assert fresh["resumed_items"] == 0
+    assert json.loads(partial.read_text().splitlines()[0]) == {"fingerprint": "f2"}
+
+
+def test_paper_protocol_settings():
+    settings = protocol_settings({"batch_size": 16, "max_new_tokens": 64, "protocol": "paper"})
+    assert settings["batch_size"] == 1 and settings["max_new_tokens"] == 256
+    assert settings["generation"] == {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
+    assert protocol_settings({"batch_size": 16, "max_new_tokens": 64})["batch_size"] == 16
+
+
+def test_paper_protocol_runs_beam_search(tiny):
+    model, tokenizer = tiny
+    predictions, summary = evaluate(model, tokenizer, RECORDS[:1], {**CFG, "protocol": "paper", "max_new_tokens": 4},
+                                    progress=False)
+    assert summary["protocol"] == "paper" and len(predictions) == 1
+
+
+def test_beam_search_is_refused_for_prompt_learning(tiny):
+    from pipeline_lib import adapters
+
+    model, tokenizer = tiny
+    model = adapters.attach(model, {"method": "prompt_tuning", "num_virtual_tokens": 2})
+    with pytest.raises(ValueError, match="beam search .* not available for prompt-learning"):
+        evaluate(model, tokenizer, RECORDS[:1], {**CFG, "protocol": "paper"}, progress=False)

@@ -16,6 +16,10 @@ class FetchError(RuntimeError):
 def fetch(source: Source, dest: str | Path, mirror: str | Path | None = None, timeout: float = 60) -> Path:
     """Place `source` at `dest`, verified; nothing appears at `dest` unless the checksum matches."""
     dest = Path(dest)
+    if source.sha256 is None:
+        raise FetchError(f"{source.relpath}: download-only upstream file (not in the mirror) whose sha256 is not "
+                         f"pinned in pipeline_lib/data/registry.py; the pipeline uses only verified files. Fetch "
+                         f"it from {source.url}, check it, and pin its sha256 in the registry to use it")
     with atomic_path(dest) as tmp:
         if mirror:
             origin = Path(mirror) / source.relpath

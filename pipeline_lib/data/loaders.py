@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from ..answers import get_type
 from ..files import read_jsonl
 from .registry import DatasetSpec
 
@@ -58,29 +59,24 @@ def format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
 def _answer_type(spec: DatasetSpec, gold: str) -> str:
     """Evaluation sets have one answer type; a training set may mix them (math_data.json holds AQuA items)."""
-    if spec.split == "train" and re.fullmatch(r"[A-E]", gold):
+    if spec.split == "train" and spec.answer_type == "number" and re.fullmatch(r"[A-E]", gold):
         return "letter"
     return spec.answer_type
 
 
 def _gold(path, index, spec: DatasetSpec, raw) -> str:
-    gold = str(raw).strip().replace(",", "")
-    answer_type = _answer_type(spec, gold)
-    if answer_type == "number":
-        if not _is_number(gold):
-            raise DataError(f"{path}: item {index}: field 'answer' should be a number, got {raw!r}")
-    elif answer_type == "letter" and not re.fullmatch(r"[A-E]", gold):
-        raise DataError(f"{path}: item {index}: field 'answer' should be a letter A-E, got {raw!r}")
+    gold = str(raw).strip()
+    answer_type = get_type(_answer_type(spec, gold))
+    if answer_type.name == "number":
+        gold = gold.replace(",", "")
+    if not gold:
+        raise DataError(f"{path}: item {index}: field 'answer' is empty")
+    if not answer_type.valid_gold(gold):
+        expected = "/".join(answer_type.labels) if answer_type.labels else \
+            ("a letter A-E" if answer_type.name == "letter" else "a number")
+        raise DataError(f"{path}: item {index}: field 'answer' should be {expected}, got {raw!r}")
     return gold
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ..files import write_jsonl
+from ..files import read_jsonl, write_jsonl
 from .loaders import LOADERS
 from .registry import get_dataset
 
@@ -20,5 +20,12 @@ def subsample(records: list[dict], limit: int | None, seed: int, name: str) -> l
 def prepare(name: str, raw_path: str | Path, out_path: str | Path, limit: int | None = None, seed: int = 0) -> int:
     spec = get_dataset(name)
     records = subsample(LOADERS[spec.loader](Path(raw_path), spec), limit, seed, name)
+    write_jsonl(out_path, records)
+    return len(records)
+
+
+def mix(parts: list[str | Path], out_path: str | Path) -> int:
+    """Concatenate prepared training sets (ids stay unique: each carries its dataset's name)."""
+    records = [r for part in parts for r in read_jsonl(part)]
     write_jsonl(out_path, records)
     return len(records)

@@ -19,7 +19,7 @@ class Source:
     commit: str
     folder: str  # top-level folder of the mirror layout
     path: str
-    sha256: str
+    sha256: str | None  # None: known upstream file whose checksum is not pinned yet
 
     @property
     def relpath(self) -> str:
@@ -53,6 +53,21 @@ _LA_FILES = {
     "dataset/mawps/test.json": "c1a708979cbf2b3df9ac4020baacf3e8e73fcf089e1de7dd1b305b810bfaa15f",
     "dataset/mawps/trainset.json": "42e631004e46e71f5e050bfd6f0af2e27c9d76315cee66cc6412d66a19b47c1a",
     "ft-training_set/math_data.json": "1d06633b4db748b7cfa38f2891f8d7b17b3636717b3188dd382045b94cf999a7",
+    "dataset/boolq/test.json": "89df2397cbca81dc31adcc6f7f5b635821aa0565aafde46725b2b4bd39b4dfa9",
+    "dataset/boolq/train.json": "5ccbaceebaddc69765e1c4a363632196b81851d303696672165ab59ec4e48c83",
+    "dataset/piqa/test.json": "3860d11b9b42e590b6b4bbc1643214d373ed0b0d4ac62fcc7bdceb8e044ad141",
+    "dataset/social_i_qa/test.json": "71543f41127451945379d106ffedaef502f1c8770dff6d2f543aca85e3080b1d",
+    "dataset/winogrande/test.json": "6946f5209e7114c65c6d04f8f644c5a061af20d730b1cfe158fff3dc44076fb9",
+    "dataset/ARC-Easy/test.json": "3f32a84716ca6d57d38728bf80cc8117aecd17445c2cf29a68b571b810eb82dc",
+    "dataset/ARC-Easy/train.json": "6a06cece3dec32f4fb1c1b0fc29dab14be7cf3053b417290dbc6cd845359f5ff",
+    "dataset/ARC-Challenge/test.json": "4a89ce368ae01a71d268d9851686738b2a0a1d84271116bab49a1dd2b48ecad7",
+    "dataset/ARC-Challenge/train.json": "a9debff28aafed86a08211dc3584a3b6cb38edca8c56bb34cd5002ed54aeebfb",
+    "dataset/openbookqa/test.json": "8479930f7b8a26052c78250280b5465a4016ca7fc806af440d0f37e243f3099e",
+    "dataset/openbookqa/train.json": "a1e094eeea01f70c0baa880f37497b26700ae99b243927b9c529984de9b1fe90",
+    # download-only: not in the mirror, and no checksum pinned here yet (fetch refuses them, saying so)
+    "dataset/hellaswag/test.json": None,
+    "ft-training_set/commonsense_170k.json": None,
+    "ft-training_set/math_10k.json": None,
 }
 _GSM_FILES = {
     "grade_school_math/data/train.jsonl": "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
@@ -68,6 +83,10 @@ def _eval(name, folder, answer_type="number") -> DatasetSpec:
     return DatasetSpec(name, SOURCES[f"dataset/{folder}/test.json"], "llm_adapters", "eval", answer_type)
 
 
+def _train(name, path, answer_type) -> DatasetSpec:
+    return DatasetSpec(name, SOURCES[path], "llm_adapters", "train", answer_type)
+
+
 DATASETS: dict[str, DatasetSpec] = {
     d.name: d for d in [
         _eval("gsm8k", "gsm8k"),
@@ -80,8 +99,26 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("gsm8k_train", SOURCES["grade_school_math/data/train.jsonl"], "gsm8k_jsonl", "train", "number"),
         DatasetSpec("mawps_train", SOURCES["dataset/mawps/trainset.json"], "mawps_equations", "train", "number"),
         DatasetSpec("math_data", SOURCES["ft-training_set/math_data.json"], "llm_adapters", "train", "number"),
+        _train("math_10k", "ft-training_set/math_10k.json", "number"),
+        # commonsense suite
+        _eval("boolq", "boolq", "true_false"),
+        _eval("piqa", "piqa", "solution"),
+        _eval("social_i_qa", "social_i_qa", "answer5"),
+        _eval("winogrande", "winogrande", "option2"),
+        _eval("ARC-Easy", "ARC-Easy", "answer5"),
+        _eval("ARC-Challenge", "ARC-Challenge", "answer5"),
+        _eval("openbookqa", "openbookqa", "answer5"),
+        _eval("hellaswag", "hellaswag", "ending4"),
+        _train("boolq_train", "dataset/boolq/train.json", "true_false"),
+        _train("ARC-Easy_train", "dataset/ARC-Easy/train.json", "answer5"),
+        _train("ARC-Challenge_train", "dataset/ARC-Challenge/train.json", "answer5"),
+        _train("openbookqa_train", "dataset/openbookqa/train.json", "answer5"),
+        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "answer5"),
     ]
 }
+MATH_EVAL_SETS = ["gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps"]
+COMMONSENSE_EVAL_SETS = ["boolq", "piqa", "social_i_qa", "hellaswag", "winogrande", "ARC-Easy", "ARC-Challenge",
+                         "openbookqa"]
 EVAL_SETS = sorted(n for n, d in DATASETS.items() if d.split == "eval")
 TRAIN_SETS = sorted(n for n, d in DATASETS.items() if d.split == "train")
 
