@@ -26,6 +26,31 @@ def batches_longest_first(lengths: list[int], batch_size: int) -> Iterator[list[
         yield order[start:start + batch_size]
 
 
+def kv_bytes_per_token(config, dtype_bytes: int) -> int:
+    """Key + value cache of one token across all layers."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * dtype_bytes
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def auto_batch_size(model, max_prompt_tokens: int, max_new_tokens: int, n_prompts: int,
+                    free_bytes: int | None = None, fraction: float = 0.5, cap: int = 64) -> int:
+    """The largest batch whose KV cache (x2 for activations and beams' slack) fits in `fraction` of free memory,
+    capped: past a few dozen sequences a CPU gains nothing and a GPU little."""
+    param = next(model.parameters())
+    free = free_memory_bytes(param.device) if free_bytes is None else free_bytes
+    per_sequence = 2 * kv_bytes_per_token(model.config, param.element_size()) * (max_prompt_tokens + max_new_tokens)
+    return max(1, min(cap, n_prompts, int(free * fraction) // per_sequence))
+
+
 def _prompt_learning_config(model):
     config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
     return config if config is not None and config.is_prompt_learning else None
@@ -75,7 +100,7 @@ def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 128,
+def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, max_new_tokens: int = 128,
              stop_strings: list[str] | None = None,
              on_batch: Callable[[list[int], list[str]], None] | None = None,
              generation_kwargs: dict | None = None) -> list[str]:
@@ -85,6 +110,8 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new
     tokenizer.padding_side = "left"
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     device = next(model.parameters()).device
+    if batch_size == "auto":
+        batch_size = auto_batch_size(model, max(lengths, default=1), max_new_tokens, len(prompts))
     responses: list[str | None] = [None] * len(prompts)
     for indices in batches_longest_first(lengths, batch_size):
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)

@@ -32,3 +32,18 @@ def test_longest_prompts_come_first_and_every_index_once():
 def test_stop_strings_cut_the_response():
     assert cut_at_stop("The answer is 4.\n### Instruction: next", ["### Instruction:"]) == "The answer is 4."
     assert cut_at_stop("  plain  ", ["###"]) == "plain"
+
+
+def test_auto_batch_size_follows_free_memory(tiny):
+    from pipeline_lib.generation import auto_batch_size, kv_bytes_per_token
+
+    model, tokenizer = tiny
+    per_token = kv_bytes_per_token(model.config, 4)
+    assert per_token == 2 * 2 * 2 * 8 * 4  # k+v, 2 layers, 2 kv heads, head dim 8, float32
+    per_sequence = 2 * per_token * (100 + 28)
+    assert auto_batch_size(model, 100, 28, 1000, free_bytes=10 * per_sequence, fraction=1.0, cap=64) == 10
+    assert auto_batch_size(model, 100, 28, 1000, free_bytes=0) == 1
+    assert auto_batch_size(model, 100, 28, 3, free_bytes=10**12) == 3
+    assert auto_batch_size(model, 100, 28, 1000, free_bytes=10**12) == 64
+    out = generate(model, tokenizer, PROMPTS, batch_size="auto", max_new_tokens=4)
+    assert out == generate(model, tokenizer, PROMPTS, batch_size=1, max_new_tokens=4)
