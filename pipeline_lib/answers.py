@@ -150,7 +150,3 @@ def score(answer_type: str, response: str, gold: str) -> tuple[object, bool]:
 def score_all_rules(answer_type: str, response: str, gold: str) -> dict[str, tuple[object, bool]]:
     kind = get_type(answer_type)
     return {name: (pred := rule(response), kind.correct(pred, gold)) for name, rule in kind.rules.items()}
-
-
-# names kept for callers that want one rule directly
-extract_number, extract_letter, letter_first_capital = number_paper, letter_stated, letter_paper

@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from .adapters import prompt_learning_config
+
 
 def cut_at_stop(text: str, stop_strings: list[str]) -> str:
     cut = min((i for s in stop_strings if (i := text.find(s)) >= 0), default=len(text))
@@ -51,16 +53,11 @@ def auto_batch_size(model, max_prompt_tokens: int, max_new_tokens: int, n_prompt
     return max(1, min(cap, n_prompts, int(free * fraction) // per_sequence))
 
 
-def _prompt_learning_config(model):
-    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
-    return config if config is not None and config.is_prompt_learning else None
-
-
 @torch.inference_mode()
 def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            eos_token_id: int | None, pad_token_id: int) -> torch.Tensor:
     """Greedy continuation of a left-padded batch; returns prompt + new tokens, like generate()."""
-    if _prompt_learning_config(model) is None:
+    if prompt_learning_config(model) is None:
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
                               max_new_tokens=max_new_tokens, use_cache=True, pad_token_id=pad_token_id,
                               eos_token_id=eos_token_id)
@@ -68,7 +65,7 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
 
 
 def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id):
-    config = _prompt_learning_config(model)
+    config = prompt_learning_config(model)
     base, batch, n_virtual = model.base_model, input_ids.shape[0], config.num_virtual_tokens
     mask = torch.cat([attention_mask.new_ones(batch, n_virtual), attention_mask], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
@@ -115,7 +112,7 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
     responses: list[str | None] = [None] * len(prompts)
     for indices in batches_longest_first(lengths, batch_size):
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
-        if _prompt_learning_config(model) is None:
+        if prompt_learning_config(model) is None:
             kwargs = {"do_sample": False, "num_beams": 1, **(generation_kwargs or {})}
             out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,

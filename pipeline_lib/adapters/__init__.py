@@ -88,16 +88,17 @@ def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
     return model
 
 
-def _is_prompt_learning(model: nn.Module) -> bool:
-    config = getattr(model, "peft_config", {}).get("default")
-    return bool(config is not None and config.is_prompt_learning)
+def prompt_learning_config(model: nn.Module):
+    """The active peft config when it is a prompt-learning method (virtual tokens), else None."""
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
+    return config if config is not None and config.is_prompt_learning else None
 
 
 def merge(model: nn.Module) -> nn.Module:
     """Fold the adapter into the base weights and return the plain model; raise where that is impossible."""
     if hasattr(model, "bottleneck_config"):
         return bottleneck.merge(model)
-    if _is_prompt_learning(model):
+    if prompt_learning_config(model):
         raise NotImplementedError(f"{model.peft_config['default'].peft_type.value.lower()} adapter cannot be "
                                   f"merged: it adds virtual tokens, not weight updates")
     if not hasattr(model, "merge_and_unload"):

@@ -116,9 +116,6 @@ DATASETS: dict[str, DatasetSpec] = {
         _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "answer5"),
     ]
 }
-MATH_EVAL_SETS = ["gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps"]
-COMMONSENSE_EVAL_SETS = ["boolq", "piqa", "social_i_qa", "hellaswag", "winogrande", "ARC-Easy", "ARC-Challenge",
-                         "openbookqa"]
 EVAL_SETS = sorted(n for n, d in DATASETS.items() if d.split == "eval")
 TRAIN_SETS = sorted(n for n, d in DATASETS.items() if d.split == "train")
 
