@@ -1,5 +1,7 @@
-"""The fine-tuning loop: upstream's tokenization, AdamW with linear warmup and decay, gradient accumulation
-with the paper's batch_size / micro_batch_size semantics, token-weighted loss, optional bf16 autocast."""
+"""The fine-tuning loop: upstream's tokenization, AdamW with linear warmup and linear (or cosine) decay,
+gradient accumulation with the paper's batch_size / micro_batch_size semantics, token-weighted loss,
+optional bf16 autocast and gradient checkpointing, and checkpoints every N steps from which a killed run
+resumes to the same final weights as an uninterrupted one."""
 from __future__ import annotations
 
 import math
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from . import checkpoints
 from .prompts import alpaca_prompt, alpaca_training_text
 
 
@@ -26,6 +29,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     autocast_bf16: bool = False
     seed: int = 42
+    lr_scheduler: str = "linear"       # "linear" (paper) or "cosine"
+    gradient_checkpointing: bool = False
+    checkpoint_every: int | None = 50  # optimizer steps between checkpoints; None: none
 
 
 class TrainingError(RuntimeError):
@@ -57,10 +63,13 @@ def collate(examples: list[dict], pad_id: int) -> dict:
     }
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warmup to 1, then linear decay to 0 (transformers' linear schedule, as upstream uses)."""
+def lr_factor(step: int, warmup: int, total: int, kind: str = "linear") -> float:
+    """Linear warmup to 1, then linear (upstream's transformers default) or cosine decay to 0."""
     if step < warmup:
         return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if kind == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
@@ -75,8 +84,33 @@ def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     return loss, int((labels != -100).sum())
 
 
-def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train the model's trainable parameters in place; return metrics (loss per step, time, tokens/s)."""
+def _capture(model, optimizer, scheduler, generator, order, losses, tokens, step, fingerprint) -> dict:
+    return {"fingerprint": fingerprint, "step": step, "order": list(order), "losses": list(losses),
+            "tokens": tokens, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+
+
+def _restore(state, model, optimizer, scheduler, generator) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.copy_(state["params"][name])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: bool = True,
+          checkpoint_dir=None, fingerprint: str = "", on_checkpoint=None) -> dict:
+    """Train the model's trainable parameters in place; return metrics (loss per step, time, tokens/s).
+
+    With `checkpoint_dir`, state is saved every `cfg.checkpoint_every` steps and a run with the same
+    `fingerprint` resumes from the last checkpoint. `on_checkpoint(step)` is called after each save."""
     if not records:
         raise TrainingError("training set is empty")
     if cfg.batch_size % cfg.micro_batch_size:
@@ -89,15 +123,23 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the model has no trainable parameters")
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total, cfg.lr_scheduler))
     generator = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
     order: list[int] = []
-    losses, tokens_seen = [], 0
+    losses, tokens_seen, first_step = [], 0, 0
+    state = checkpoints.load(checkpoint_dir, fingerprint)
+    if state is not None:
+        _restore(state, model, optimizer, scheduler, generator)
+        order, losses, tokens_seen, first_step = state["order"], state["losses"], state["tokens"], state["step"]
     model.train()
     start = time.perf_counter()
-    for step in tqdm(range(total), desc="fine-tune", unit="step", disable=not progress):
+    for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress,
+                     initial=first_step, total=total):
         micro, step_loss, step_tokens = [], 0.0, 0
         for _ in range(accum):
             if not order:
@@ -122,11 +164,18 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss, 6))
         tokens_seen += step_tokens
+        if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
+            checkpoints.save(checkpoint_dir, _capture(model, optimizer, scheduler, generator, order, losses,
+                                                      tokens_seen, step + 1, fingerprint))
+            if on_checkpoint:
+                on_checkpoint(step + 1)
     wall = time.perf_counter() - start
     model.eval()
+    trained_tokens = tokens_seen - (state["tokens"] if state else 0)
     return {
         "steps": total, "examples": len(examples), "loss": losses, "tokens": tokens_seen,
-        "wall_time_s": round(wall, 2), "tokens_per_s": round(tokens_seen / wall, 1),
+        "resumed_from_step": first_step, "wall_time_s": round(wall, 2),
+        "tokens_per_s": round(trained_tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
     }

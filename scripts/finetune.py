@@ -1,11 +1,14 @@
 """Fine-tune one adapter on one training set; write the adapter and its training metrics."""
 import argparse
+import hashlib
 import json
+import shutil
 import time
+from pathlib import Path
 
 import _common
 from pipeline_lib import adapters, models
-from pipeline_lib.files import atomic_path, read_jsonl, write_json
+from pipeline_lib.files import atomic_path, read_jsonl, sha256_file, write_json
 from pipeline_lib.training import TrainConfig, train
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -23,10 +26,16 @@ model, tokenizer = models.load(args.model, device=args.device, trust_remote_code
 model = adapters.attach(model, spec)
 counts = adapters.parameter_counts(model)
 print(json.dumps({"adapter": spec, "training": vars(cfg), **counts}))
-metrics = train(model, tokenizer, read_jsonl(args.data), cfg)
+# checkpoints live beside the output (Snakemake removes a failed job's outputs, not this) and are reused only
+# by a run with the same inputs
+checkpoint_dir = Path(args.out + ".checkpoint")
+fingerprint = hashlib.sha256(json.dumps([spec, vars(cfg), args.model, sha256_file(args.data)],
+                                        sort_keys=True).encode()).hexdigest()
+metrics = train(model, tokenizer, read_jsonl(args.data), cfg, checkpoint_dir=checkpoint_dir, fingerprint=fingerprint)
 with atomic_path(args.out, directory=True) as tmp:
     adapters.save(model, tmp)
     size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
     write_json(tmp / "metrics.json", {**counts, **metrics, "adapter_file_bytes": size,
                                       "adapter": spec, "training": vars(cfg), "finished": time.time()})
+shutil.rmtree(checkpoint_dir, ignore_errors=True)
 print(f"final loss {metrics['loss'][-1]:.4f}, {metrics['tokens_per_s']} tokens/s, {metrics['wall_time_s']} s")

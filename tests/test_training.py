@@ -103,3 +103,24 @@ def test_nan_loss_stops_naming_the_step(tiny):
         next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
     with pytest.raises(TrainingError, match="at step 1"):
         train(model, tok, RECORDS, TrainConfig(max_steps=2, batch_size=4, micro_batch_size=2), progress=False)
+
+
+def test_cosine_schedule_decays_smoothly_to_zero():
+    factors = [lr_factor(s, 2, 10, "cosine") for s in range(11)]
+    assert factors[2] == 1.0 and factors[10] == pytest.approx(0.0, abs=1e-12)
+    assert factors[6] == pytest.approx(0.5)  # half-way through the decay
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:]))
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_dir):
+    from pipeline_lib import models
+
+    def run(checkpointing):
+        model, tok = models.load(tiny_dir)
+        torch.manual_seed(5)
+        model = adapters.attach(model, LORA)
+        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2,
+                          gradient_checkpointing=checkpointing)
+        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+
+    assert run(True) == pytest.approx(run(False), rel=1e-5)
