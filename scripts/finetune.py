@@ -20,9 +20,12 @@ _common.add_model_args(parser)
 args = parser.parse_args()
 _common.set_threads(args.threads)
 
+import torch  # noqa: E402
+
 spec, cfg = json.loads(args.adapter), TrainConfig(**json.loads(args.training))
 model, tokenizer = models.load(args.model, device=args.device, trust_remote_code=args.trust_remote_code,
                                quantization=args.quantization)
+torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
 model = adapters.attach(model, spec)
 counts = adapters.parameter_counts(model)
 print(json.dumps({"adapter": spec, "training": vars(cfg), **counts}))
