@@ -32,6 +32,7 @@ class TrainConfig:
     lr_scheduler: str = "linear"       # "linear" (paper) or "cosine"
     gradient_checkpointing: bool = False
     checkpoint_every: int | None = 50  # optimizer steps between checkpoints; None: none
+    packing: bool = False              # each micro-batch as one padding-free row (block-diagonal attention)
 
 
 class TrainingError(RuntimeError):
@@ -63,6 +64,23 @@ def collate(examples: list[dict], pad_id: int) -> dict:
     }
 
 
+def collate_packed(examples: list[dict]) -> dict:
+    """The examples concatenated into one row, no padding: positions restart and attention stays inside each
+    example (a 4D block-diagonal causal mask; position ids alone do not do that, see FACTS.md)."""
+    ids, labels, positions, segment = [], [], [], []
+    for i, e in enumerate(examples):
+        ids += e["input_ids"]
+        # an example's first token is no target: it would be predicted from the previous example
+        labels += [-100] + e["labels"][1:]
+        positions += list(range(len(e["input_ids"])))
+        segment += [i] * len(e["input_ids"])
+    seg = torch.tensor(segment)
+    n = len(ids)
+    mask = (seg[:, None] == seg[None, :]) & torch.ones(n, n, dtype=torch.bool).tril()
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+            "position_ids": torch.tensor([positions]), "attention_mask": mask[None, None]}
+
+
 def lr_factor(step: int, warmup: int, total: int, kind: str = "linear") -> float:
     """Linear warmup to 1, then linear (upstream's transformers default) or cosine decay to 0."""
     if step < warmup:
@@ -77,7 +95,8 @@ def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropies over labelled tokens, and their count."""
     labels = batch["labels"][:, 1:]
     # prompt-learning adapters prepend virtual tokens to the logits: keep the input's positions only
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
     logits = logits[:, -batch["input_ids"].shape[1]:]
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
                                              ignore_index=-100, reduction="sum")
@@ -144,8 +163,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         for _ in range(accum):
             if not order:
                 order = torch.randperm(len(examples), generator=generator).tolist()
-            micro.append(collate([examples[order.pop()] for _ in range(min(cfg.micro_batch_size, len(order)))],
-                                 tokenizer.pad_token_id))
+            chosen = [examples[order.pop()] for _ in range(min(cfg.micro_batch_size, len(order)))]
+            micro.append(collate_packed(chosen) if cfg.packing else collate(chosen, tokenizer.pad_token_id))
         n_labels = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
         for batch in micro:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -153,7 +172,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
                 loss_sum, _ = token_loss_sum(model, batch)
             (loss_sum / max(n_labels, 1)).backward()
             step_loss += loss_sum.item()
-            step_tokens += int(batch["attention_mask"].sum())
+            step_tokens += int(batch["input_ids"].numel() if cfg.packing else batch["attention_mask"].sum())
         loss = step_loss / max(n_labels, 1)
         if not math.isfinite(loss):
             raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")

@@ -124,3 +124,29 @@ def test_gradient_checkpointing_gives_the_same_training(tiny_dir):
         return train(model, tok, RECORDS, cfg, progress=False)["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-5)
+
+
+def test_packed_loss_equals_unpacked(tiny):
+    from pipeline_lib.training import collate_packed
+
+    model, tok = tiny
+    examples = [tokenize(tok, r, 256, train_on_inputs=i % 2 == 0) for i, r in enumerate(RECORDS[:4])]
+    packed_sum, packed_n = token_loss_sum(model, collate_packed(examples))
+    alone = [token_loss_sum(model, collate([e], tok.pad_token_id)) for e in examples]
+    assert packed_n == sum(n for _, n in alone)
+    torch.testing.assert_close(packed_sum, sum(s for s, _ in alone), rtol=1e-5, atol=1e-4)
+    padded_sum, _ = token_loss_sum(model, collate(examples, tok.pad_token_id))
+    torch.testing.assert_close(packed_sum, padded_sum, rtol=1e-5, atol=1e-4)
+
+
+def test_packed_training_matches_padded_training(tiny_dir):
+    from pipeline_lib import models
+
+    def run(packing):
+        model, tok = models.load(tiny_dir)
+        torch.manual_seed(5)
+        model = adapters.attach(model, LORA)
+        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, packing=packing)
+        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+
+    assert run(True) == pytest.approx(run(False), rel=1e-4)
