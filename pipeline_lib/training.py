@@ -33,6 +33,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     checkpoint_every: int | None = 50  # optimizer steps between checkpoints; None: none
     packing: bool = False              # each micro-batch as one padding-free row (block-diagonal attention)
+    val_set_size: int = 0              # held-out examples for validation loss (paper: val_set_size)
+    eval_every: int | None = None      # steps between validation losses (None: only at the end)
 
 
 class TrainingError(RuntimeError):
@@ -81,6 +83,31 @@ def collate_packed(examples: list[dict]) -> dict:
             "position_ids": torch.tensor([positions]), "attention_mask": mask[None, None]}
 
 
+@torch.no_grad()
+def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) -> float:
+    """Token-weighted loss over the held-out examples, in eval mode (no dropout)."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, len(examples), cfg.micro_batch_size):
+        batch = {k: v.to(device) for k, v in collate(examples[i:i + cfg.micro_batch_size], pad_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            loss_sum, n = token_loss_sum(model, batch)
+        total, count = total + loss_sum.item(), count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def split_validation(examples: list[dict], size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training, validation) examples: a seeded held-out set of `size`, as upstream's train_test_split."""
+    if size <= 0:
+        return examples, []
+    if size >= len(examples):
+        raise TrainingError(f"val_set_size {size} leaves no training examples (the set has {len(examples)})")
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + 1)).tolist()
+    return [examples[i] for i in sorted(order[size:])], [examples[i] for i in sorted(order[:size])]
+
+
 def lr_factor(step: int, warmup: int, total: int, kind: str = "linear") -> float:
     """Linear warmup to 1, then linear (upstream's transformers default) or cosine decay to 0."""
     if step < warmup:
@@ -103,8 +130,9 @@ def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     return loss, int((labels != -100).sum())
 
 
-def _capture(model, optimizer, scheduler, generator, order, losses, tokens, step, fingerprint) -> dict:
+def _capture(model, optimizer, scheduler, generator, order, losses, tokens, step, fingerprint, validation) -> dict:
     return {"fingerprint": fingerprint, "step": step, "order": list(order), "losses": list(losses),
+            "validation": validation,
             "tokens": tokens, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -135,7 +163,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     if cfg.batch_size % cfg.micro_batch_size:
         raise TrainingError(f"batch_size {cfg.batch_size} is not a multiple of micro_batch_size {cfg.micro_batch_size}")
     torch.manual_seed(cfg.seed)
-    examples = [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records]
+    examples, held_out = split_validation(
+        [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records], cfg.val_set_size, cfg.seed)
     accum = cfg.batch_size // cfg.micro_batch_size
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
@@ -151,10 +180,13 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     device = next(model.parameters()).device
     order: list[int] = []
     losses, tokens_seen, first_step = [], 0, 0
+    # validation history, and the trainable weights at the best validation loss (upstream: load_best_model_at_end)
+    validation = {"steps": [], "loss": [], "best_step": None, "best": None}
     state = checkpoints.load(checkpoint_dir, fingerprint)
     if state is not None:
         _restore(state, model, optimizer, scheduler, generator)
         order, losses, tokens_seen, first_step = state["order"], state["losses"], state["tokens"], state["step"]
+        validation = state["validation"]
     model.train()
     start = time.perf_counter()
     for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress,
@@ -183,17 +215,30 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         optimizer.zero_grad(set_to_none=True)
         losses.append(round(loss, 6))
         tokens_seen += step_tokens
+        if held_out and ((cfg.eval_every and (step + 1) % cfg.eval_every == 0) or step + 1 == total):
+            val = validation_loss(model, held_out, cfg, tokenizer.pad_token_id)
+            validation["steps"].append(step + 1)
+            validation["loss"].append(round(val, 6))
+            if validation["best"] is None or val < min(validation["loss"][:-1], default=float("inf")):
+                validation["best_step"] = step + 1
+                validation["best"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
             checkpoints.save(checkpoint_dir, _capture(model, optimizer, scheduler, generator, order, losses,
-                                                      tokens_seen, step + 1, fingerprint))
+                                                      tokens_seen, step + 1, fingerprint, validation))
             if on_checkpoint:
                 on_checkpoint(step + 1)
     wall = time.perf_counter() - start
+    if validation["best"] is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.requires_grad:
+                    p.copy_(validation["best"][name])
     model.eval()
     trained_tokens = tokens_seen - (state["tokens"] if state else 0)
     return {
         "steps": total, "examples": len(examples), "loss": losses, "tokens": tokens_seen,
         "resumed_from_step": first_step, "wall_time_s": round(wall, 2),
+        "validation": {k: validation[k] for k in ("steps", "loss", "best_step")} if held_out else None,
         "tokens_per_s": round(trained_tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,

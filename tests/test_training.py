@@ -150,3 +150,23 @@ def test_packed_training_matches_padded_training(tiny_dir):
         return train(model, tok, RECORDS, cfg, progress=False)["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-4)
+
+
+def test_validation_split_losses_and_best_checkpoint(tiny):
+    from pipeline_lib.training import split_validation, validation_loss
+
+    model, tok = tiny
+    model = adapters.attach(model, LORA)
+    cfg = TrainConfig(max_steps=6, batch_size=4, micro_batch_size=2, learning_rate=5e-2, warmup_steps=0,
+                      val_set_size=4, eval_every=2)
+    metrics = train(model, tok, RECORDS, cfg, progress=False)
+    val = metrics["validation"]
+    assert val["steps"] == [2, 4, 6] and len(val["loss"]) == 3
+    assert val["best_step"] == val["steps"][val["loss"].index(min(val["loss"]))]
+    examples = [tokenize(tok, r, 256, True) for r in RECORDS]
+    train_part, held_out = split_validation(examples, 4, cfg.seed)
+    assert len(train_part) == 8 and len(held_out) == 4 and all(e not in train_part for e in held_out)
+    # the model ends with the best weights: its validation loss is the best one recorded
+    assert validation_loss(model, held_out, cfg, tok.pad_token_id) == pytest.approx(min(val["loss"]), abs=1e-5)
+    with pytest.raises(TrainingError, match="val_set_size 12 leaves no training examples"):
+        split_validation(examples, 12, 0)
