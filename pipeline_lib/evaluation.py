@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import answers, stats
+from .files import atomic_path
 from .generation import generate
 from .prompts import STOP_STRINGS, alpaca_prompt
 
@@ -40,7 +41,10 @@ def _load_partial(path: Path, fingerprint: str) -> dict[str, dict]:
     if not path.is_file():
         return {}
     lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+    try:
+        if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+            return {}
+    except json.JSONDecodeError:
         return {}
     done = {}
     for line in lines[1:]:
@@ -66,8 +70,10 @@ def evaluate(model, tokenizer, records: list[dict], cfg: dict, partial: str | Pa
 
     settings = protocol_settings(cfg)
     done = _load_partial(Path(partial), fingerprint) if partial else {}
-    if partial and not done:
-        Path(partial).write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+    if partial:  # start the file afresh with what is reusable, dropping a line cut by a kill
+        with atomic_path(partial) as tmp:
+            tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n"
+                                   for x in [{"fingerprint": fingerprint}, *done.values()]), encoding="utf-8")
     todo = [r for r in records if r["id"] not in done]
     bar = tqdm(total=len(records), initial=len(records) - len(todo), desc="evaluate", unit="item",
                disable=not progress)

@@ -130,20 +130,28 @@ def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     return loss, int((labels != -100).sum())
 
 
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def _load_trainable(model, state: dict[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            p.copy_(state[name])
+
+
 def _capture(model, optimizer, scheduler, generator, order, losses, tokens, step, fingerprint, validation) -> dict:
     return {"fingerprint": fingerprint, "step": step, "order": list(order), "losses": list(losses),
             "validation": validation,
             "tokens": tokens, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "params": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+            "params": _trainable_state(model)}
 
 
 def _restore(state, model, optimizer, scheduler, generator) -> None:
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                p.copy_(state["params"][name])
+    _load_trainable(model, state["params"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     generator.set_state(state["generator"])
@@ -221,7 +229,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
             validation["loss"].append(round(val, 6))
             if validation["best"] is None or val < min(validation["loss"][:-1], default=float("inf")):
                 validation["best_step"] = step + 1
-                validation["best"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+                validation["best"] = _trainable_state(model)
         if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
             checkpoints.save(checkpoint_dir, _capture(model, optimizer, scheduler, generator, order, losses,
                                                       tokens_seen, step + 1, fingerprint, validation))
@@ -229,10 +237,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
                 on_checkpoint(step + 1)
     wall = time.perf_counter() - start
     if validation["best"] is not None:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if p.requires_grad:
-                    p.copy_(validation["best"][name])
+        _load_trainable(model, validation["best"])
     model.eval()
     trained_tokens = tokens_seen - (state["tokens"] if state else 0)
     return {

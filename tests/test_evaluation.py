@@ -38,6 +38,7 @@ def test_killed_evaluation_resumes_with_the_items_not_written(tiny, tmp_path):
     resumed, summary = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f1", progress=False)
     assert summary["resumed_items"] == 2
     assert resumed == full
+    assert len(partial.read_text().splitlines()) == 1 + len(RECORDS)  # the cut line is gone
     # a partial file from other inputs is not reused
     _, fresh = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f2", progress=False)
     assert fresh["resumed_items"] == 0
