@@ -53,6 +53,8 @@ def check(config: dict) -> None:
                                   [spec["method"] for spec in config["adapters"].values()])
     except ValueError as e:
         problems.append(f"quantization: {e}")
+    if config["gpus_per_finetune"] > 1 and config["device"] != "cuda":
+        problems.append(f"gpus_per_finetune: {config['gpus_per_finetune']} needs device: cuda (it is {config['device']})")
     for name in config["data"]["limits"]:
         try:
             get_dataset(name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from . import checkpoints
+from . import checkpoints, distributed
 from .prompts import alpaca_prompt, alpaca_training_text
 
 
@@ -33,12 +33,34 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     checkpoint_every: int | None = 50  # optimizer steps between checkpoints; None: none
     packing: bool = False              # each micro-batch as one padding-free row (block-diagonal attention)
+    group_by_length: bool = False      # upstream's option: micro-batches of similar lengths, little padding
+    attention: str = "auto"            # "eager", "sdpa", or "auto": eager on CPU (measured faster to train), sdpa else
     val_set_size: int = 0              # held-out examples for validation loss (paper: val_set_size)
     eval_every: int | None = None      # steps between validation losses (None: only at the end)
 
 
+GROUP_CHUNK_STEPS = 8  # optimizer steps' worth of examples sorted together under group_by_length
+
+
 class TrainingError(RuntimeError):
     pass
+
+
+@torch.no_grad()
+def cast_frozen_linears(model, dtype=torch.bfloat16) -> int:
+    """Store the frozen Linear weights in `dtype`: autocast would cast them on every forward anyway, so this
+    only saves that copy and half their memory. Embeddings, norms and the adapter stay float32 (the residual
+    stream keeps float32 precision). Returns the number of weights cast."""
+    cast = 0
+    tied = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    for module in model.modules():
+        if type(module) is torch.nn.Linear and not module.weight.requires_grad and id(module.weight) not in tied \
+                and module.weight.dtype == torch.float32:
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None and not module.bias.requires_grad:
+                module.bias.data = module.bias.data.to(dtype)
+            cast += 1
+    return cast
 
 
 def tokenize(tokenizer, record: dict, cutoff_len: int, train_on_inputs: bool) -> dict:
@@ -78,9 +100,27 @@ def collate_packed(examples: list[dict]) -> dict:
         segment += [i] * len(e["input_ids"])
     seg = torch.tensor(segment)
     n = len(ids)
-    mask = (seg[:, None] == seg[None, :]) & torch.ones(n, n, dtype=torch.bool).tril()
+    allowed = (seg[:, None] == seg[None, :]) & torch.ones(n, n, dtype=torch.bool).tril()
+    # additive float: eager attention ignores a boolean 4D mask, sdpa takes either (FACTS.md)
+    mask = torch.zeros(n, n).masked_fill(~allowed, torch.finfo(torch.float32).min)
     return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions]), "attention_mask": mask[None, None]}
+
+
+def set_attention(model, choice: str, device: torch.device) -> str:
+    """Switch the base model's attention kernel for training. On CPU the eager kernel trains faster than
+    sdpa's flash kernel at these lengths (its backward dominates: benchmarks/train_speed.py)."""
+    from transformers import PreTrainedModel
+
+    kind = ("eager" if device.type == "cpu" else "sdpa") if choice == "auto" else choice
+    base = next(m for m in model.modules() if isinstance(m, PreTrainedModel))
+    if base.config._attn_implementation != kind:
+        try:
+            base.set_attn_implementation(kind)
+        except ValueError as err:  # an architecture without that kernel keeps its own
+            if choice != "auto":
+                raise TrainingError(f"attention {kind!r}: {err}") from err
+    return base.config._attn_implementation
 
 
 @torch.no_grad()
@@ -106,6 +146,17 @@ def split_validation(examples: list[dict], size: int, seed: int) -> tuple[list[d
         raise TrainingError(f"val_set_size {size} leaves no training examples (the set has {len(examples)})")
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + 1)).tolist()
     return [examples[i] for i in sorted(order[size:])], [examples[i] for i in sorted(order[:size])]
+
+
+def epoch_order(lengths: list[int], generator: torch.Generator, group_by_length: bool, chunk: int) -> list[int]:
+    """A seeded permutation of the examples, consumed from the end. With `group_by_length`, each run of
+    `chunk` consecutive examples is sorted by length, so the micro-batches cut from it need little padding while
+    which examples share a step stays random (as transformers' LengthGroupedSampler, with megabatches)."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if not group_by_length:
+        return order
+    return [i for start in range(0, len(order), chunk)
+            for i in sorted(order[start:start + chunk], key=lambda j: lengths[j])]
 
 
 def lr_factor(step: int, warmup: int, total: int, kind: str = "linear") -> float:
@@ -174,11 +225,16 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     examples, held_out = split_validation(
         [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records], cfg.val_set_size, cfg.seed)
     accum = cfg.batch_size // cfg.micro_batch_size
+    lengths = [len(e["input_ids"]) for e in examples]
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the model has no trainable parameters")
+    rank, procs = distributed.world()
+    if accum < procs:
+        raise TrainingError(f"batch_size / micro_batch_size = {accum} micro-batches per step cannot feed "
+                            f"{procs} data-parallel processes; raise batch_size or lower micro_batch_size")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -186,6 +242,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total, cfg.lr_scheduler))
     generator = torch.Generator().manual_seed(cfg.seed)
     device = next(model.parameters()).device
+    attention = set_attention(model, cfg.attention, device)
     order: list[int] = []
     losses, tokens_seen, first_step = [], 0, 0
     # validation history, and the trainable weights at the best validation loss (upstream: load_best_model_at_end)
@@ -197,22 +254,24 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         validation = state["validation"]
     model.train()
     start = time.perf_counter()
-    for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress,
+    for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress or rank > 0,
                      initial=first_step, total=total):
         micro, step_loss, step_tokens = [], 0.0, 0
         for _ in range(accum):
             if not order:
-                order = torch.randperm(len(examples), generator=generator).tolist()
+                order = epoch_order(lengths, generator, cfg.group_by_length, GROUP_CHUNK_STEPS * cfg.batch_size)
             chosen = [examples[order.pop()] for _ in range(min(cfg.micro_batch_size, len(order)))]
             micro.append(collate_packed(chosen) if cfg.packing else collate(chosen, tokenizer.pad_token_id))
         n_labels = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
-        for batch in micro:
+        for batch in distributed.share(micro, rank, procs):
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
                 loss_sum, _ = token_loss_sum(model, batch)
             (loss_sum / max(n_labels, 1)).backward()
             step_loss += loss_sum.item()
             step_tokens += int(batch["input_ids"].numel() if cfg.packing else batch["attention_mask"].sum())
+        step_loss, step_tokens = distributed.sum_gradients(params, step_loss, step_tokens)
+        step_tokens = int(step_tokens)
         loss = step_loss / max(n_labels, 1)
         if not math.isfinite(loss):
             raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")
@@ -231,8 +290,10 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
                 validation["best_step"] = step + 1
                 validation["best"] = _trainable_state(model)
         if checkpoint_dir and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
-            checkpoints.save(checkpoint_dir, _capture(model, optimizer, scheduler, generator, order, losses,
-                                                      tokens_seen, step + 1, fingerprint, validation))
+            if rank == 0:  # every process holds the same state after the summed step
+                checkpoints.save(checkpoint_dir, _capture(model, optimizer, scheduler, generator, order, losses,
+                                                          tokens_seen, step + 1, fingerprint, validation))
+            distributed.barrier()
             if on_checkpoint:
                 on_checkpoint(step + 1)
     wall = time.perf_counter() - start
@@ -242,7 +303,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     trained_tokens = tokens_seen - (state["tokens"] if state else 0)
     return {
         "steps": total, "examples": len(examples), "loss": losses, "tokens": tokens_seen,
-        "resumed_from_step": first_step, "wall_time_s": round(wall, 2),
+        "resumed_from_step": first_step, "wall_time_s": round(wall, 2), "attention": attention,
         "validation": {k: validation[k] for k in ("steps", "loss", "best_step")} if held_out else None,
         "tokens_per_s": round(trained_tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from pipeline_lib import config as cfg
+from pipeline_lib import distributed
 from pipeline_lib import models as model_registry
 from pipeline_lib.data import DATASETS, SOURCES
 
@@ -17,6 +18,9 @@ PY = shlex.quote(sys.executable)
 SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
 THREADS = config["threads"]
 GPU = 1 if config["device"] == "cuda" else 0
+FINETUNE_GPUS = config["gpus_per_finetune"] if GPU else 0
+# python, or python -m torch.distributed.run ... for a data-parallel fine-tune
+FINETUNE_PY = " ".join([PY, *distributed.launcher(FINETUNE_GPUS)])
 MODEL_SOURCES = {m: model_registry.model_source(m, config["model_defs"].get(m)) for m in config["models"]}
 ROWS = cfg.rows(config)
 

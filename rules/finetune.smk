@@ -18,10 +18,10 @@ rule finetune:
         trust=trust_flag,
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=FINETUNE_GPUS,
     log:
         "logs/finetune/{model}/{adapter}/{train}.log",
     shell:
-        PY + " " + SCRIPTS + "/finetune.py --model {input.model:q} --data {input.data:q} --out {output:q} "
+        FINETUNE_PY + " " + SCRIPTS + "/finetune.py --model {input.model:q} --data {input.data:q} --out {output:q} "
         "--adapter {params.adapter:q} --training {params.training:q} --device " + config["device"] + " "
         "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"

@@ -98,3 +98,22 @@ def test_cuda_check_script_skips_cleanly_without_cuda():
     out = subprocess.run([sys.executable, str(ROOT / "scripts/cuda_check.py"), "unused"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "no CUDA device" in out.stdout
+
+
+def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_path):
+    result = run(tmp_path, {"device": "cuda", "gpus_per_finetune": 2}, "--dry-run", "--printshellcmds",
+                 configfiles=("config.yaml",))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    finetunes = [line for line in out.splitlines() if "scripts/finetune.py" in line]
+    assert len(finetunes) == 3 and all("-m torch.distributed.run --standalone --nproc-per-node=2" in line
+                                       for line in finetunes)
+    assert all("torch.distributed.run" not in line for line in out.splitlines() if "scripts/evaluate.py" in line)
+    assert "gpu=2" in out.replace(" ", "")
+
+
+def test_several_gpus_per_finetune_need_cuda():
+    config = _filled()
+    config["gpus_per_finetune"] = 2
+    with pytest.raises(cfg.ConfigError, match="gpus_per_finetune: 2 needs device: cuda"):
+        cfg.check(config)

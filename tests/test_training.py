@@ -170,3 +170,59 @@ def test_validation_split_losses_and_best_checkpoint(tiny):
     assert validation_loss(model, held_out, cfg, tok.pad_token_id) == pytest.approx(min(val["loss"]), abs=1e-5)
     with pytest.raises(TrainingError, match="val_set_size 12 leaves no training examples"):
         split_validation(examples, 12, 0)
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_packed_loss_equals_unpacked_under_each_attention_kernel(tiny, attention):
+    from pipeline_lib.training import collate_packed, set_attention
+
+    model, tok = tiny
+    assert set_attention(model, attention, torch.device("cpu")) == attention
+    examples = [tokenize(tok, r, 256, True) for r in RECORDS[:3]]
+    packed_sum, _ = token_loss_sum(model, collate_packed(examples))
+    alone = sum(token_loss_sum(model, collate([e], tok.pad_token_id))[0] for e in examples)
+    torch.testing.assert_close(packed_sum, alone, rtol=1e-5, atol=1e-4)
+
+
+def test_attention_kernels_train_alike(tiny_dir):
+    from pipeline_lib import models
+
+    def run(attention):
+        model, tok = models.load(tiny_dir)
+        torch.manual_seed(5)
+        model = adapters.attach(model, LORA)
+        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, attention=attention)
+        metrics = train(model, tok, RECORDS, cfg, progress=False)
+        assert metrics["attention"] == attention
+        return metrics["loss"]
+
+    assert run("eager") == pytest.approx(run("sdpa"), rel=1e-4)
+
+
+def test_length_grouping_cuts_padding_and_keeps_every_example_once():
+    from pipeline_lib.training import epoch_order
+
+    lengths = [5, 90, 7, 88, 6, 91, 8, 89]
+    order = epoch_order(lengths, torch.Generator().manual_seed(0), True, chunk=8)
+    assert sorted(order) == list(range(8))
+    pairs = [order[i:i + 2] for i in range(0, 8, 2)]
+    padded = sum(2 * max(lengths[j] for j in p) for p in pairs)
+    assert padded - sum(lengths) <= 8  # short rows batched with short ones, long with long
+    assert epoch_order(lengths, torch.Generator().manual_seed(0), False, 8) != order
+
+
+def test_frozen_linears_cast_to_bf16_train_the_same_under_autocast(tiny_dir):
+    from pipeline_lib import models
+    from pipeline_lib.training import cast_frozen_linears
+
+    def run(cast):
+        model, tok = models.load(tiny_dir)
+        torch.manual_seed(5)
+        model = adapters.attach(model, LORA)
+        if cast:
+            assert cast_frozen_linears(model) > 0
+            assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, autocast_bf16=True)
+        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+
+    assert run(True) == pytest.approx(run(False), rel=1e-3)

@@ -1,0 +1,123 @@
+"""Fine-tuning speed: upstream's recipe (HF `Trainer` + peft LoRA, float32, each micro-batch padded to its
+longest row, as LLM-Adapters' finetune.py) against our training loop as the pipeline runs it (bf16 autocast
+with the frozen Linear weights stored in bf16, length-grouped micro-batches, eager attention on CPU). Same
+model, same LoRA, same examples, same number of optimizer steps, one process. Prints real (non-pad) tokens/s
+of each, the ratio, both loss curves, and the achieved FLOP/s against this machine's matmul peaks, measured here.
+
+  .venv/bin/python benchmarks/train_speed.py --model resources/models/smollm2-135m \\
+      --data results/data/train/gsm8k_train.jsonl --steps 8
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from pipeline_lib import adapters, models  # noqa: E402
+from pipeline_lib.files import read_jsonl  # noqa: E402
+from pipeline_lib.training import TrainConfig, cast_frozen_linears, tokenize, train  # noqa: E402
+
+LORA = {"method": "lora", "r": 32, "lora_alpha": 64,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}
+
+
+def matmul_peak(dtype, n=2048, reps=10) -> float:
+    """FLOP/s of an n x n matmul in `dtype` (after 2 warm-ups), this machine's practical ceiling."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def flops_per_token(model) -> float:
+    """Training FLOPs per token with a frozen base: forward (2 per matmul weight) plus input gradients
+    (2 more); frozen weights need no weight gradient; the adapter's own weights add 6 each. Attention
+    scores are left out (under 5% at these lengths), which understates our rate, not inflates it."""
+    frozen = sum(m.weight.numel() for m in model.modules()
+                 if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 4 * frozen + 6 * trainable
+
+
+def fresh_lora(model_dir, dropout):
+    model, tok = models.load(model_dir)
+    torch.manual_seed(0)
+    return adapters.attach(model, dict(LORA, lora_dropout=dropout)), tok
+
+
+def run_trainer(model_dir, records, args) -> dict:
+    """The upstream recipe: transformers Trainer, DataCollatorForSeq2Seq padding to a multiple of 8."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    model, tok = fresh_lora(model_dir, args.lora_dropout)
+    data = [tokenize(tok, r, args.cutoff, True) for r in records]  # a list is a map-style dataset
+    real = []
+    pad = DataCollatorForSeq2Seq(tok, pad_to_multiple_of=8, return_tensors="pt", padding=True)
+
+    def collator(features):
+        batch = pad(features)
+        real.append(int(batch["attention_mask"].sum()))
+        return batch
+
+    targs = TrainingArguments(
+        output_dir=str(args.scratch / "trainer"), per_device_train_batch_size=args.micro,
+        gradient_accumulation_steps=args.batch // args.micro, max_steps=args.steps, learning_rate=3e-4,
+        warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=0,
+        dataloader_num_workers=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"tokens_per_s": sum(real) / wall, "loss": losses, "flops_per_token": flops_per_token(model)}
+
+
+def run_ours(model_dir, records, args) -> dict:
+    model, tok = fresh_lora(model_dir, args.lora_dropout)
+    cast_frozen_linears(model)
+    cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro, warmup_steps=0,
+                      cutoff_len=args.cutoff, autocast_bf16=True, group_by_length=True, checkpoint_every=None)
+    metrics = train(model, tok, records, cfg, progress=False)
+    return {"tokens_per_s": metrics["tokens_per_s"], "loss": metrics["loss"],
+            "flops_per_token": flops_per_token(model), "attention": metrics["attention"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--micro", type=int, default=4)
+    parser.add_argument("--cutoff", type=int, default=256)
+    parser.add_argument("--lora-dropout", type=float, default=0.05,
+                        help="upstream's 0.05; on this CPU the dropout masks alone cost ~25%% of a step")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/train_speed"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    records = read_jsonl(args.data)
+    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peaks: float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    results = {"Trainer (fp32, padded)": run_trainer(args.model, records, args),
+               "ours (bf16, grouped)": run_ours(args.model, records, args)}
+    for name, r in results.items():
+        achieved = r["tokens_per_s"] * r["flops_per_token"]
+        print(f"{name}: {r['tokens_per_s']:.1f} real tokens/s, {achieved / 1e9:.0f} GFLOP/s = "
+              f"{100 * achieved / peaks['float32']:.0f}% of the fp32 peak, "
+              f"{100 * achieved / peaks['bfloat16']:.0f}% of the bf16 peak")
+        print(f"  loss per step: {' '.join(f'{x:.3f}' for x in r['loss'])}")
+    base, ours = results.values()
+    print(f"ours / Trainer tokens/s: {ours['tokens_per_s'] / base['tokens_per_s']:.2f}x; mean loss over the last "
+          f"half: Trainer {sum(base['loss'][args.steps // 2:]) / (args.steps - args.steps // 2):.3f}, ours "
+          f"{sum(ours['loss'][args.steps // 2:]) / (args.steps - args.steps // 2):.3f}")
+
+
+if __name__ == "__main__":
+    main()
