@@ -12,6 +12,12 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 
 
+onstart:
+    # a real run stops here, before any job, when a dataset's file cannot be verified (a dry run shows the DAG)
+    if UNPINNED:
+        raise SystemExit("cannot run: " + "\n  ".join(UNPINNED))
+
+
 rule all:
     input:
         ACCURACY_OUTPUTS,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-from . import adapters, models
+from . import methods, models
 from .data import DATASETS, get_dataset
-from .training import TrainConfig
+from .train_config import TrainConfig
 
 BASE = "base"  # the adapter name meaning "no adapter"
 NO_TRAIN_SET = "none"  # training-set slot of the base rows
@@ -27,7 +27,7 @@ def check(config: dict) -> None:
         if name == BASE:
             problems.append(f"adapters: {BASE!r} is reserved for the base model without adapter")
         try:
-            adapters.check_method(spec["method"])
+            methods.check_method(spec["method"])
         except ValueError as e:
             problems.append(f"adapters.{name}: {e}")
     for mixture, parts in config["mixtures"].items():
@@ -43,9 +43,7 @@ def check(config: dict) -> None:
             if key == "train_sets" and name in config["mixtures"]:
                 continue
             try:
-                if get_dataset(name, split).source.sha256 is None:
-                    problems.append(f"{key}: {name} is download-only (its upstream file is not mirrored and its "
-                                    f"sha256 is not pinned in pipeline_lib/data/registry.py): it cannot run yet")
+                get_dataset(name, split)
             except KeyError as e:
                 problems.append(f"{key}: {e.args[0]}")
     try:
@@ -62,6 +60,42 @@ def check(config: dict) -> None:
             problems.append(f"data.limits: {e.args[0]}")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def register_datasets(config: dict) -> None:
+    """Add the config's `datasets:` entries to the registry (names that clash with built-ins fail)."""
+    from .data import registry
+
+    problems = []
+    for name, entry in config["datasets"].items():
+        try:
+            registry.register(name, entry)
+        except KeyError as e:
+            problems.append(e.args[0])
+    for name, sha256 in config["data"]["pins"].items():
+        try:
+            registry.pin(name, sha256)
+        except KeyError as e:
+            problems.append(f"data.pins: {e.args[0]}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def train_parts(config: dict) -> list[str]:
+    """The run's training datasets, mixtures expanded, each once."""
+    parts = [p for t in config["train_sets"] for p in config["mixtures"].get(t, [t])]
+    return list(dict.fromkeys(parts))
+
+
+def unpinned(config: dict) -> list[str]:
+    """The run's download-only datasets (not mirrored, no sha256 pinned): a real run must stop before any job,
+    saying where each file comes from and how to pin it; a dry run can still show the whole DAG."""
+    from .data import DATASETS
+
+    names = [*train_parts(config), *config["eval_sets"]]
+    return [f"{n}: download-only file {DATASETS[n].source.url} has no pinned sha256. Download it, check it, "
+            f"and pin it in the config: data: {{pins: {{{n}: <sha256>}}}} (then data.mirror or the URL supplies it)"
+            for n in dict.fromkeys(names) if n in DATASETS and DATASETS[n].source.sha256 is None]
 
 
 def adapter_spec(config: dict, name: str) -> dict:

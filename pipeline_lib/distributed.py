@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 
 def world() -> tuple[int, int]:
     """(rank, world size): (0, 1) outside torchrun."""
@@ -27,6 +25,8 @@ def init(device: str) -> None:
 
     if world()[1] > 1 and not dist.is_initialized():
         if device.startswith("cuda"):
+            import torch
+
             torch.cuda.set_device(torch.device(device))
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
 
@@ -36,8 +36,9 @@ def share(items: list, rank: int, size: int) -> list:
     return items[rank::size]
 
 
-def sum_gradients(params: list[torch.Tensor], *scalars: float) -> list[float]:
+def sum_gradients(params: list, *scalars: float) -> list[float]:
     """Sum the parameters' gradients (in one flat buffer) and the given scalars over all processes."""
+    import torch
     import torch.distributed as dist
 
     if world()[1] == 1:

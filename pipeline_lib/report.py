@@ -11,12 +11,18 @@ ROW_KEYS = ["model", "adapter", "train_set"]
 
 
 def collect(score_paths: list[str | Path]) -> pd.DataFrame:
-    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n."""
+    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n, its 95% Wilson
+    interval (fractions), evaluation wall time."""
+    from .stats import accuracy_summary
+
     rows = []
     for path in score_paths:
         s = read_json(path)
+        correct = s.get("correct", round(s["accuracy"] * s["n"]))
+        low, high = s.get("ci95") or accuracy_summary([True] * correct + [False] * (s["n"] - correct))["ci95"]
         rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"],
-                     "accuracy": 100.0 * s["accuracy"], "n": s["n"]})
+                     "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
+                     "wall_time_s": s.get("wall_time_s")})
     if not rows:
         raise ValueError("no score files to aggregate")
     return pd.DataFrame(rows)
@@ -30,11 +36,73 @@ def accuracy_table(scores: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
     return table.round(1).reset_index()
 
 
-def write_tables(table: pd.DataFrame, out_csv, out_md) -> None:
+MARKS = {"contaminated": "†", "decontaminated": "‡"}
+LEGEND = {"contaminated": "† contaminated: the training set contains some of these test questions "
+                          "(decontaminate: report); see contamination.md",
+          "decontaminated": "‡ scored on the decontaminated subset: test items found in a training set of the run "
+                            "were dropped (decontaminate: eval)"}
+
+
+def contamination_marks(report: dict, train_parts: dict[str, list[str]], datasets: list[str]) -> dict:
+    """(training set, dataset) -> 'contaminated' | 'decontaminated' for every cell the policy affects.
+    Under `eval` a decontaminated column is marked in every row (base rows included): all were scored on it."""
+    level, policy, pairs = report["level"], report["policy"], report["pairs"]
+    marks = {}
+    for dataset in datasets:
+        touched = any(row.get(dataset, {}).get(level) for row in pairs.values())
+        for train, parts in train_parts.items():
+            overlap = any(pairs.get(p, {}).get(dataset, {}).get(level) for p in parts)
+            if policy == "report" and overlap:
+                marks[(train, dataset)] = "contaminated"
+            if policy == "eval" and touched:
+                marks[(train, dataset)] = "decontaminated"
+    return marks
+
+
+def marked(table: pd.DataFrame, marks: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The table as text with each affected cell's mark, and the legend lines of the marks used."""
+    shown = table.copy()
+    used = set()
+    for column in shown.columns:
+        if column in ROW_KEYS or column == "average":
+            continue
+        cells = []
+        for train, value in zip(table["train_set"], table[column]):
+            mark = marks.get((train, column))
+            used.add(mark)
+            cells.append(f"{value:.1f}{MARKS[mark] if mark else ''}" if pd.notna(value) else "")
+        shown[column] = cells
+    return shown, [LEGEND[m] for m in MARKS if m in used]
+
+
+def write_tables(table: pd.DataFrame, out_csv, out_md, marks: dict | None = None) -> None:
+    marks = marks or {}
+    with atomic_path(out_csv) as tmp:
+        flags = [";".join(f"{d}:{marks[(t, d)]}" for d in table.columns if (t, d) in marks)
+                 for t in table["train_set"]]
+        table.assign(marks=flags).to_csv(tmp, index=False)
+    shown, legend = marked(table, marks)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n" +
+                       "".join(f"\n{line}\n" for line in legend), encoding="utf-8")
+
+
+def write_contamination(report: dict, out_csv, out_md) -> None:
+    """Training x evaluation table of overlapping evaluation items, at each level."""
+    from . import contamination
+
+    frames = [pd.DataFrame(contamination.table(report, level)).assign(level=level) for level in report["levels"]]
+    table = pd.concat(frames)[["level", "training set", *next(iter(report["pairs"].values()), {})]]
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
+    lines = [f"Evaluation items whose question appears in the training set (overlapping / total); policy "
+             f"`decontaminate: {report['policy']}` acts on the `{report['level']}` level. verbatim: identical after "
+             f"collapsing whitespace; normalised: also case and punctuation; near: at least "
+             f"{report['threshold']:.0%} of the item's word {report['ngram']}-grams appear in the other set.\n"]
+    for level, frame in zip(report["levels"], frames):
+        lines += [f"\n### {level}\n", frame.drop(columns="level").to_markdown(index=False) + "\n"]
     with atomic_path(out_md) as tmp:
-        tmp.write_text(table.to_markdown(index=False, floatfmt=".1f") + "\n", encoding="utf-8")
+        tmp.write_text("".join(lines), encoding="utf-8")
 
 
 def plot_accuracy(table: pd.DataFrame, out_png) -> None:

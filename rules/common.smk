@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config checks, paths, and the parameters each job depends on.
 import json
 import re
+from dataclasses import asdict
 import shlex
 import sys
 from pathlib import Path
@@ -9,18 +10,36 @@ sys.path.insert(0, workflow.basedir)
 
 from pipeline_lib import config as cfg
 from pipeline_lib import distributed
+from pipeline_lib import resources as estimate
+from pipeline_lib.data.registry import SIZES
 from pipeline_lib import models as model_registry
 from pipeline_lib.data import DATASETS, SOURCES
 
+cfg.register_datasets(config)  # datasets declared in the config join the registry before any check
 cfg.check(config)  # unknown names stop here, before the DAG is built
+UNPINNED = cfg.unpinned(config)
+for problem in UNPINNED:
+    print(f"WARNING: {problem}", file=sys.stderr)
 
 PY = shlex.quote(sys.executable)
 SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
 THREADS = config["threads"]
 GPU = 1 if config["device"] == "cuda" else 0
 FINETUNE_GPUS = config["gpus_per_finetune"] if GPU else 0
-# python, or python -m torch.distributed.run ... for a data-parallel fine-tune
-FINETUNE_PY = " ".join([PY, *distributed.launcher(FINETUNE_GPUS)])
+
+
+def on_gpus(count):
+    """Command prefix giving a job `count` GPUs of its own (pipeline_lib/gpu.py: flock per device, then
+    CUDA_VISIBLE_DEVICES); empty on CPU."""
+    if not count:
+        return ""
+    allocator = shlex.quote(str(Path(workflow.basedir) / "pipeline_lib" / "gpu.py"))
+    return f"{PY} {allocator} --gpus {count} --lock-dir {shlex.quote(config['gpu_lock_dir'])} -- "
+
+
+# python, or python -m torch.distributed.run ... for a data-parallel fine-tune, on the GPUs the job holds
+FINETUNE_PY = on_gpus(FINETUNE_GPUS) + " ".join([PY, *distributed.launcher(FINETUNE_GPUS)])
+EVALUATE_PY = on_gpus(GPU) + PY
 MODEL_SOURCES = {m: model_registry.model_source(m, config["model_defs"].get(m)) for m in config["models"]}
 ROWS = cfg.rows(config)
 
@@ -28,6 +47,34 @@ ROWS = cfg.rows(config)
 def alternation(names):
     """A wildcard constraint matching exactly these names (and nothing when there are none)."""
     return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+TRAIN_PARTS = cfg.train_parts(config)  # training sets with mixtures expanded to their parts
+CONTAMINATION = "results/data/contamination.json"
+
+
+MODEL_PARAMS = {m: estimate.model_params(m, MODEL_SOURCES[m]) for m in config["models"]}
+
+
+def items(name, split):
+    """Items a job will see: the configured limit, else the set's known size (mixtures: their parts)."""
+    known = sum(SIZES.get(p, estimate.DEFAULT_ITEMS) for p in config["mixtures"].get(name, [name]))
+    limit = cfg.data_limit(config, name, split)
+    return min(limit, known) if limit else known
+
+
+def finetune_estimate(wc):
+    return estimate.finetune(MODEL_PARAMS[wc.model], cfg.train_config(config, wc.adapter), items(wc.train, "train"),
+                             config["device"], config["quantization"])
+
+
+def evaluate_estimate(wc):
+    return estimate.evaluate(MODEL_PARAMS[wc.model], config["evaluation"], items(wc.dataset, "eval"),
+                             config["device"], config["quantization"])
+
+
+def full_path(dataset):
+    return f"results/data/full/{dataset}.jsonl"
 
 
 def raw_path(dataset):
@@ -52,4 +99,5 @@ def score_path(model, adapter, train, dataset):
 
 
 ALL_SCORES = [score_path(m, a, t, d) for (m, a, t) in ROWS for d in config["eval_sets"]]
-ACCURACY_OUTPUTS = ["results/tables/accuracy.csv", "results/tables/accuracy.md", "results/figures/accuracy.png"]
+ACCURACY_OUTPUTS = ["results/tables/accuracy.csv", "results/tables/accuracy.md", "results/figures/accuracy.png",
+                    "results/tables/contamination.csv", "results/tables/contamination.md"]

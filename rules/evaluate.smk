@@ -27,10 +27,13 @@ rule evaluate:
     threads: THREADS
     resources:
         gpu=GPU,
+        mem_mb=lambda wc: evaluate_estimate(wc)["mem_mb"],
+        gpu_mem_mb=lambda wc: evaluate_estimate(wc)["gpu_mem_mb"],
+        runtime=lambda wc: evaluate_estimate(wc)["runtime"],
     log:
         "logs/evaluate/{model}/{adapter}/{train}/{dataset}.log",
     shell:
-        PY + " " + SCRIPTS + "/evaluate.py --model {input.model:q} --adapter-dir={params.adapter_dir:q} "
+        EVALUATE_PY + " " + SCRIPTS + "/evaluate.py --model {input.model:q} --adapter-dir={params.adapter_dir:q} "
         "--data {input.data:q} --predictions {output.predictions:q} --score {output.score:q} "
         "--labels {params.labels:q} --evaluation {params.evaluation:q} --device " + config["device"] + " "
         "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"

@@ -19,6 +19,10 @@ rule finetune:
     threads: THREADS
     resources:
         gpu=FINETUNE_GPUS,
+        # estimates (pipeline_lib/resources.py) so that a scheduler does not overcommit
+        mem_mb=lambda wc: finetune_estimate(wc)["mem_mb"],
+        gpu_mem_mb=lambda wc: finetune_estimate(wc)["gpu_mem_mb"],
+        runtime=lambda wc: finetune_estimate(wc)["runtime"],
     log:
         "logs/finetune/{model}/{adapter}/{train}.log",
     shell:

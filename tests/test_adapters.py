@@ -172,3 +172,25 @@ def test_saved_bottleneck_config_records_placements(tiny, tmp_path):
     adapters.save(adapters.attach(model, {"method": "series", "bottleneck_size": 8}), tmp_path)
     config = json.loads((tmp_path / "adapter_config.json").read_text())
     assert config["placements"] == {"gate_proj": "input", "up_proj": "input", "down_proj": "output"}
+
+
+def test_placement_names_resolve_per_architecture():
+    from pipeline_lib.adapters.placement import resolve_targets
+
+    assert resolve_targets("lora", "attention", "llama") == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert resolve_targets("lora", "mlp", "llama") == ["gate_proj", "up_proj", "down_proj"]
+    assert len(resolve_targets("parallel", "both", "llama")) == 7
+    assert resolve_targets("series", "attention", "llama") == ["o_proj"]  # no series place on q/k/v
+    assert resolve_targets("series", "mlp", "gpt2") == ["mlp.c_fc", "mlp.c_proj"]
+    assert resolve_targets("lora", "paper", "bloom") == ["query_key_value", "dense_4h_to_h", "dense_h_to_4h"]
+    assert resolve_targets("series", "paper", "opt") == ["fc1", "fc2"]  # no paper run: upstream's default
+    assert resolve_targets("lora", ["q_proj"], "llama") == ["q_proj"]
+
+
+def test_a_placement_name_in_a_spec_attaches_to_those_modules(tiny):
+    from pipeline_lib import adapters
+
+    model, _ = tiny
+    model = adapters.attach(model, {"method": "lora", "r": 2, "target_modules": "mlp"})
+    names = {n.split(".")[-4] for n, p in model.named_parameters() if p.requires_grad}
+    assert names == {"gate_proj", "up_proj", "down_proj"}

@@ -31,7 +31,6 @@ def test_default_config_is_valid_and_rows_include_base():
     (lambda c: c.update(eval_sets=["gsm9k"]), r"eval_sets: unknown evaluation set 'gsm9k'; valid: AQuA, ARC-Challenge, .*gsm8k"),
     (lambda c: c.update(train_sets=["alpaca"]), r"train_sets: unknown training set 'alpaca'; valid: .*gsm8k_train"),
     (lambda c: c["adapters"].update(base={"method": "lora"}), r"'base' is reserved"),
-    (lambda c: c.update(eval_sets=["hellaswag"]), r"eval_sets: hellaswag is download-only"),
     (lambda c: c.update(mixtures={"mix": ["boolq_train", "boolq"]}), r"mixtures.mix: unknown training set 'boolq'"),
     (lambda c: c.update(mixtures={"gsm8k": ["boolq_train"]}), r"mixtures.gsm8k: the name is already a dataset"),
 ])
@@ -108,6 +107,10 @@ def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_p
     finetunes = [line for line in out.splitlines() if "scripts/finetune.py" in line]
     assert len(finetunes) == 3 and all("-m torch.distributed.run --standalone --nproc-per-node=2" in line
                                        for line in finetunes)
+    # each job first takes its own devices: two for a fine-tune, one for an evaluation
+    assert all("pipeline_lib/gpu.py --gpus 2 --lock-dir .snakemake/gpu-locks -- " in line for line in finetunes)
+    evaluations = [line for line in out.splitlines() if "scripts/evaluate.py" in line]
+    assert evaluations and all("pipeline_lib/gpu.py --gpus 1 " in line for line in evaluations)
     assert all("torch.distributed.run" not in line for line in out.splitlines() if "scripts/evaluate.py" in line)
     assert "gpu=2" in out.replace(" ", "")
 

@@ -5,14 +5,22 @@ import pytest
 from pipeline_lib.data import DATASETS, EVAL_SETS, SOURCES, TRAIN_SETS, get_dataset
 from pipeline_lib.data.fetch import FetchError, fetch
 from pipeline_lib.data.loaders import LOADERS, DataError, format_number
-from pipeline_lib.data.prepare import prepare, subsample
+from pipeline_lib.data.prepare import normalize, select, subsample
 
 EXPECTED_SIZES = {"boolq": 3270, "piqa": 1838, "social_i_qa": 1954, "winogrande": 1267, "ARC-Easy": 2376,
                   "ARC-Challenge": 1172, "openbookqa": 500, "boolq_train": 9427, "ARC-Easy_train": 2251,
                   "ARC-Challenge_train": 1119, "openbookqa_train": 4957,
                   "gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
                   "mawps": 238, "gsm8k_train": 7473, "mawps_train": 1898,
-                  "math_data": 3260 - 3}  # 3 upstream items have an empty response and are skipped
+                  "math_data": 3260}  # 3 have an empty response: kept here, dropped at training selection
+
+
+def prepare(name, raw, out, limit=None, seed=0):
+    """normalize + select, as the pipeline's two rules do (no decontamination)."""
+    spec = DATASETS[name]
+    normalize(spec, raw, out.with_suffix(".full"))
+    select(name, spec.split, out.with_suffix(".full"), out, limit, seed)
+    return len(out.read_text().splitlines())
 
 
 def test_registry_covers_the_issue_sets():
@@ -34,7 +42,7 @@ def test_every_dataset_fetches_verifies_and_normalizes(name, data_mirror, tmp_pa
         assert set(r) == {"id", "dataset", "instruction", "input", "output", "answer", "answer_type"}
         assert r["instruction"].strip()
         assert r["answer_type"] == spec.answer_type or (spec.split == "train" and r["answer_type"] == "letter")
-        if spec.split == "train":
+        if spec.split == "train" and name != "math_data":
             assert r["output"].strip()
         from pipeline_lib.answers import get_type
         assert get_type(r["answer_type"]).valid_gold(r["answer"])
@@ -55,7 +63,12 @@ def test_math_data_mixes_number_and_letter_answers(data_mirror, tmp_path):
     spec = DATASETS["math_data"]
     records = LOADERS[spec.loader](fetch(spec.source, tmp_path / "f", mirror=data_mirror), spec)
     types = [r["answer_type"] for r in records]
-    assert types.count("letter") == 203 and types.count("number") == 3257 - 203
+    assert types.count("letter") == 203 and types.count("number") == 3260 - 203
+
+
+def test_training_selection_drops_items_without_response(data_mirror, tmp_path):
+    raw = data_mirror / DATASETS["math_data"].source.relpath
+    assert prepare("math_data", raw, tmp_path / "m.jsonl") == 3257
 
 
 def test_mawps_train_states_the_equation(data_mirror, tmp_path):

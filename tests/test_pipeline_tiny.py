@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
 def test_job_counts_per_rule(tiny_run):
     _, _, first = tiny_run
     assert job_counts(first.stderr + first.stdout) == {
-        "fetch_data": 4, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "report": 1, "all": 1}
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "report": 1, "all": 1}
 
 
 def test_scores_agree_with_predictions(tiny_run):
@@ -47,7 +47,8 @@ def test_scores_agree_with_predictions(tiny_run):
 def test_table_shape_and_contents(tiny_run):
     workdir = tiny_run[0]
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
-    assert list(table.columns) == ["model", "adapter", "train_set", *EVAL_SETS, "average"]
+    assert list(table.columns) == ["model", "adapter", "train_set", *EVAL_SETS, "average", "marks"]
+    assert table["marks"].isna().all()  # gsm8k_train holds none of these test questions
     assert sorted(zip(table.adapter, table.train_set)) == sorted(ROWS)
     for _, row in table.iterrows():
         for dataset in EVAL_SETS:
@@ -58,7 +59,7 @@ def test_table_shape_and_contents(tiny_run):
     assert (workdir / "results/figures/accuracy.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((workdir / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
     assert metrics["steps"] == 2 and len(metrics["loss"]) == 2 and metrics["trainable_params"] > 0
-    for rule in ["fetch_data", "prepare_data", "finetune", "evaluate", "report"]:
+    for rule in ["fetch_data", "normalize_data", "contamination", "prepare_data", "finetune", "evaluate", "report"]:
         assert any((workdir / "logs" / rule).rglob("*.log")), rule
 
 

@@ -16,13 +16,10 @@ from pathlib import Path
 
 from torch import nn
 
-from . import bottleneck
+from ..methods import BOTTLENECK_METHODS, PEFT_ALIASES, check_method, known_methods  # noqa: F401
+from . import bottleneck, placement
 
 log = logging.getLogger(__name__)
-
-BOTTLENECK_METHODS = tuple(bottleneck.METHODS)
-# methods that are a peft method with some options fixed
-PEFT_ALIASES = {"dora": ("lora", {"use_dora": True})}
 
 
 def _peft_config_classes() -> dict:
@@ -31,13 +28,6 @@ def _peft_config_classes() -> dict:
     return {peft_type.value.lower(): cls for peft_type, cls in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
 
 
-def known_methods() -> list[str]:
-    return sorted({*BOTTLENECK_METHODS, *PEFT_ALIASES, *_peft_config_classes()})
-
-
-def check_method(method: str) -> None:
-    if method not in known_methods():
-        raise ValueError(f"unknown adapter method {method!r}; valid: {', '.join(known_methods())}")
 
 
 def peft_config(method: str, options: dict):
@@ -56,6 +46,11 @@ def attach(model: nn.Module, spec: dict) -> nn.Module:
     options = dict(spec)
     method = options.pop("method")
     check_method(method)
+    if "target_modules" in options:  # a placement name (attention / mlp / both / paper) becomes module names
+        targets = placement.resolve_targets(method, options["target_modules"], model.config.model_type)
+        options["target_modules"] = targets
+        if targets is None:
+            del options["target_modules"]
     if method in BOTTLENECK_METHODS:
         return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))
     from peft import get_peft_model

@@ -57,6 +57,26 @@ PAPER_TARGETS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# Placements by name, resolved per architecture: the module roles in each part of a transformer block.
+PLACEMENTS = {"attention": ["attention_in", "attention_out"], "mlp": ["mlp_in", "mlp_out"],
+              "both": ["attention_in", "attention_out", "mlp_in", "mlp_out"]}
+
+
+def resolve_targets(method: str, targets, model_type: str):
+    """`target_modules` as given, or resolved from a placement name: `attention` / `mlp` / `both` (the roles'
+    modules, kept to those the method can place on: series-type adapters have no place on q/k/v), or `paper`
+    (upstream's published math-run targets for this architecture, else the method's default)."""
+    if not isinstance(targets, str) or targets not in (*PLACEMENTS, "paper"):
+        return targets
+    if targets == "paper":
+        paper = PAPER_TARGETS.get(method, {}).get(model_type)
+        return paper or (default_targets(method, model_type) if method in DEFAULT_ROLES else None)
+    roles = PLACEMENTS[targets]
+    if method in ("series", "adapterp"):
+        roles = [r for r in roles if r in SERIES_PLACEMENT]
+    return modules_for(model_type, roles)
+
+
 def architecture(model_type: str) -> dict[str, list[str]]:
     if model_type not in ARCHITECTURES:
         raise ValueError(f"no placement map for architecture {model_type!r}; known: {', '.join(sorted(ARCHITECTURES))}")

@@ -21,7 +21,12 @@ def fetch(source: Source, dest: str | Path, mirror: str | Path | None = None, ti
                          f"pinned in pipeline_lib/data/registry.py; the pipeline uses only verified files. Fetch "
                          f"it from {source.url}, check it, and pin its sha256 in the registry to use it")
     with atomic_path(dest) as tmp:
-        if mirror:
+        if source.local:
+            origin = Path(source.origin)
+            if not origin.is_file():
+                raise FetchError(f"{source.relpath}: the dataset's path {origin} is not a file")
+            shutil.copyfile(origin, tmp)
+        elif mirror and not source.origin:
             origin = Path(mirror) / source.relpath
             if not origin.is_file():
                 raise FetchError(f"{source.relpath}: not found in data mirror {mirror} (expected {origin}); "
@@ -37,6 +42,7 @@ def fetch(source: Source, dest: str | Path, mirror: str | Path | None = None, ti
                                  f"or set `data.mirror` in the config to a local copy with the same layout") from e
         actual = sha256_file(tmp)
         if actual != source.sha256:
+            pinned = f"commit {source.commit}" if source.commit else "the sha256 in the config's datasets entry"
             raise FetchError(f"{source.relpath}: sha256 mismatch for {origin}: expected {source.sha256}, got {actual}; "
-                             f"the file is not the pinned upstream version (commit {source.commit})")
+                             f"the file is not the pinned version ({pinned})")
     return dest

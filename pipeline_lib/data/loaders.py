@@ -7,7 +7,6 @@ answer (gold, as a string), answer_type.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Callable
@@ -15,9 +14,6 @@ from typing import Callable
 from ..answers import get_type
 from ..files import read_jsonl
 from .registry import DatasetSpec
-
-
-log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -86,8 +82,10 @@ def _record(spec, index, instruction, input_, output, answer) -> dict:
 
 
 def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
-    """LLM-Adapters files: [{instruction, input, output, answer}]."""
-    records, no_response = [], []
+    """LLM-Adapters files: [{instruction, input, output, answer}], optionally with a unique `id` per item.
+    Items with an empty `output` are kept here (they count for contamination) and dropped from training
+    at selection (upstream math_data.json has 3)."""
+    records, seen = [], {}
     for i, item in enumerate(_read_json_list(path)):
         instruction = _field(path, i, item, "instruction", str)
         if not instruction.strip():
@@ -95,13 +93,12 @@ def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
         output = _field(path, i, item, "output", str)
         answer = _gold(path, i, spec, _field(path, i, item, "answer", (str, int, float)))
         input_ = _field(path, i, item, "input", str)
-        if spec.split == "train" and not output.strip():
-            no_response.append(i)  # nothing to learn from; upstream math_data.json has 3 such items
-            continue
+        if "id" in item:
+            key = str(_field(path, i, item, "id", (str, int)))
+            if key in seen:
+                raise DataError(f"{path}: item {i}: field 'id' {key!r} duplicates item {seen[key]}")
+            seen[key] = i
         records.append(_record(spec, i, instruction, input_, output, answer))
-    if no_response:
-        log.warning("%s: skipped %d training item(s) with an empty 'output': %s", path, len(no_response),
-                    no_response[:20])
     return records
 
 

@@ -1,12 +1,21 @@
-"""Normalize one upstream file into the pipeline's JSONL, with optional seeded subsampling."""
+"""From upstream file to the records a job uses, in three steps:
+
+1. normalize: parse and validate every item of one file into the pipeline's schema (all of them);
+2. contamination: overlap of every (training, evaluation) pair of the run, on the full sets;
+3. select: apply the run's decontamination policy, drop training items with no response, subsample.
+"""
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
-from ..files import read_jsonl, write_jsonl
-from .loaders import LOADERS
-from .registry import get_dataset
+from .. import contamination
+from ..files import read_json, read_jsonl, write_json, write_jsonl
+from .loaders import LOADERS, DataError
+from .registry import DatasetSpec
+
+log = logging.getLogger(__name__)
 
 
 def subsample(records: list[dict], limit: int | None, seed: int, name: str) -> list[dict]:
@@ -17,11 +26,58 @@ def subsample(records: list[dict], limit: int | None, seed: int, name: str) -> l
     return [records[i] for i in keep]
 
 
-def prepare(name: str, raw_path: str | Path, out_path: str | Path, limit: int | None = None, seed: int = 0) -> int:
-    spec = get_dataset(name)
-    records = subsample(LOADERS[spec.loader](Path(raw_path), spec), limit, seed, name)
+def normalize(spec: DatasetSpec, raw_path: str | Path, out_path: str | Path) -> int:
+    records = LOADERS[spec.loader](Path(raw_path), spec)
+    if not records:
+        raise DataError(f"{raw_path}: no items")
     write_jsonl(out_path, records)
     return len(records)
+
+
+def decontamination_drops(report_path: str | Path | None, policy: str, level: str, split: str,
+                          name: str) -> set[str]:
+    """Ids the policy removes from this set: training items under `train`, evaluation items under `eval`."""
+    if report_path is None or policy != split:
+        return set()
+    return contamination.flagged(read_json(report_path), level, split, name)
+
+
+def select(name: str, split: str, full_path: str | Path, out_path: str | Path, limit: int | None = None,
+           seed: int = 0, drop: set[str] = frozenset(), policy: str = "report") -> int:
+    """The records a job uses: without the policy's drops (and, for training, items with no response),
+    then subsampled. A set the policy empties fails, saying why."""
+    records = read_jsonl(full_path)
+    if split == "train":
+        empty = [r["id"] for r in records if not r["output"].strip()]
+        if empty:
+            log.warning("%s: skipped %d training item(s) with an empty 'output': %s", name, len(empty), empty[:20])
+        records = [r for r in records if r["output"].strip()]
+    kept = [r for r in records if r["id"] not in drop]
+    if drop:
+        log.warning("%s: decontaminate=%s dropped %d of %d items that overlap the run's %s sets", name, policy,
+                    len(records) - len(kept), len(records), "evaluation" if split == "train" else "training")
+    if not kept:
+        raise DataError(f"{name}: decontaminate={policy} removes all {len(records)} items: every one overlaps "
+                        f"the run's {'evaluation' if split == 'train' else 'training'} sets (see "
+                        f"results/data/contamination.json). Use other sets, or decontaminate: report to keep "
+                        f"them with every affected score marked")
+    write_jsonl(out_path, subsample(kept, limit, seed, name))
+    return len(kept)
+
+
+def contamination_report(train: dict[str, str | Path], evaluation: dict[str, str | Path], out_path: str | Path,
+                         ngram: int, threshold: float, level: str, policy: str) -> dict:
+    """contamination.json for the run's full sets; under `fail`, an error listing the overlapping pairs."""
+    result = contamination.matrix({n: read_jsonl(p) for n, p in train.items()},
+                                  {n: read_jsonl(p) for n, p in evaluation.items()}, ngram, threshold)
+    result.update(policy=policy, level=level)
+    hits = [f"{t} x {e}: {p[level]}/{p['eval_items']}" for t, row in result["pairs"].items()
+            for e, p in row.items() if p[level]]
+    if policy == "fail" and hits:
+        raise DataError("decontaminate: fail, and training sets contain evaluation questions "
+                        f"({level} overlap): " + "; ".join(hits))
+    write_json(out_path, result)
+    return result
 
 
 def mix(parts: list[str | Path], out_path: str | Path) -> int:

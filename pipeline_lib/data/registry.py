@@ -20,6 +20,7 @@ class Source:
     folder: str  # top-level folder of the mirror layout
     path: str
     sha256: str | None  # None: known upstream file whose checksum is not pinned yet
+    origin: str | None = None  # a config dataset's own URL or local path (no repository, no mirror)
 
     @property
     def relpath(self) -> str:
@@ -27,7 +28,14 @@ class Source:
 
     @property
     def url(self) -> str:
+        if self.origin:
+            return self.origin
         return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
+
+    @property
+    def local(self) -> bool:
+        """A config dataset given by a path on this machine rather than a URL."""
+        return bool(self.origin) and "://" not in self.origin
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,43 @@ DATASETS: dict[str, DatasetSpec] = {
         _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "answer5"),
     ]
 }
+# items per dataset (measured on the pinned files; the not-mirrored ones as upstream documents them), for the
+# jobs' resource estimates before any file is read
+SIZES = {"gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
+         "mawps": 238, "gsm8k_train": 7473, "mawps_train": 1898, "math_data": 3260, "math_10k": 10_000,
+         "boolq": 3270, "piqa": 1838, "social_i_qa": 1954, "winogrande": 1267, "ARC-Easy": 2376,
+         "ARC-Challenge": 1172, "openbookqa": 500, "hellaswag": 10_042, "boolq_train": 9427,
+         "ARC-Easy_train": 2251, "ARC-Challenge_train": 1119, "openbookqa_train": 4957,
+         "commonsense_170k": 170_000}
 EVAL_SETS = sorted(n for n, d in DATASETS.items() if d.split == "eval")
 TRAIN_SETS = sorted(n for n, d in DATASETS.items() if d.split == "train")
+
+
+CONFIG_FOLDER = "config-datasets"  # where datasets declared in the config are placed under resources/data/
+
+
+def register(name: str, entry: dict) -> DatasetSpec:
+    """Add a dataset declared in the config (`datasets:`): a file in the LLM-Adapters layout or grade-school-math
+    JSONL, by URL or local path, pinned by sha256. It then works like a built-in one everywhere."""
+    if name in DATASETS and DATASETS[name].source.folder != CONFIG_FOLDER:
+        raise KeyError(f"datasets.{name}: the name is already a built-in dataset")
+    origin = entry.get("url") or entry.get("path")
+    source = Source("", "", CONFIG_FOLDER, f"{name}/{origin.rstrip('/').rsplit('/', 1)[-1]}", entry["sha256"], origin)
+    spec = DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"])
+    DATASETS[name] = spec
+    SOURCES[f"{CONFIG_FOLDER}/{name}"] = source
+    return spec
+
+
+def pin(name: str, sha256: str) -> None:
+    """Pin the checksum of a download-only dataset's file (config `data.pins`), making it usable."""
+    from dataclasses import replace
+
+    spec = get_dataset(name)
+    key = next(k for k, s in SOURCES.items() if s == spec.source)
+    SOURCES[key] = replace(spec.source, sha256=sha256)
+    for other in [d for d in DATASETS.values() if d.source == spec.source]:
+        DATASETS[other.name] = replace(other, source=SOURCES[key])
 
 
 def get_dataset(name: str, split: str | None = None) -> DatasetSpec:

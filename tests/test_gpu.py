@@ -1,0 +1,87 @@
+"""The GPU allocator with a fake device list and real concurrent processes: never more jobs than devices,
+never two jobs on one device, a SIGKILLed job's device reused."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline_lib import gpu
+from snakemake_run import ROOT
+
+JOB = """
+import os, sys, time
+with open(sys.argv[1], "a") as log:
+    log.write(f"start {os.environ['CUDA_VISIBLE_DEVICES']} {time.time()}\\n")
+time.sleep(float(sys.argv[2]))
+with open(sys.argv[1], "a") as log:
+    log.write(f"end {os.environ['CUDA_VISIBLE_DEVICES']} {time.time()}\\n")
+"""
+
+
+def launch(tmp_path, devices, gpus, seconds, log):
+    job = tmp_path / "job.py"
+    job.write_text(JOB)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "pipeline_lib.gpu", "--gpus", str(gpus), "--lock-dir",
+                             str(tmp_path / "locks"), "--", sys.executable, str(job), str(log), str(seconds)], env=env)
+
+
+def intervals(log):
+    starts, spans = {}, []
+    for kind, devices, t in (line.split() for line in log.read_text().splitlines()):
+        if kind == "start":
+            starts.setdefault(devices, []).append(float(t))
+        else:
+            spans.append((devices, starts[devices].pop(0), float(t)))
+    return spans
+
+
+def test_eight_jobs_on_four_devices(tmp_path):
+    log = tmp_path / "log"
+    jobs = [launch(tmp_path, "0,1,2,3", 1, 0.8, log) for _ in range(8)]
+    assert [j.wait(timeout=60) for j in jobs] == [0] * 8
+    spans = intervals(log)
+    assert len(spans) == 8 and {d for d, _, _ in spans} <= {"0", "1", "2", "3"}
+    events = sorted([(s, 1) for _, s, _ in spans] + [(e, -1) for _, _, e in spans])
+    running, peak = 0, 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 4
+    for device in {d for d, _, _ in spans}:
+        mine = sorted((s, e) for d, s, e in spans if d == device)
+        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(mine, mine[1:])), f"two jobs overlapped on GPU {device}"
+    print(f"allocator: 8 jobs on 4 devices, peak {peak} running, per device {sorted(d for d, _, _ in spans)}")
+
+
+def test_a_killed_jobs_device_is_reused(tmp_path):
+    log = tmp_path / "log"
+    first = launch(tmp_path, "7", 1, 60, log)
+    for _ in range(100):
+        if log.exists() and log.read_text():
+            break
+        time.sleep(0.1)
+    second = launch(tmp_path, "7", 1, 0.1, log)
+    time.sleep(1.0)
+    assert second.poll() is None  # waiting: the only device is held
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    assert second.wait(timeout=30) == 0
+    assert [line.split()[:2] for line in log.read_text().splitlines()] == [["start", "7"], ["start", "7"], ["end", "7"]]
+
+
+def test_a_two_gpu_job_holds_two_distinct_devices(tmp_path):
+    log = tmp_path / "log"
+    assert launch(tmp_path, "4,5,6", 2, 0.1, log).wait(timeout=30) == 0
+    devices = log.read_text().split()[1].split(",")
+    assert len(devices) == 2 and len(set(devices)) == 2
+
+
+def test_more_gpus_than_visible_is_a_clear_error(tmp_path):
+    with pytest.raises(gpu.GpuError, match=r"needs 3 GPU\(s\) but only 2 are visible \(0,1\)"):
+        gpu.acquire(3, ["0", "1"], tmp_path)
+    assert gpu.visible_devices({"CUDA_VISIBLE_DEVICES": "2, 3"}) == ["2", "3"]
+    assert gpu.visible_devices({"CUDA_VISIBLE_DEVICES": ""}) == []

@@ -1,0 +1,35 @@
+"""The memory and runtime estimates behave as documented in pipeline_lib/resources.py."""
+import pytest
+
+from pipeline_lib import resources
+
+TRAINING = {"micro_batch_size": 4, "cutoff_len": 256, "batch_size": 16, "epochs": 3, "max_steps": None,
+            "autocast_bf16": True, "gradient_checkpointing": False}
+
+
+@pytest.mark.parametrize("params, hidden, layers", [(134.5e6, 576, 30), (6.74e9, 4096, 32), (13.0e9, 5120, 40)])
+def test_hidden_times_layers_fit_within_ten_percent(params, hidden, layers):
+    assert resources._hl(params) == pytest.approx(hidden * layers, rel=0.10)
+
+
+def test_quantization_and_checkpointing_lower_gpu_memory():
+    full = resources.finetune(6.74e9, TRAINING, 10_000, "cuda")
+    four_bit = resources.finetune(6.74e9, TRAINING, 10_000, "cuda", "4bit")
+    checkpointed = resources.finetune(6.74e9, {**TRAINING, "gradient_checkpointing": True}, 10_000, "cuda")
+    assert four_bit["gpu_mem_mb"] < 0.6 * full["gpu_mem_mb"]
+    assert checkpointed["gpu_mem_mb"] < full["gpu_mem_mb"]
+    assert 14_000 < full["gpu_mem_mb"] < 40_000  # LLaMA-7B bf16 + LoRA fits one 40-80 GB GPU
+
+
+def test_runtime_grows_with_data_and_cpu_jobs_need_no_gpu():
+    small = resources.finetune(134.5e6, TRAINING, 320, "cpu")
+    large = resources.finetune(134.5e6, TRAINING, 3200, "cpu")
+    assert large["runtime"] > small["runtime"] and small["gpu_mem_mb"] == 0
+    assert small["mem_mb"] >= 4096
+
+
+def test_model_size_from_config_or_local_config_json(tmp_path):
+    assert resources.model_params("x", {"params_b": 7}) == 7e9
+    assert resources.model_params("smollm2-135m", {"embedded": "smollm2-135m"}) == 134.5e6
+    (tmp_path / "config.json").write_text('{"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
+    assert resources.model_params("y", {"path": str(tmp_path)}) == 12 * 2 * 64 * 64 + 100 * 64
