@@ -62,6 +62,16 @@ def check(config: dict) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
+def expand_sweeps(config: dict) -> tuple[dict, dict]:
+    """(adapters with every sweep member added, member -> sweep coordinates); a bad sweep is a ConfigError."""
+    from . import sweeps
+
+    try:
+        return sweeps.expand_all(config["sweeps"], config["adapters"])
+    except sweeps.SweepError as e:
+        raise ConfigError(f"invalid config:\n  {e}") from e
+
+
 def register_datasets(config: dict) -> None:
     """Add the config's `datasets:` entries to the registry (names that clash with built-ins fail)."""
     from .data import registry

@@ -91,8 +91,11 @@ def write_contamination(report: dict, out_csv, out_md) -> None:
     """Training x evaluation table of overlapping evaluation items, at each level."""
     from . import contamination
 
-    frames = [pd.DataFrame(contamination.table(report, level)).assign(level=level) for level in report["levels"]]
-    table = pd.concat(frames)[["level", "training set", *next(iter(report["pairs"].values()), {})]]
+    frames = [pd.DataFrame(contamination.table(report, level), columns=["training set"]).assign(level=level)
+              if not report["pairs"] else pd.DataFrame(contamination.table(report, level)).assign(level=level)
+              for level in report["levels"]]
+    columns = ["level", "training set", *next(iter(report["pairs"].values()), {})]
+    table = pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     lines = [f"Evaluation items whose question appears in the training set (overlapping / total); policy "

@@ -15,6 +15,7 @@ from pipeline_lib.data.registry import SIZES
 from pipeline_lib import models as model_registry
 from pipeline_lib.data import DATASETS, SOURCES
 
+config["adapters"], SWEEPS = cfg.expand_sweeps(config)  # grids become ordinary named adapters
 cfg.register_datasets(config)  # datasets declared in the config join the registry before any check
 cfg.check(config)  # unknown names stop here, before the DAG is built
 UNPINNED = cfg.unpinned(config)
@@ -99,5 +100,16 @@ def score_path(model, adapter, train, dataset):
 
 
 ALL_SCORES = [score_path(m, a, t, d) for (m, a, t) in ROWS for d in config["eval_sets"]]
-ACCURACY_OUTPUTS = ["results/tables/accuracy.csv", "results/tables/accuracy.md", "results/figures/accuracy.png",
-                    "results/tables/contamination.csv", "results/tables/contamination.md"]
+ALL_PREDICTIONS = [p.replace("results/scores/", "results/predictions/")[:-len(".json")] + ".jsonl" for p in ALL_SCORES]
+ALL_ADAPTERS = [adapter_dir(m, a, t) for (m, a, t) in ROWS if a != cfg.BASE]
+# every table (CSV for the HTML report; Markdown and LaTeX beside it) and figure (PNG for the report; PDF beside)
+REPORT_TABLES = ["accuracy_ci", "resources", "published", "significance"]
+REPORT_FIGURES = ["accuracy", "tradeoff", "loss", "time"]
+REPORT_FIGURES += [f for f, on in (("placement", any(c["placement"] for c in SWEEPS.values())),
+                                   ("size", any(c["size"] is not None for c in SWEEPS.values()))) if on]
+REPORT_OTHER_OUTPUTS = (["results/tables/accuracy.csv", "results/tables/accuracy.md",
+                         "results/tables/contamination.md"]
+                        + [f"results/tables/{t}.{ext}" for t in REPORT_TABLES for ext in ("md", "tex")]
+                        + [f"results/figures/{f}.pdf" for f in REPORT_FIGURES])
+ACCURACY_OUTPUTS = ([f"results/tables/{t}.csv" for t in [*REPORT_TABLES, "contamination"]]
+                    + [f"results/figures/{f}.png" for f in REPORT_FIGURES] + REPORT_OTHER_OUTPUTS)

@@ -77,3 +77,41 @@ def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
     dry = run(workdir, changed, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "report": 1, "all": 1}
+
+
+def test_every_table_and_figure_is_written(tiny_run):
+    workdir = tiny_run[0]
+    for name in ["accuracy_ci", "resources", "published", "significance"]:
+        for ext in ("csv", "md", "tex"):
+            assert (workdir / f"results/tables/{name}.{ext}").stat().st_size > 0, (name, ext)
+    resources = pd.read_csv(workdir / "results/tables/resources.csv")
+    assert sorted(resources.adapter) == ["lora", "parallel", "series"] and (resources["trainable params"] > 0).all()
+    significance = pd.read_csv(workdir / "results/tables/significance.csv")
+    assert len(significance) == 3 * 6  # every pair of the 4 rows, on each of the 3 datasets
+    assert "reproduces no published cell" in (workdir / "results/tables/published.md").read_text()
+    for name in ["accuracy", "tradeoff", "loss", "time"]:
+        assert (workdir / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (workdir / f"results/figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_html_report_holds_every_table_and_figure(tiny_run):
+    workdir, overrides, _ = tiny_run
+    built = run(workdir, overrides, "--report", "results/report.html")
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = (workdir / "results/report.html").read_text(errors="replace")
+    for name in ["accuracy_ci.csv", "resources.csv", "published.csv", "significance.csv", "contamination.csv",
+                 "accuracy.png", "tradeoff.png", "loss.png", "time.png"]:
+        assert name in html, name
+    assert "Pairwise comparison of the adapters" in html  # a caption
+    assert "PEFT benchmark pipeline (LLM-Adapters reproduction)" in html  # the workflow description
+
+
+def test_tables_target_rerenders_without_training_or_evaluating(tiny_run):
+    workdir, overrides, _ = tiny_run
+    table = workdir / "results/tables/accuracy_ci.md"
+    before = table.stat().st_mtime_ns
+    again = run(workdir, overrides, "tables")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert job_counts(again.stdout + again.stderr) == {"tables": 1}
+    assert table.stat().st_mtime_ns > before
+    assert "Nothing to be done" in run(workdir, overrides, "--dry-run").stdout  # nothing else became stale

@@ -1,0 +1,109 @@
+"""The report's tables and figures on hand-made scores: intervals, best-per-column, marks, the comparison with
+published numbers, pairwise significance, LaTeX escaping, and figures in both formats."""
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline_lib import figures, tables
+
+
+def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0):
+    from pipeline_lib.stats import accuracy_summary
+
+    low, high = accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
+    return {"model": model, "adapter": adapter, "train_set": train, "dataset": dataset, "accuracy": 100 * correct / n,
+            "n": n, "ci_low": low, "ci_high": high, "wall_time_s": wall}
+
+
+@pytest.fixture()
+def scores():
+    return pd.DataFrame([score_row("m", "base", "none", "gsm8k", 2), score_row("m", "base", "none", "AQuA", 5),
+                         score_row("m", "lora", "math_10k", "gsm8k", 8), score_row("m", "lora", "math_10k", "AQuA", 4)])
+
+
+def test_cells_hold_interval_best_in_bold_and_marks(scores):
+    cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"})
+    lora = cells[cells.adapter == "lora"].iloc[0]
+    assert lora["gsm8k"].startswith("**40.0 [") and lora["gsm8k"].endswith("]**†")
+    assert not lora["AQuA"].startswith("**")  # base is better on AQuA
+    assert cells[cells.adapter == "base"].iloc[0]["AQuA"].startswith("**25.0 [")
+    assert lora["average"] == 30.0
+
+
+def test_published_comparison_matches_model_method_and_training_set(scores):
+    published = pd.DataFrame([
+        {"suite": "math", "model": "LLaMA-7B", "adapter": "LoRA", "dataset": "gsm8k", "accuracy": 37.5},
+        {"suite": "commonsense", "model": "LLaMA-7B", "adapter": "LoRA", "dataset": "AQuA", "accuracy": 99.0}])
+    table = tables.published_comparison(scores, published, {"m": "LLaMA-7B"}, {"lora": "lora"})
+    assert len(table) == 1  # the commonsense row was trained on another set; base has no published row
+    row = table.iloc[0]
+    assert (row.dataset, row.ours, row.theirs, row["ours - theirs"]) == ("gsm8k", 40.0, 37.5, 2.5)
+    assert bool(row["theirs inside our CI"])
+    assert tables.published_comparison(scores, published, {}, {"lora": "lora"}).empty
+
+
+def test_significance_agrees_with_the_paired_test(tmp_path):
+    from pipeline_lib.stats import paired_comparison
+
+    a = [True] * 12 + [False] * 8
+    b = [True] * 4 + [False] * 16
+    paths = {}
+    for name, correct in (("lora", a), ("base", b)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"id": f"i{i}", "correct": c}) + "\n" for i, c in enumerate(correct)))
+        paths[("m", name, "t", "gsm8k")] = path
+    table = tables.significance_table(paths)
+    assert len(table) == 1
+    row = table.iloc[0]
+    expected = paired_comparison({f"i{i}": c for i, c in enumerate(b)}, {f"i{i}": c for i, c in enumerate(a)})
+    assert (row.A, row.B) == ("base/t", "lora/t")
+    assert row["A - B (points)"] == -40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
+    assert row["only B right"] == 8 and row["only A right"] == 0
+
+
+def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
+    cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"})
+    csv, md, tex = tables.write(cells, tmp_path / "accuracy_ci", "Accuracy (%) with 95% intervals", ["note"])
+    assert pd.read_csv(csv).shape == cells.shape
+    assert "| m " in md.read_text() and "note" in md.read_text()
+    latex = tex.read_text()
+    assert r"\textbf{40.0 [" in latex and r"$^\dagger$" in latex and r"train\_set" in latex and "**" not in latex
+
+
+def test_figures_are_written_as_png_and_pdf(scores, tmp_path):
+    from pipeline_lib.report import accuracy_table
+
+    metrics = {("m", "lora", "math_10k"): {"loss": [2.0, 1.5, 1.2], "wall_time_s": 10.0, "trainable_params": 1000,
+                                           "validation": {"steps": [3], "loss": [1.4]}}}
+    made = figures.accuracy_by_dataset(scores, ["gsm8k", "AQuA"], tmp_path / "accuracy")
+    made += figures.accuracy_vs_parameters(accuracy_table(scores, ["gsm8k", "AQuA"]), {("m", "lora", "math_10k"): 1000},
+                                           tmp_path / "tradeoff")
+    made += figures.loss_curves(metrics, tmp_path / "loss")
+    made += figures.job_times(metrics, scores, tmp_path / "time")
+    assert len(made) == 8
+    for path in made:
+        head = path.read_bytes()[:5]
+        assert head == (b"\x89PNG\r" if path.suffix == ".png" else b"%PDF-")
+
+
+def test_sweep_figures_placement_and_size(tmp_path):
+    rows, coords, params = [], {}, {}
+    for family in ("series", "lora"):
+        for place, correct in (("attention", 4), ("mlp", 9), ("both", 7)):
+            name = f"{family}-{place}"
+            coords[name] = {"family": family, "method": family, "placement": place, "size_key": None, "size": None}
+            rows += [score_row("m", name, "t", d, correct) for d in ("gsm8k", "AQuA")]
+    for r in (2, 8, 32):
+        name = f"lora-size-r{r}"
+        coords[name] = {"family": "lora-size", "method": "lora", "placement": None, "size_key": "r", "size": r}
+        params[("m", name, "t")] = 1000 * r
+        rows += [score_row("m", name, "t", d, r // 2) for d in ("gsm8k", "AQuA")]
+    scores = pd.DataFrame(rows)
+    avg = figures.average_with_interval(scores)
+    mlp = avg[avg.adapter == "series-mlp"].iloc[0]
+    assert mlp.average == 45.0 and mlp.low < 45.0 < mlp.high
+    made = figures.placement(scores, coords, tmp_path / "placement") + figures.size(scores, coords, params,
+                                                                                     tmp_path / "size")
+    assert [p.suffix for p in made] == [".png", ".pdf", ".png", ".pdf"]
+    assert all(p.stat().st_size > 5000 for p in made)
