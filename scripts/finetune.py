@@ -9,7 +9,7 @@ from pathlib import Path
 
 import _common
 from pipeline_lib import adapters, distributed, models
-from pipeline_lib.files import atomic_path, read_jsonl, sha256_file, write_json
+from pipeline_lib.files import atomic_path, read_jsonl, sha256_file, write_json, write_manifest
 from pipeline_lib.training import TrainConfig, cast_frozen_linears, train
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -49,5 +49,6 @@ with atomic_path(args.out, directory=True) as tmp:
     write_json(tmp / "metrics.json", {**counts, **metrics, "adapter_file_bytes": size,
                                       "processes": distributed.world()[1],
                                       "adapter": spec, "training": vars(cfg), "finished": time.time()})
+    write_manifest(tmp)  # evaluation checks it before loading: a damaged cached adapter is never used
 shutil.rmtree(checkpoint_dir, ignore_errors=True)
 print(f"final loss {metrics['loss'][-1]:.4f}, {metrics['tokens_per_s']} tokens/s, {metrics['wall_time_s']} s")

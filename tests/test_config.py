@@ -33,6 +33,8 @@ def test_default_config_is_valid_and_rows_include_base():
     (lambda c: c["adapters"].update(base={"method": "lora"}), r"'base' is reserved"),
     (lambda c: c.update(mixtures={"mix": ["boolq_train", "boolq"]}), r"mixtures.mix: unknown training set 'boolq'"),
     (lambda c: c.update(mixtures={"gsm8k": ["boolq_train"]}), r"mixtures.gsm8k: the name is already a dataset"),
+    (lambda c: c["adapters"]["lora"].update(target_modules=["q_proj", "c_attn"]),
+     r"adapters.lora.target_modules: \['c_attn'\] not in smollm2-135m \(llama\); valid: q_proj, k_proj"),
 ])
 def test_unknown_names_are_listed_with_valid_ones(edit, message):
     config = _filled()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..files import verify_manifest
 from ..methods import BOTTLENECK_METHODS, PEFT_ALIASES, check_method, known_methods  # noqa: F401
 from . import bottleneck, placement
 
@@ -72,6 +73,7 @@ def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
     config_path = Path(adapter_dir) / bottleneck.CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"{adapter_dir}: no {bottleneck.CONFIG_NAME}; not an adapter directory")
+    verify_manifest(adapter_dir)  # a truncated or altered cached adapter is an error, never silently used
     config = json.loads(config_path.read_text())
     if config.get("format") == bottleneck.FORMAT:
         model = bottleneck.load(model, adapter_dir, config)

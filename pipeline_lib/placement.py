@@ -1,0 +1,131 @@
+"""Where adapters go, per architecture, as data.
+
+Module names are dotted suffixes of module paths ("mlp.c_proj" matches "h.0.mlp.c_proj" but not
+"h.0.attn.c_proj"). Each architecture lists its linear layers by role:
+  attention_in  the query/key/value projections (or the fused one)
+  attention_out the attention output projection
+  mlp_in        the MLP's input projection(s)
+  mlp_out       the MLP's output projection
+
+Series-type bottlenecks (series, adapterp) take their placement from the role, following upstream
+LLM-Adapters `peft/src/peft/tuners/bottleneck.py` (TRANSFORMERS_MODELS_TO_ADAPTER_TYPE_MAPPING): its
+`mh_adapter` on the MLP input linears is our "input" placement (bottleneck + residual applied to the
+linear's input), its `output_adapter` on the MLP output linear our "output" placement (applied to the
+linear's output, plus residual). Upstream mapped MLP linears only; we also place an "output" adapter on the
+attention output projection, which is what "a series adapter after the attention" means in the paper's
+placement study. Parallel-type bottlenecks (parallel, scaled_parallel) are "parallel" on any linear
+(computed from the linear's input, added to its output).
+"""
+from __future__ import annotations
+
+_LLAMA_LIKE = {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["o_proj"],
+               "mlp_in": ["gate_proj", "up_proj"], "mlp_out": ["down_proj"]}
+
+ARCHITECTURES: dict[str, dict[str, list[str]]] = {
+    "llama": _LLAMA_LIKE, "mistral": _LLAMA_LIKE, "qwen2": _LLAMA_LIKE, "gemma": _LLAMA_LIKE,
+    "bloom": {"attention_in": ["query_key_value"], "attention_out": ["self_attention.dense"],
+              "mlp_in": ["dense_h_to_4h"], "mlp_out": ["dense_4h_to_h"]},
+    "gptj": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["attn.out_proj"],
+             "mlp_in": ["fc_in"], "mlp_out": ["fc_out"]},
+    "opt": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["self_attn.out_proj"],
+            "mlp_in": ["fc1"], "mlp_out": ["fc2"]},
+    "gpt_neo": {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["attention.out_proj"],
+                "mlp_in": ["mlp.c_fc"], "mlp_out": ["mlp.c_proj"]},
+    "gpt2": {"attention_in": ["attn.c_attn"], "attention_out": ["attn.c_proj"],
+             "mlp_in": ["mlp.c_fc"], "mlp_out": ["mlp.c_proj"]},
+    "gpt_neox": {"attention_in": ["query_key_value"], "attention_out": ["attention.dense"],
+                 "mlp_in": ["dense_h_to_4h"], "mlp_out": ["dense_4h_to_h"]},
+}
+SERIES_PLACEMENT = {"attention_out": "output", "mlp_in": "input", "mlp_out": "output"}
+
+# Upstream's default targets per method (its forked peft `mapping.py`), by role.
+DEFAULT_ROLES: dict[str, list[str]] = {
+    "series": ["mlp_in", "mlp_out"],
+    "adapterp": ["mlp_out"],
+    "parallel": ["attention_in"],
+    "scaled_parallel": ["attention_in"],
+}
+
+# Targets of upstream's published math runs (`math_running_commands`), which override the defaults.
+PAPER_TARGETS: dict[str, dict[str, list[str]]] = {
+    "series": {"llama": ["up_proj", "gate_proj"], "bloom": ["dense_4h_to_h"], "gptj": ["fc_out"]},
+    "parallel": {"llama": ["up_proj", "down_proj"], "bloom": ["dense_4h_to_h", "dense_h_to_4h"],
+                 "gptj": ["fc_in", "fc_out"]},
+    "lora": {"llama": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"],
+             "bloom": ["query_key_value", "dense_4h_to_h", "dense_h_to_4h"],
+             "gptj": ["q_proj", "k_proj", "v_proj", "fc_in", "fc_out"]},
+}
+
+
+# Placements by name, resolved per architecture: the module roles in each part of a transformer block.
+PLACEMENTS = {"attention": ["attention_in", "attention_out"], "mlp": ["mlp_in", "mlp_out"],
+              "both": ["attention_in", "attention_out", "mlp_in", "mlp_out"]}
+
+
+def resolve_targets(method: str, targets, model_type: str):
+    """`target_modules` as given, or resolved from a placement name: `attention` / `mlp` / `both` (the roles'
+    modules, kept to those the method can place on: series-type adapters have no place on q/k/v), or `paper`
+    (upstream's published math-run targets for this architecture, else the method's default)."""
+    if not isinstance(targets, str) or targets not in (*PLACEMENTS, "paper"):
+        return targets
+    if targets == "paper":
+        paper = PAPER_TARGETS.get(method, {}).get(model_type)
+        return paper or (default_targets(method, model_type) if method in DEFAULT_ROLES else None)
+    roles = PLACEMENTS[targets]
+    if method in ("series", "adapterp"):
+        roles = [r for r in roles if r in SERIES_PLACEMENT]
+    return modules_for(model_type, roles)
+
+
+# modules outside the blocks' linears that a method may also target
+OTHER_MODULES = ("lm_head", "embed_tokens", "wte", "word_embeddings", "embed_in", "embed_out")
+
+
+def unknown_targets(model_type: str, targets: list[str]) -> list[str]:
+    """The targets that name no module of this architecture (compared by their last dotted component)."""
+    known = {name.rsplit(".", 1)[-1] for names in architecture(model_type).values() for name in names}
+    known |= set(OTHER_MODULES)
+    return [t for t in targets if t.rsplit(".", 1)[-1] not in known]
+
+
+def known_modules(model_type: str) -> list[str]:
+    return [name for names in architecture(model_type).values() for name in names] + list(OTHER_MODULES)
+
+
+def architecture(model_type: str) -> dict[str, list[str]]:
+    if model_type not in ARCHITECTURES:
+        raise ValueError(f"no placement map for architecture {model_type!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[model_type]
+
+
+def modules_for(model_type: str, roles: list[str]) -> list[str]:
+    """Module names of the given roles, e.g. ['attention_in', 'mlp_out'] -> ['q_proj', ..., 'down_proj']."""
+    arch = architecture(model_type)
+    unknown = sorted(set(roles) - set(arch))
+    if unknown:
+        raise ValueError(f"unknown module role(s) {unknown}; valid: {', '.join(arch)}")
+    return [name for role in roles for name in arch[role]]
+
+
+def default_targets(method: str, model_type: str) -> list[str]:
+    return modules_for(model_type, DEFAULT_ROLES[method])
+
+
+def role_of(model_type: str, target: str) -> str | None:
+    return next((role for role, names in architecture(model_type).items() if target in names), None)
+
+
+def placement_for(kind: str, model_type: str, target: str) -> str:
+    """'input', 'output' or 'parallel' for a bottleneck of `kind` ('series' or 'parallel') on `target`."""
+    if kind == "parallel":
+        return "parallel"
+    role = role_of(model_type, target)
+    if role not in SERIES_PLACEMENT:
+        valid = modules_for(model_type, list(SERIES_PLACEMENT))
+        raise ValueError(f"series adapter: module {target!r} has no placement in the {model_type} map; "
+                         f"valid: {', '.join(valid)}")
+    return SERIES_PLACEMENT[role]
+
+
+def matches(module_path: str, target: str) -> bool:
+    return module_path == target or module_path.endswith("." + target)

@@ -1,0 +1,211 @@
+"""Fault injection: bad inputs, kills at seeded random points of every stage, damaged caches, a full disk,
+an unwritable directory, two runs on one directory. Ends with a summary line:
+faults: N bad inputs tried, K kills survived, L artifacts lost (must be 0)."""
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from pipeline_lib.files import CorruptArtifact, atomic_path, verify_manifest, write_manifest
+from snakemake_run import ROOT, SNAKEMAKE, run
+
+TALLY = {"bad inputs": [], "kills": 0, "lost": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary():
+    yield
+    line = (f"faults: {len(TALLY['bad inputs'])} bad inputs tried, {TALLY['kills']} kills survived, "
+            f"{TALLY['lost']} artifacts lost")
+    print("\n" + line + "\nbad inputs: " + "; ".join(TALLY["bad inputs"]))
+    (ROOT / "tests" / ".fault-summary.txt").write_text(line + "\n" + "\n".join(TALLY["bad inputs"]) + "\n")
+
+
+# -- bad configuration: each must stop Snakemake before any job, naming the problem --------------------------
+BAD_CONFIGS = [
+    ({"training": {"lerning_rate": 0.1}}, "lerning_rate"),
+    ({"training": {"learning_rate": "fast"}}, "learning_rate"),
+    ({"training": {"batch_size": 0}}, "batch_size"),
+    ({"training": {"lr_scheduler": "step"}}, "lr_scheduler"),
+    ({"evaluation": {"dtype": "float8"}}, "dtype"),
+    ({"evaluation": {"protocol": "beam"}}, "protocol"),
+    ({"device": "tpu"}, "device"),
+    ({"quantization": "2bit"}, "quantization"),
+    ({"decontaminate": "ignore"}, "decontaminate"),
+    ({"contamination": {"threshold": 1.5}}, "threshold"),
+    ({"data": {"eval_limit": 0}}, "eval_limit"),
+    ({"data": {"pins": {"math_10k": "abc"}}}, "pins"),
+    ({"models": []}, "models"),
+    ({"models": ["gpt-17"]}, "unknown model 'gpt-17'"),
+    ({"eval_sets": ["gsm9k"]}, "unknown evaluation set 'gsm9k'"),
+    ({"train_sets": ["alpaca"]}, "unknown training set 'alpaca'"),
+    ({"adapters": {"x": {"method": "lorax"}}}, "unknown adapter method 'lorax'"),
+    ({"adapters": {"x; rm -rf ~": {"method": "lora"}}}, "does not match"),
+    ({"adapters": {"base": {"method": "lora"}}}, "'base' is reserved"),
+    ({"adapters": {"x": {"method": "lora", "target_modules": ["qq_proj"]}}}, "['qq_proj'] not in"),
+    ({"model_defs": {"m": {"path": "/x", "hub": "a/b"}}, "models": ["m"]}, "exactly one of"),
+    ({"model_defs": {"m": {"url": "http://x"}}}, "url"),
+    ({"mixtures": {"mix": ["boolq"]}, "train_sets": ["mix"]}, "unknown training set 'boolq'"),
+    ({"sweeps": {"s": {"method": "lora", "grid": {"r": []}}}}, "grid"),
+    ({"sweeps": {"s": {"method": "lora", "r": 4, "grid": {"r": [8]}}}}, "both a fixed option and a grid key"),
+    ({"datasets": {"d": {"path": "/x.json", "sha256": "z", "format": "llm_adapters", "split": "eval",
+                         "answer_type": "number"}}}, "sha256"),
+    ({"datasets": {"gsm8k": {"path": "/x.json", "sha256": "0" * 64, "format": "llm_adapters", "split": "eval",
+                             "answer_type": "number"}}}, "already a built-in dataset"),
+    ({"gpus_per_finetune": 2}, "gpus_per_finetune: 2 needs device: cuda"),
+    ({"quantization": "4bit", "device": "cpu"}, "needs a CUDA device"),
+    ({"threads": 0}, "threads"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_CONFIGS, ids=[m[:30] for _, m in BAD_CONFIGS])
+def test_bad_config_stops_before_any_job(tmp_path, overrides, message):
+    result = run(tmp_path, overrides, "--dry-run", configfiles=("config.yaml",))
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+    TALLY["bad inputs"].append(f"config {json.dumps(overrides)}")
+
+
+# -- damaged artifacts and failing writes ----------------------------------------------------------------------
+def test_truncated_cached_adapter_is_detected_not_used(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"x" * 1000)
+    (adapter / "adapter_config.json").write_text("{}")
+    write_manifest(adapter)
+    verify_manifest(adapter)
+    with open(adapter / "adapter_model.safetensors", "r+b") as f:
+        f.truncate(500)
+    with pytest.raises(CorruptArtifact, match=r"adapter_model.safetensors: sha256 differs .* Delete .* re-run"):
+        verify_manifest(adapter)
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(CorruptArtifact, match="missing from a finished artifact"):
+        verify_manifest(adapter)
+    TALLY["bad inputs"] += ["truncated adapter file", "missing adapter file"]
+
+
+def test_truncated_adapter_stops_evaluation_under_snakemake(tmp_path, tiny_dir, data_mirror):
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "include_base": False, "eval_sets": ["MultiArith"]}
+    target = "results/adapters/tiny-llama/lora/gsm8k_train"
+    first = run(tmp_path, overrides, target)
+    assert first.returncode == 0, first.stderr[-3000:]
+    weights = tmp_path / target / "adapter_model.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    again = run(tmp_path, overrides, "results/scores/tiny-llama/lora/gsm8k_train/MultiArith.json")
+    assert again.returncode != 0
+    log = (tmp_path / "logs/evaluate/tiny-llama/lora/gsm8k_train/MultiArith.log").read_text()
+    assert "adapter_model.safetensors: sha256 differs" in log
+    assert not (tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/MultiArith.json").exists()
+    TALLY["bad inputs"].append("truncated adapter under Snakemake")
+
+
+def test_full_disk_leaves_no_partial_file(tmp_path):
+    final = tmp_path / "out.json"
+    with pytest.raises(OSError) as err:
+        with atomic_path(final) as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert err.value.errno == errno.ENOSPC
+    assert not final.exists() and list(tmp_path.iterdir()) == []
+    TALLY["bad inputs"].append("disk full while writing")
+
+
+
+
+def test_unwritable_output_directory_is_a_clear_error(tmp_path, tiny_dir, data_mirror):
+    # root ignores permission bits, so make `results` a file: nothing can be created under it either way
+    (tmp_path / "results").write_text("not a directory")
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+    result = run(tmp_path, overrides, "results/data/full/gsm8k.jsonl")
+    assert result.returncode != 0
+    assert "results" in result.stdout + result.stderr and "Error" in result.stdout + result.stderr
+    assert (tmp_path / "results").read_text() == "not a directory"
+    TALLY["bad inputs"].append("output directory not writable")
+
+
+def test_second_invocation_is_refused_by_the_lock(tmp_path, tiny_dir, data_mirror):
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text(yaml.safe_dump({"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+                                         "data": {"mirror": str(data_mirror)}, "training": {"max_steps": 200}}))
+    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"), "--cores", "1",
+               "--configfile", str(ROOT / "config/tiny.yaml"), str(overrides), "--replace-workflow-config"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / "w/.snakemake/locks").glob("*")) and time.time() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
+        assert first.poll() is None  # the first run goes on
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    TALLY["bad inputs"].append("second Snakemake run on the same directory")
+
+
+# -- kills at seeded random points of every stage, then a plain re-run ----------------------------------------
+STAGES = ["fetch_data", "normalize_data", "prepare_data", "convert_model", "finetune", "evaluate", "report"]
+
+
+def _snakemake(workdir, overrides_file, *extra):
+    return [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile",
+            str(ROOT / "config/tiny.yaml"), str(overrides_file), "--replace-workflow-config", *extra]
+
+
+def _finals(workdir):
+    """Every final artifact: scores and adapter weights, by path."""
+    out = {}
+    for path in sorted((workdir / "results").rglob("*")):
+        if path.is_file() and (path.suffix == ".json" and "scores" in path.parts or path.name.endswith(".safetensors")):
+            out[str(path.relative_to(workdir))] = path.read_bytes() if path.suffix != ".json" else \
+                {k: v for k, v in json.loads(path.read_text()).items() if k not in ("wall_time_s", "items_per_s",
+                                                                                  "resumed_items")}
+    return out
+
+
+def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text(yaml.safe_dump({"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+                                         "data": {"mirror": str(data_mirror)},
+                                         "training": {"max_steps": 20, "checkpoint_every": 3}}))
+    clean = subprocess.run(_snakemake(tmp_path / "clean", overrides), capture_output=True, text=True, timeout=900)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    expected = _finals(tmp_path / "clean")
+    rng = random.Random(20261128)
+    killed = tmp_path / "killed"
+    kills, stages_hit = 0, set()
+    for trial in range(10):  # bounded: at most 10 kills, each at a seeded random moment
+        proc = subprocess.Popen(_snakemake(killed, overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        time.sleep(rng.uniform(2.0, 12.0))
+        if proc.poll() is not None:
+            proc.communicate()
+            break  # the run finished before this kill: nothing left to interrupt
+        running = {s for s in STAGES if list((killed / "logs" / s).rglob("*.log"))} if (killed / "logs").exists() else set()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        stages_hit |= running
+        subprocess.run(_snakemake(killed, overrides, "--unlock"), capture_output=True)
+        # nothing half-written under a final name: every score file is complete JSON
+        for score in (killed / "results/scores").rglob("*.json") if (killed / "results/scores").exists() else []:
+            json.loads(score.read_text())
+    final = subprocess.run(_snakemake(killed, overrides), capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stdout[-3000:]
+    got = _finals(killed)
+    lost = [k for k in expected if got.get(k) != expected[k]]
+    TALLY["kills"] += kills
+    TALLY["lost"] += len(lost)
+    print(f"kills: {kills}, stages seen running: {sorted(stages_hit)}")
+    assert kills >= 5
+    assert not lost, lost[:5]
+    assert got.keys() == expected.keys()
