@@ -39,6 +39,40 @@ def case(model_dir, label, quantization, spec, dtype="float32"):
     return ok
 
 
+def data_parallel(model_dir) -> bool:
+    """scripts/finetune.py on 2 GPUs under torchrun (NCCL) against 1 GPU: same losses, same adapter."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from pipeline_lib import distributed
+
+    if torch.cuda.device_count() < 2:
+        print("SKIP data-parallel: one visible GPU (the same code path runs on CPU in tests/test_data_parallel.py)")
+        return True
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "train.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+        outs = []
+        for n in (1, 2):
+            out = Path(tmp) / f"gpus{n}"
+            cmd = [sys.executable, *distributed.launcher(n), str(Path(__file__).parent / "finetune.py"),
+                   "--model", model_dir, "--data", str(data), "--out", str(out), "--device", "cuda",
+                   "--adapter", json.dumps({**LORA, "lora_dropout": 0.0}),
+                   "--training", json.dumps({"max_steps": 3, "batch_size": 8, "micro_batch_size": 2,
+                                             "warmup_steps": 0, "checkpoint_every": None})]
+            subprocess.run(cmd, check=True, capture_output=True)
+            outs.append(out)
+        a, b = (load_file(o / "adapter_model.safetensors") for o in outs)
+        diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+        losses = [json.loads((o / "metrics.json").read_text())["loss"] for o in outs]
+    ok = diff < 1e-3
+    print(f"{'OK ' if ok else 'FAIL'} data-parallel 2 GPUs vs 1: adapter max|Δ| {diff:.1e}, losses {losses}")
+    return ok
+
+
 def main():
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check here (the quantized path is CUDA-only)")
@@ -47,7 +81,8 @@ def main():
     results = [case(model_dir, "4-bit nf4 + LoRA (QLoRA)", "4bit", LORA),
                case(model_dir, "8-bit + LoRA", "8bit", LORA),
                case(model_dir, "bf16 + LoRA", "none", LORA, dtype="bfloat16"),
-               case(model_dir, "fp32 + series", "none", {"method": "series", "bottleneck_size": 16})]
+               case(model_dir, "fp32 + series", "none", {"method": "series", "bottleneck_size": 16}),
+               data_parallel(model_dir)]
     return 0 if all(results) else 1
 
 

@@ -31,3 +31,16 @@ def tiny(tiny_dir):
     from pipeline_lib import models
 
     return models.load(tiny_dir)
+
+
+SESSION_START = __import__("time").time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show the fault-injection summary line (tests/test_faults.py) at the end of the run."""
+    summary = Path(__file__).parent / ".fault-summary.txt"
+    if summary.is_file() and summary.stat().st_mtime > SESSION_START:
+        lines = summary.read_text().splitlines()
+        terminalreporter.write_sep("=", "fault injection")
+        terminalreporter.write_line(lines[0])
+        terminalreporter.write_line(f"bad inputs tried: {'; '.join(lines[1:])}")
