@@ -103,6 +103,8 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
              generation_kwargs: dict | None = None) -> list[str]:
     """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch.
     `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are."""
+    if not prompts:  # e.g. a resumed evaluation whose items were all written before the kill
+        return []
     stop_strings = list(stop_strings or [])
     tokenizer.padding_side = "left"
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]

@@ -45,6 +45,15 @@ def test_killed_evaluation_resumes_with_the_items_not_written(tiny, tmp_path):
     assert json.loads(partial.read_text().splitlines()[0]) == {"fingerprint": "f2"}
 
 
+def test_evaluation_killed_after_its_last_item_resumes_with_nothing_to_generate(tiny, tmp_path):
+    # found by the random-kill test: every item was in the partial file, only the final write was missing
+    model, tokenizer = tiny
+    partial = tmp_path / "p.jsonl.partial"
+    full, _ = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f1", progress=False)
+    resumed, summary = evaluate(model, tokenizer, RECORDS, CFG, partial=partial, fingerprint="f1", progress=False)
+    assert resumed == full and summary["resumed_items"] == len(RECORDS) and summary["items_per_s"] is None
+
+
 def test_paper_protocol_settings():
     settings = protocol_settings({"batch_size": 16, "max_new_tokens": 64, "protocol": "paper"})
     assert settings["batch_size"] == 1 and settings["max_new_tokens"] == 256
