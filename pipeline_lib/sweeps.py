@@ -73,7 +73,9 @@ def expand_all(sweeps: dict[str, dict], adapters: dict[str, dict]) -> tuple[dict
             size_key = next((k for k in SIZE_KEYS if k in spec.get("grid", {})), None)
             coordinates[name] = {
                 "family": family, "method": member["method"],
-                "placement": targets if isinstance(targets, str) and targets in PLACEMENT_NAMES else None,
+                # a placement coordinate only where the family sweeps placements (not a fixed `both`)
+                "placement": targets if "target_modules" in spec.get("grid", {}) and isinstance(targets, str)
+                and targets in PLACEMENT_NAMES else None,
                 "size_key": size_key, "size": member.get(size_key) if size_key else None,
             }
     return expanded, coordinates

@@ -30,6 +30,9 @@ def test_coordinates_for_the_figures():
     assert set(adapters) == {"lora", "series-attention-b8", "series-mlp-b8"}
     assert coords["series-mlp-b8"] == {"family": "series", "method": "series", "placement": "mlp",
                                        "size_key": "bottleneck_size", "size": 8}
+    # a fixed placement is no placement-study coordinate
+    _, fixed = sweeps.expand_all({"l": {"method": "lora", "target_modules": "both", "grid": {"r": [2]}}}, {})
+    assert fixed["l-r2"]["placement"] is None and fixed["l-r2"]["size"] == 2
 
 
 @pytest.mark.parametrize("family, spec, message", [
