@@ -112,16 +112,22 @@ def test_cosine_schedule_decays_smoothly_to_zero():
     assert all(a >= b for a, b in zip(factors[2:], factors[3:]))
 
 
-def test_gradient_checkpointing_gives_the_same_training(tiny_dir):
+def short_run(tiny_dir, prepare=None, **options) -> dict:
+    """Metrics of 3 steps on a freshly loaded tiny model with a seeded LoRA; `prepare(model)` runs before."""
     from pipeline_lib import models
 
+    model, tok = models.load(tiny_dir)
+    torch.manual_seed(5)
+    model = adapters.attach(model, LORA)
+    if prepare:
+        prepare(model)
+    cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, **options)
+    return train(model, tok, RECORDS, cfg, progress=False)
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_dir):
     def run(checkpointing):
-        model, tok = models.load(tiny_dir)
-        torch.manual_seed(5)
-        model = adapters.attach(model, LORA)
-        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2,
-                          gradient_checkpointing=checkpointing)
-        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+        return short_run(tiny_dir, gradient_checkpointing=checkpointing)["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-5)
 
@@ -140,14 +146,8 @@ def test_packed_loss_equals_unpacked(tiny):
 
 
 def test_packed_training_matches_padded_training(tiny_dir):
-    from pipeline_lib import models
-
     def run(packing):
-        model, tok = models.load(tiny_dir)
-        torch.manual_seed(5)
-        model = adapters.attach(model, LORA)
-        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, packing=packing)
-        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+        return short_run(tiny_dir, packing=packing)["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-4)
 
@@ -185,14 +185,8 @@ def test_packed_loss_equals_unpacked_under_each_attention_kernel(tiny, attention
 
 
 def test_attention_kernels_train_alike(tiny_dir):
-    from pipeline_lib import models
-
     def run(attention):
-        model, tok = models.load(tiny_dir)
-        torch.manual_seed(5)
-        model = adapters.attach(model, LORA)
-        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, attention=attention)
-        metrics = train(model, tok, RECORDS, cfg, progress=False)
+        metrics = short_run(tiny_dir, attention=attention)
         assert metrics["attention"] == attention
         return metrics["loss"]
 
@@ -212,17 +206,13 @@ def test_length_grouping_cuts_padding_and_keeps_every_example_once():
 
 
 def test_frozen_linears_cast_to_bf16_train_the_same_under_autocast(tiny_dir):
-    from pipeline_lib import models
     from pipeline_lib.training import cast_frozen_linears
 
-    def run(cast):
-        model, tok = models.load(tiny_dir)
-        torch.manual_seed(5)
-        model = adapters.attach(model, LORA)
-        if cast:
-            assert cast_frozen_linears(model) > 0
-            assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
-        cfg = TrainConfig(max_steps=3, batch_size=4, micro_batch_size=2, learning_rate=1e-2, autocast_bf16=True)
-        return train(model, tok, RECORDS, cfg, progress=False)["loss"]
+    def cast(model):
+        assert cast_frozen_linears(model) > 0
+        assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+
+    def run(with_cast):
+        return short_run(tiny_dir, cast if with_cast else None, autocast_bf16=True)["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-3)
