@@ -19,15 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from pipeline_lib import answers, models  # noqa: E402
-from pipeline_lib.evaluation import PAPER_GENERATION, evaluate  # noqa: E402
+from pipeline_lib.evaluation import evaluate  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
-from pipeline_lib.prompts import alpaca_prompt  # noqa: E402
+from pipeline_lib.prompts import evaluation_prompt  # noqa: E402
+from pipeline_lib.suites import PAPER_GENERATION, settings  # noqa: E402
 
 
 def upstream(model, tokenizer, records, max_new_tokens):
     correct = 0
     for r in records:
-        ids = tokenizer(alpaca_prompt(r["instruction"], r.get("input", "")), return_tensors="pt")
+        ids = tokenizer(evaluation_prompt(r["instruction"], r.get("input", "")), return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**ids, **PAPER_GENERATION, do_sample=False, use_cache=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
@@ -56,8 +57,8 @@ def main():
     up_correct = upstream(model, tokenizer, shared, args.upstream_tokens)
     up_rate = len(shared) / (time.perf_counter() - start)
     start = time.perf_counter()
-    predictions, summary = evaluate(model, tokenizer, ours_only, {"batch_size": "auto",
-                                                                  "max_new_tokens": args.tokens}, progress=False)
+    ours = settings({"batch_size": "auto", "max_new_tokens": args.tokens}, "math")
+    predictions, summary = evaluate(model, tokenizer, ours_only, ours, progress=False)
     our_rate = len(ours_only) / (time.perf_counter() - start)
     our_shared = sum(p["correct"] for p in predictions[:len(shared)])
 

@@ -145,6 +145,14 @@ def train_config(config: dict, adapter: str) -> dict:
     return asdict(TrainConfig(**merged))
 
 
+def evaluation_settings(config: dict, dataset: str) -> dict:
+    """One evaluation's generation settings: the config's `evaluation` block with its set's suite defaults, or
+    upstream's settings under `protocol: paper` (pipeline_lib.suites)."""
+    from . import suites
+
+    return suites.settings(config["evaluation"], DATASETS[dataset].suite or "math")
+
+
 def data_limit(config: dict, name: str, split: str) -> int | None:
     data = config["data"]
     return data["limits"].get(name, data["train_limit" if split == "train" else "eval_limit"])

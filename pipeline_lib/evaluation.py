@@ -1,9 +1,8 @@
 """Evaluate one (model, adapter) on one prepared evaluation set: generate, extract, score, with uncertainty.
 
-Protocols: `fast` (ours: batched greedy decoding with KV cache) and `paper` (upstream LLM-Adapters
-evaluate.py: one prompt at a time, 4-beam search, 256 new tokens, its sampling arguments) for faithful
-reproduction. Predictions are appended to a partial file batch by batch, so an evaluation killed midway
-resumes with the items not yet written; the score is computed from the complete set only.
+`settings` are one evaluation's generation settings as pipeline_lib.suites resolves them (protocol `fast`,
+ours, or `paper`, upstream's). Predictions are appended to a partial file batch by batch, so an evaluation
+killed midway resumes with the items not yet written; the score is computed from the complete set only.
 """
 from __future__ import annotations
 
@@ -15,23 +14,12 @@ from pathlib import Path
 from . import answers, stats
 from .files import atomic_path
 from .generation import generate
-from .prompts import STOP_STRINGS, alpaca_prompt
-
-PAPER_GENERATION = {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
-PROTOCOLS = {
-    "fast": {},
-    "paper": {"batch_size": 1, "max_new_tokens": 256, "generation": PAPER_GENERATION},
-}
-
-
-def protocol_settings(cfg: dict) -> dict:
-    """The evaluation config with its protocol's fixed settings applied."""
-    return {**cfg, **PROTOCOLS[cfg.get("protocol", "fast")]}
+from .prompts import evaluation_prompt
 
 
 def score_prediction(record: dict, response: str) -> dict:
     rules = answers.score_all_rules(record["answer_type"], response, record["answer"])
-    pred, correct = next(iter(rules.values()))
+    pred, correct = rules[answers.get_type(record["answer_type"]).reported]
     return {"id": record["id"], "response": response, "extracted": pred, "gold": record["answer"],
             "correct": correct, "rules": {name: ok for name, (_, ok) in rules.items()}}
 
@@ -63,12 +51,11 @@ def _append(path: Path, predictions: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def evaluate(model, tokenizer, records: list[dict], cfg: dict, partial: str | Path | None = None,
+def evaluate(model, tokenizer, records: list[dict], settings: dict, partial: str | Path | None = None,
              fingerprint: str = "", progress: bool = True) -> tuple[list[dict], dict]:
     """Return (one prediction per record, in record order; summary score with all rules and a 95% interval)."""
     from tqdm import tqdm
 
-    settings = protocol_settings(cfg)
     done = _load_partial(Path(partial), fingerprint) if partial else {}
     if partial:  # start the file afresh with what is reusable, dropping a line cut by a kill
         with atomic_path(partial) as tmp:
@@ -86,9 +73,10 @@ def evaluate(model, tokenizer, records: list[dict], cfg: dict, partial: str | Pa
         bar.update(len(batch))
 
     start = time.perf_counter()
-    generate(model, tokenizer, [alpaca_prompt(r["instruction"], r.get("input", "")) for r in todo],
-             batch_size=settings["batch_size"], max_new_tokens=settings["max_new_tokens"], stop_strings=STOP_STRINGS,
-             on_batch=on_batch, generation_kwargs=settings.get("generation"))
+    generate(model, tokenizer, [evaluation_prompt(r["instruction"], r.get("input", "")) for r in todo],
+             batch_size=settings["batch_size"], max_new_tokens=settings["max_new_tokens"],
+             stop_strings=settings["stop_strings"], cut_strings=settings["cut_strings"], on_batch=on_batch,
+             generation_kwargs=settings["generation"])
     wall = time.perf_counter() - start
     bar.close()
     predictions = [done[r["id"]] for r in records]
@@ -100,5 +88,5 @@ def evaluate(model, tokenizer, records: list[dict], cfg: dict, partial: str | Pa
     summary["rules"] = {rule: sum(oks) / len(oks) for rule, oks in by_rule.items()}  # accuracy per rule
     summary.update({"wall_time_s": round(wall, 2), "resumed_items": len(records) - len(todo),
                     "items_per_s": round(len(todo) / wall, 3) if wall > 0 and todo else None,
-                    "protocol": settings.get("protocol", "fast")})
+                    "protocol": settings["protocol"]})
     return predictions, summary

@@ -98,14 +98,16 @@ def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, max_new_tokens: int = 128,
-             stop_strings: list[str] | None = None,
+             stop_strings: list[str] | None = None, cut_strings: list[str] | None = None,
              on_batch: Callable[[list[int], list[str]], None] | None = None,
              generation_kwargs: dict | None = None) -> list[str]:
     """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch.
-    `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are."""
+    Generation stops at EOS or a stop string; each response is cut before the first of `cut_strings` (default:
+    the stop strings). `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are."""
     if not prompts:  # e.g. a resumed evaluation whose items were all written before the kill
         return []
     stop_strings = list(stop_strings or [])
+    cut_strings = stop_strings if cut_strings is None else list(cut_strings)
     tokenizer.padding_side = "left"
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     device = next(model.parameters()).device
@@ -127,7 +129,7 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
             out = greedy(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
                          tokenizer.pad_token_id)
         texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        batch = [cut_at_stop(t, stop_strings) for t in texts]
+        batch = [cut_at_stop(t, cut_strings) for t in texts]
         for i, text in zip(indices, batch):
             responses[i] = text
         if on_batch:

@@ -1,34 +1,42 @@
-"""Prompt templates.
+"""Prompt templates: LLM-Adapters' Alpaca templates, byte for byte.
 
-`alpaca` is the template of LLM-Adapters `finetune.py` / `evaluate.py` (generate_prompt), byte for byte,
-including its quirks: the literal "  # noqa: E501" inside the first line and the 16-space indentation of
-the triple-quoted f-string. Fine-tuning and evaluation must use the same bytes, and comparability with the
-paper needs these ones.
+Upstream trains with one template (finetune.py `generate_prompt`) and evaluates with another
+(evaluate.py and commonsense_evaluate.py `generate_prompt`, identical to each other). They differ only in
+whitespace: the training prompt's first line ends with two spaces (no input) or one (with input) and its
+blank lines hold the 16 spaces of the indented f-string; the evaluation prompt's first line ends with one
+space (no input) or none, and its blank lines are empty. Both are reproduced exactly (tests compare them
+with upstream's functions on every item of every mirrored file).
+
+One deliberate difference: upstream's evaluation never passes an item's `input` to the prompt; we do. Every
+upstream test file has an empty `input`, so the bytes are the same there.
 """
 from __future__ import annotations
 
-_INDENT = " " * 16
-ALPACA_NO_INPUT = (
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-    "  # noqa: E501\n\n"
-    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}"
-)
-ALPACA_WITH_INPUT = (
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.  # noqa: E501\n\n"
-    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
-    f"{_INDENT}### Input:\n{_INDENT}{{input}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}"
-)
-# where a generated response has run on into a new example
-STOP_STRINGS = ["### Instruction:", "### Input:", "### Response:"]
+_I = " " * 16  # the indentation of upstream's triple-quoted f-strings
+_NO_INPUT = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+               "Write a response that appropriately completes the request.")
+
+TRAINING_NO_INPUT = f"{_NO_INPUT}  \n\n{_I}### Instruction:\n{_I}{{instruction}}\n{_I}\n{_I}### Response:\n{_I}"
+TRAINING_WITH_INPUT = (f"{_WITH_INPUT} \n\n{_I}### Instruction:\n{_I}{{instruction}}\n{_I}\n"
+                       f"{_I}### Input:\n{_I}{{input}}\n{_I}\n{_I}### Response:\n{_I}")
+EVALUATION_NO_INPUT = f"{_NO_INPUT} \n\n{_I}### Instruction:\n{_I}{{instruction}}\n\n{_I}### Response:\n{_I}"
+EVALUATION_WITH_INPUT = (f"{_WITH_INPUT}\n\n{_I}### Instruction:\n{_I}{{instruction}}\n\n"
+                         f"{_I}### Input:\n{_I}{{input}}\n\n{_I}### Response:\n{_I}")
 
 
-def alpaca_prompt(instruction: str, input: str = "") -> str:
-    """The prompt up to and including the response header (what the model continues)."""
-    template = ALPACA_WITH_INPUT if input else ALPACA_NO_INPUT
+def training_prompt(instruction: str, input: str = "") -> str:
+    """The training text up to the response (what train_on_inputs=False masks from the loss)."""
+    template = TRAINING_WITH_INPUT if input else TRAINING_NO_INPUT
     return template.format(instruction=instruction, input=input)
 
 
-def alpaca_training_text(record: dict) -> str:
-    """Prompt plus target response, as upstream trains on it."""
-    return alpaca_prompt(record["instruction"], record.get("input", "")) + record["output"]
+def training_text(record: dict) -> str:
+    """Prompt plus target response, as upstream's finetune.py trains on it."""
+    return training_prompt(record["instruction"], record.get("input", "")) + record["output"]
+
+
+def evaluation_prompt(instruction: str, input: str = "") -> str:
+    """The prompt the model continues at evaluation, as upstream's evaluate.py builds it."""
+    template = EVALUATION_WITH_INPUT if input else EVALUATION_NO_INPUT
+    return template.format(instruction=instruction, input=input)

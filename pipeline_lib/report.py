@@ -10,19 +10,27 @@ from .files import atomic_path, read_json
 ROW_KEYS = ["model", "adapter", "train_set"]
 
 
-def collect(score_paths: list[str | Path]) -> pd.DataFrame:
-    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n, its 95% Wilson
-    interval (fractions), evaluation wall time."""
+def _interval(accuracy: float, n: int) -> list[float]:
     from .stats import accuracy_summary
 
+    correct = round(accuracy * n)
+    return accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
+
+
+def collect(score_paths: list[str | Path]) -> pd.DataFrame:
+    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n, its 95% Wilson
+    interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule (percent,
+    with its interval), which is what a published number is compared with."""
     rows = []
     for path in score_paths:
         s = read_json(path)
-        correct = s.get("correct", round(s["accuracy"] * s["n"]))
-        low, high = s.get("ci95") or accuracy_summary([True] * correct + [False] * (s["n"] - correct))["ci95"]
+        low, high = s.get("ci95") or _interval(s["accuracy"], s["n"])
+        paper = s.get("rules", {}).get("paper", s["accuracy"])
+        paper_low, paper_high = _interval(paper, s["n"])
         rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"],
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
-                     "wall_time_s": s.get("wall_time_s")})
+                     "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     "paper_ci_low": paper_low, "paper_ci_high": paper_high})
     if not rows:
         raise ValueError("no score files to aggregate")
     return pd.DataFrame(rows)

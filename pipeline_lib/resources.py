@@ -11,7 +11,8 @@ own `--resources mem_mb=...`) does not overcommit. Deliberately simple and conse
   GPU memory   (weights + adapter + activations) x 1.2 + 1 GiB (CUDA context, allocator slack)
   host memory  GPU jobs: weights + 2 GiB (loading stages them through RAM); CPU jobs: (weights + working
                memory) x 1.2 + 2 GiB; at least 4 GiB
-  evaluation   weights + KV cache: batch x (prompt 512 + max_new_tokens) x 2 x hL x 2 bytes
+  evaluation   weights + KV cache: batch x beams x (prompt 512 + max_new_tokens) x 2 x hL x 2 bytes, with the
+               batch size and token cap of the evaluation's resolved settings (pipeline_lib.suites)
   runtime      4 P FLOPs per trained token (forward + input gradients; frozen weights get no weight gradient)
                and 2 P per generated token with the cache, at 30% of a 300 TFLOP/s GPU (bf16), or the
                measured 150 GFLOP/s on CPU; x2 and +10 minutes of margin.
@@ -67,11 +68,10 @@ def finetune(params: float, training: dict, items: int, device: str, quantizatio
 
 def evaluate(params: float, evaluation: dict, items: int, device: str, quantization: str = "none") -> dict:
     weights = _weight_bytes(params, evaluation["dtype"], quantization)
-    batch = evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16
+    beams = evaluation.get("generation", {}).get("num_beams", 1)
+    batch = (evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16) * beams
     cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2
-    flops = 2 * params * items * (256 + evaluation["max_new_tokens"])
-    if evaluation.get("protocol") == "paper":
-        flops *= 4 * (256 + evaluation["max_new_tokens"]) / 2  # 4 beams, no cache: quadratic in length
+    flops = 2 * params * items * (256 + evaluation["max_new_tokens"]) * beams  # with the KV cache, also for beams
     return _job(weights, cache, flops, device)
 
 

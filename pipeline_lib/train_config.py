@@ -25,3 +25,6 @@ class TrainConfig:
     attention: str = "auto"            # "eager", "sdpa", or "auto": eager on CPU (measured faster to train), sdpa else
     val_set_size: int = 0              # held-out examples for validation loss (paper: val_set_size)
     eval_every: int | None = None      # steps between validation losses (None: only at the end)
+    max_grad_norm: float | None = 1.0  # gradient-norm clipping (transformers.Trainer's default); None: none
+    padding_side: str = "right"        # "left": upstream's, which makes padded examples' first token a target
+    shuffle: bool = True               # a seeded new order each epoch (upstream); False: the file's order

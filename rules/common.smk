@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from pipeline_lib import config as cfg
+from pipeline_lib.commands import cli
 from pipeline_lib import distributed
 from pipeline_lib import resources as estimate
 from pipeline_lib.data.registry import SIZES
@@ -27,6 +28,15 @@ SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
 THREADS = config["threads"]
 GPU = 1 if config["device"] == "cuda" else 0
 FINETUNE_GPUS = config["gpus_per_finetune"] if GPU else 0
+
+
+def script(name, prefix=PY, threads=False):
+    """A rule's shell command: scripts/<name> with the job's files (`params.files`, from its input and output)
+    and settings (`params.options`, from its wildcards and the config: Snakemake re-runs a job whose settings
+    changed, and ignores params derived from files), both rendered by pipeline_lib.commands.cli, which never
+    renders an option without a value; then its threads and its log."""
+    return (f"{prefix} {SCRIPTS}/{name} {{params.files}} {{params.options}}"
+            + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
 
 
 def on_gpus(count):
@@ -70,8 +80,8 @@ def finetune_estimate(wc):
 
 
 def evaluate_estimate(wc):
-    return estimate.evaluate(MODEL_PARAMS[wc.model], config["evaluation"], items(wc.dataset, "eval"),
-                             config["device"], config["quantization"])
+    return estimate.evaluate(MODEL_PARAMS[wc.model], cfg.evaluation_settings(config, wc.dataset),
+                             items(wc.dataset, "eval"), config["device"], config["quantization"])
 
 
 def full_path(dataset):
@@ -87,8 +97,10 @@ def model_dir(wildcards):
     return source["path"] if "path" in source else f"resources/models/{wildcards.model}"
 
 
-def trust_flag(wildcards):
-    return "--trust-remote-code" if MODEL_SOURCES[wildcards.model].get("trust_remote_code") else ""
+def model_options(model):
+    """The options of every script that loads a base model (pipeline_lib/_common.add_model_args)."""
+    return {"device": config["device"], "quantization": config["quantization"],
+            "trust_remote_code": bool(MODEL_SOURCES[model].get("trust_remote_code"))}
 
 
 def adapter_dir(model, adapter, train):

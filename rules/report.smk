@@ -1,22 +1,14 @@
 # Tables and figures from every score of the run (`report`), or from whatever scores exist (`tables`).
 
-REPORT_ARGS = (
-    "--datasets {params.datasets:q} --train-parts {params.train_parts:q} --published {params.published:q} "
-    "--published-names {params.published_names:q} --methods {params.methods:q} --sweeps {params.sweeps:q} "
-    "--tables results/tables --figures results/figures"
-)
-
-
-def report_params():
-    return {
-        "datasets": config["eval_sets"],
-        "train_parts": json.dumps({t: config["mixtures"].get(t, [t]) for t in config["train_sets"]}),
-        "published": str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
-        "published_names": json.dumps({m: d["published_as"] for m, d in config["model_defs"].items()
-                                       if d.get("published_as")}),
-        "methods": json.dumps({a: spec["method"] for a, spec in config["adapters"].items()}),
-        "sweeps": json.dumps(SWEEPS),
-    }
+def report_options():
+    """What the tables and figures depend on besides the score, prediction and metrics files."""
+    return dict(
+        datasets=config["eval_sets"],
+        train_parts={t: config["mixtures"].get(t, [t]) for t in config["train_sets"]},
+        published=str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
+        published_names={m: d["published_as"] for m, d in config["model_defs"].items() if d.get("published_as")},
+        methods={a: spec["method"] for a, spec in config["adapters"].items()},
+        sweeps=SWEEPS, tables="results/tables", figures="results/figures")
 
 
 CAPTIONS = {"accuracy_ci": "accuracy_table", "resources": "resources_table", "published": "published_table",
@@ -40,22 +32,20 @@ rule report:
     output:
         **REPORT_OUTPUTS,
     params:
-        **report_params(),
+        files=lambda wc, input: cli(scores=input.scores, adapters=input.adapters, contamination=input.contamination),
+        options=cli(**report_options()),
     log:
         "logs/report/report.log",
     shell:
-        PY + " " + SCRIPTS + "/report.py --scores {input.scores:q} --adapters {input.adapters:q} "
-        "--contamination {input.contamination:q} " + REPORT_ARGS + " > {log:q} 2>&1"
+        script("report.py")
 
 
 rule tables:
     # Re-render every table and figure from the scores that exist: no training, no evaluation.
     params:
-        **report_params(),
-        scores=ALL_SCORES,
-        adapters=ALL_ADAPTERS,
+        files=cli(scores=ALL_SCORES, adapters=ALL_ADAPTERS, contamination=CONTAMINATION),
+        options=cli(**report_options()),
     log:
         "logs/tables/tables.log",
     shell:
-        PY + " " + SCRIPTS + "/report.py --scores {params.scores:q} --adapters {params.adapters:q} "
-        "--contamination " + CONTAMINATION + " " + REPORT_ARGS + " > {log:q} 2>&1"
+        script("report.py")

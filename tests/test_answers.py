@@ -27,6 +27,29 @@ NUMBER_CASES = [  # response, gold, paper rule correct?, strict rule correct?
     ("The answer is 100.0005", "100", True, True),  # within 1e-3
     ("The answer is 100.01", "100", False, False),  # outside 1e-3
     ("2 + 2 = 4\nThe answer is 4\n### Instruction:", "4", True, True),
+    # the stated expression's result is the answer, not its first operand
+    ("The answer is 220 + 90 + 60 = 370.", "370", True, True),
+    ("The answer is 5 + 3 = 8 apples.", "8", True, True),
+    ("The answer is 10 * 2 = 20 * 3 = 60.", "60", True, True),
+    ("The answer is 16 − 4 = 12", "12", True, True),
+    ("The answer is: 36 / 4 = 9", "9", True, True),
+    ("The answer is 3 x $4 = $12.", "12", True, True),
+    ("The answer is 3 * 4 equals 12.", "12", True, True),
+    ("So, the answer is 5 arms and 3 legs, or 8 limbs in total.", "8", True, True),
+    ("The answer is 3 x 4, which is 12.", "12", True, True),
+    ("The answer is 12, which is 3 x 4.", "12", False, True),  # the part that is no operation states it
+    ("The answer is 40, since 8 x 5 = 40", "40", True, True),
+    ("The answer is 4 (2 + 2)", "4", False, True),
+    # the last statement counts, also on the same line as an earlier one
+    ("So, the answer is 600 - 327 = 273. The answer is 273.", "273", True, True),
+    ("The answer is 5. Wait, the answer is 7.", "7", True, True),
+    ("So the answer is 15 - 7 = 8. The answer is 8 cookies.", "8", True, True),
+    ("the answer is 4\nThe answer is 6", "6", True, True),
+    # a minus between two numbers is an operator, not a sign
+    ("The temperature went from 20-5", "5", False, True),
+    ("He computes 20 -5 first", "5", False, True),
+    ("The answer is -$5.", "-5", False, True),
+    ("It was -3 degrees, then 4-7 = -3", "-3", True, True),
 ]
 
 
@@ -75,6 +98,7 @@ OPTION_CASES = [  # answer type, response, stated rule's answer, paper rule's an
     ("ending4", "the correct answer is ending4.", "ending4", "ending4"),
     ("option2", "option1", "option1", "option1"),
     ("option2", "none of them", None, None),
+    ("answer5", "the answer is answer1, no: the correct answer is answer2", "answer2", "answer1"),
 ]
 
 
@@ -92,6 +116,20 @@ def test_option_scoring_and_gold_validation():
     assert kinds["answer5"].valid_gold("answer5") and not kinds["answer5"].valid_gold("answer6")
     assert kinds["number"].valid_gold("1,234.5") and not kinds["number"].valid_gold("seven")
     assert kinds["letter"].valid_gold("E") and not kinds["letter"].valid_gold("F")
+
+
+def test_the_type_of_a_gold_answer_is_inferred():
+    from pipeline_lib.answers import infer_type
+
+    cases = {"true": "true_false", "solution2": "solution", "answer4": "answer5", "ending1": "ending4",
+             "option2": "option2", "12.5": "number", "-3": "number", "C": "letter", "maybe": None, "answer6": None}
+    assert {gold: (t.name if (t := infer_type(gold)) else None) for gold in cases} == cases
+
+
+def test_reported_and_paper_rules_are_explicit():
+    for kind in ANSWER_TYPES.values():
+        assert kind.reported in kind.rules and kind.paper in kind.rules
+    assert ANSWER_TYPES["number"].reported == "paper" and ANSWER_TYPES["letter"].reported == "stated"
 
 
 def test_unknown_answer_type_lists_the_valid_ones():

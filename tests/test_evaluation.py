@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from pipeline_lib.evaluation import evaluate, protocol_settings
+from pipeline_lib.evaluation import evaluate
+from pipeline_lib.suites import settings
 
 RECORDS = [
     {"id": "a", "instruction": "How many apples?", "input": "", "answer": "3", "answer_type": "number"},
@@ -13,7 +14,7 @@ RECORDS = [
     {"id": "d", "instruction": "Is the sky blue? Answer format: true/false", "input": "", "answer": "true",
      "answer_type": "true_false"},
 ]
-CFG = {"batch_size": 2, "max_new_tokens": 6}
+CFG = settings({"batch_size": 2, "max_new_tokens": 6}, "math")
 
 
 def test_predictions_follow_record_order_and_summary_counts_them(tiny):
@@ -54,18 +55,41 @@ def test_evaluation_killed_after_its_last_item_resumes_with_nothing_to_generate(
     assert resumed == full and summary["resumed_items"] == len(RECORDS) and summary["items_per_s"] is None
 
 
-def test_paper_protocol_settings():
-    settings = protocol_settings({"batch_size": 16, "max_new_tokens": 64, "protocol": "paper"})
-    assert settings["batch_size"] == 1 and settings["max_new_tokens"] == 256
-    assert settings["generation"] == {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
-    assert protocol_settings({"batch_size": 16, "max_new_tokens": 64})["batch_size"] == 16
+def test_protocol_settings_per_suite():
+    paper = settings({"batch_size": 16, "max_new_tokens": 64, "protocol": "paper"}, "math")
+    assert (paper["batch_size"], paper["max_new_tokens"], paper["stop_strings"]) == (1, 256, [])
+    assert paper["generation"] == {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
+    assert settings({"protocol": "paper"}, "commonsense")["max_new_tokens"] == 32  # commonsense_evaluate.py
+    fast = settings({"batch_size": 16, "max_new_tokens": None}, "commonsense")
+    assert (fast["batch_size"], fast["max_new_tokens"]) == (16, 32) and "### Instruction:" in fast["stop_strings"]
+    assert settings({"batch_size": 16, "max_new_tokens": 64}, "commonsense")["max_new_tokens"] == 64
 
 
-def test_paper_protocol_runs_beam_search(tiny):
+def test_paper_protocol_runs_beam_search_without_stop_strings(tiny, monkeypatch):
     model, tokenizer = tiny
-    predictions, summary = evaluate(model, tokenizer, RECORDS[:1], {**CFG, "protocol": "paper", "max_new_tokens": 4},
-                                    progress=False)
-    assert summary["protocol"] == "paper" and len(predictions) == 1
+    seen = []
+    generate = model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    paper = {**settings({"protocol": "paper"}, "math"), "max_new_tokens": 4}
+    predictions, summary = evaluate(model, tokenizer, RECORDS[:2], paper, progress=False)
+    assert summary["protocol"] == "paper" and len(predictions) == 2
+    assert [k["num_beams"] for k in seen] == [4, 4] and [k["input_ids"].shape[0] for k in seen] == [1, 1]
+    assert all(k["stop_strings"] is None for k in seen)
+
+
+def test_paper_protocol_cuts_the_response_where_upstream_splits_it():
+    from pipeline_lib.generation import cut_at_stop
+
+    paper = settings({"protocol": "paper"}, "math")
+    text = "The answer is 5.\n### Instruction:\nWhat is 2 + 9?\n### Response:\n11"
+    # upstream: output.split("### Response:")[1] keeps a run-on instruction, and its last number counts
+    assert cut_at_stop(text, paper["cut_strings"]) == "The answer is 5.\n### Instruction:\nWhat is 2 + 9?"
+    assert cut_at_stop(text, settings({}, "math")["cut_strings"]) == "The answer is 5."
 
 
 def test_beam_search_is_refused_for_prompt_learning(tiny):
@@ -74,4 +98,4 @@ def test_beam_search_is_refused_for_prompt_learning(tiny):
     model, tokenizer = tiny
     model = adapters.attach(model, {"method": "prompt_tuning", "num_virtual_tokens": 2})
     with pytest.raises(ValueError, match="beam search .* not available for prompt-learning"):
-        evaluate(model, tokenizer, RECORDS[:1], {**CFG, "protocol": "paper"}, progress=False)
+        evaluate(model, tokenizer, RECORDS[:1], settings({"protocol": "paper"}, "math"), progress=False)

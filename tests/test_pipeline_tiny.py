@@ -115,3 +115,40 @@ def test_tables_target_rerenders_without_training_or_evaluating(tiny_run):
     assert job_counts(again.stdout + again.stderr) == {"tables": 1}
     assert table.stat().st_mtime_ns > before
     assert "Nothing to be done" in run(workdir, overrides, "--dry-run").stdout  # nothing else became stale
+
+
+def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset(tmp_path, tiny_dir, upstream_server):
+    """No training sets (lm-eval style: models as they are), no mirror (files downloaded from a local server
+    with raw GitHub's layout), and an evaluation set added by configuration alone."""
+    import hashlib
+
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps([{"instruction": f"What is {i} + {i}?", "input": "", "output": "", "answer": str(2 * i)}
+                                for i in range(1, 5)]))
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+                 "data": {"mirror": None, "base_url": upstream_server, "eval_limit": 3},
+                 "datasets": {"mine": {"path": str(mine), "sha256": hashlib.sha256(mine.read_bytes()).hexdigest(),
+                                       "format": "llm_adapters", "split": "eval", "answer_type": "number"}},
+                 "train_sets": [], "eval_sets": ["gsm8k", "mine"]}
+    result = run(tmp_path / "run", overrides)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert job_counts(result.stdout + result.stderr) == {
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 2, "report": 1,
+        "all": 1}
+    table = pd.read_csv(tmp_path / "run/results/tables/accuracy.csv")
+    assert list(zip(table.adapter, table.train_set)) == [("base", "none")]
+    assert json.loads((tmp_path / "run/results/scores/tiny-llama/base/none/mine.json").read_text())["n"] == 3
+    assert json.loads((tmp_path / "run/results/data/contamination.json").read_text())["pairs"] == {}
+
+
+def test_adapter_only_run(tmp_path, tiny_dir, data_mirror):
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "include_base": False, "eval_sets": ["MultiArith"]}
+    result = run(tmp_path, overrides)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert job_counts(result.stdout + result.stderr) == {
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "finetune": 3, "evaluate": 3,
+        "report": 1, "all": 1}
+    table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
+    assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
+    assert len(pd.read_csv(tmp_path / "results/tables/significance.csv")) == 3  # the three pairs, no base row

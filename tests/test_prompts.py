@@ -1,31 +1,15 @@
-from pipeline_lib.prompts import alpaca_prompt, alpaca_training_text
-
-# Copied by hand from LLM-Adapters finetune.py generate_prompt (16-space indented f-string, literal noqa).
-UPSTREAM_NO_INPUT = """Below is an instruction that describes a task. Write a response that appropriately completes the request.  # noqa: E501
-
-                ### Instruction:
-                How many?
-                
-                ### Response:
-                Two. The answer is 2."""
-UPSTREAM_WITH_INPUT = """Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.  # noqa: E501
-
-                ### Instruction:
-                How many?
-                
-                ### Input:
-                Some context
-                
-                ### Response:
-                """
+"""Prompt templates (their bytes are compared with upstream's functions in test_upstream_equivalence.py)."""
+from pipeline_lib.prompts import evaluation_prompt, training_prompt, training_text
 
 
-def test_alpaca_prompt_is_byte_exact():
-    record = {"instruction": "How many?", "input": "", "output": "Two. The answer is 2."}
-    assert alpaca_training_text(record) == UPSTREAM_NO_INPUT
-    assert alpaca_prompt("How many?", "Some context") == UPSTREAM_WITH_INPUT
-
-
-def test_training_text_extends_the_evaluation_prompt():
+def test_training_text_extends_the_training_prompt():
     record = {"instruction": "Q", "input": "", "output": "A"}
-    assert alpaca_training_text(record) == alpaca_prompt("Q") + "A"
+    assert training_text(record) == training_prompt("Q") + "A"
+    assert training_text({**record, "input": "ctx"}) == training_prompt("Q", "ctx") + "A"
+
+
+def test_training_and_evaluation_prompts_differ_in_whitespace_only():
+    for args in (("How many?",), ("How many?", "Some context")):
+        train, evaluate = training_prompt(*args), evaluation_prompt(*args)
+        assert train != evaluate and train.split() == evaluate.split()
+        assert evaluate.endswith("### Response:\n" + " " * 16) and "noqa" not in train + evaluate

@@ -33,3 +33,13 @@ def test_model_size_from_config_or_local_config_json(tmp_path):
     assert resources.model_params("smollm2-135m", {"embedded": "smollm2-135m"}) == 134.5e6
     (tmp_path / "config.json").write_text('{"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
     assert resources.model_params("y", {"path": str(tmp_path)}) == 12 * 2 * 64 * 64 + 100 * 64
+
+
+def test_evaluation_estimates_follow_the_resolved_protocol_settings():
+    from pipeline_lib.suites import settings
+
+    fast = resources.evaluate(6.74e9, settings({"batch_size": 64, "dtype": "bfloat16"}, "commonsense"), 1000, "cuda")
+    fast_math = resources.evaluate(6.74e9, settings({"batch_size": 64, "dtype": "bfloat16"}, "math"), 1000, "cuda")
+    paper = resources.evaluate(6.74e9, settings({"protocol": "paper", "dtype": "bfloat16"}, "math"), 1000, "cuda")
+    assert fast["runtime"] < fast_math["runtime"] < paper["runtime"]  # 32 < 256 tokens; beams without cache
+    assert paper["gpu_mem_mb"] < fast_math["gpu_mem_mb"]  # a batch of one prompt holds a smaller cache

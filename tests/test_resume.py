@@ -34,7 +34,8 @@ def on_checkpoint(step):
 metrics = train(model, tok, RECORDS, cfg, progress=False, checkpoint_dir=ckpt, fingerprint="same-inputs",
                 on_checkpoint=on_checkpoint)
 save_file({{n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}}, out)
-print(json.dumps({{"resumed_from_step": metrics["resumed_from_step"], "loss": metrics["loss"]}}))
+print(json.dumps({{k: metrics[k] for k in ("resumed_from_step", "loss", "segments", "wall_time_s", "tokens",
+                                          "tokens_per_s")}}))
 """
 
 
@@ -53,12 +54,17 @@ def test_sigkilled_finetune_resumes_to_identical_weights(run, tmp_path):
     ckpt = tmp_path / "ckpt"
     killed = run(ckpt, tmp_path / "a.safetensors", kill_at=4)
     assert killed.returncode == -signal.SIGKILL
-    assert torch.load(ckpt / "last.pt", weights_only=True)["step"] == 4
+    saved = torch.load(ckpt / "last.pt", weights_only=True)
+    assert saved["step"] == 4 and saved["wall_time_s"] > 0
     resumed = run(ckpt, tmp_path / "a.safetensors")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     uninterrupted = run(None, tmp_path / "b.safetensors")
-    assert json.loads(resumed.stdout.splitlines()[-1])["resumed_from_step"] == 4
-    assert json.loads(resumed.stdout.splitlines()[-1])["loss"] == json.loads(uninterrupted.stdout.splitlines()[-1])["loss"]
+    metrics, whole = (json.loads(r.stdout.splitlines()[-1]) for r in (resumed, uninterrupted))
+    assert metrics["resumed_from_step"] == 4 and metrics["loss"] == whole["loss"]
+    # time and throughput cover both segments, not only the one after the resumption
+    assert metrics["segments"] == 2 and metrics["wall_time_s"] > saved["wall_time_s"]
+    assert metrics["tokens"] == whole["tokens"] and metrics["tokens_per_s"] == \
+        pytest.approx(metrics["tokens"] / metrics["wall_time_s"], rel=0.01)
     a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

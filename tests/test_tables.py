@@ -8,18 +8,24 @@ import pytest
 from pipeline_lib import figures, tables
 
 
-def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0):
+def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0, paper_correct=None):
     from pipeline_lib.stats import accuracy_summary
 
-    low, high = accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
+    def interval(k):
+        return accuracy_summary([True] * k + [False] * (n - k))["ci95"]
+
+    paper_correct = correct if paper_correct is None else paper_correct
+    (low, high), (paper_low, paper_high) = interval(correct), interval(paper_correct)
     return {"model": model, "adapter": adapter, "train_set": train, "dataset": dataset, "accuracy": 100 * correct / n,
-            "n": n, "ci_low": low, "ci_high": high, "wall_time_s": wall}
+            "n": n, "ci_low": low, "ci_high": high, "wall_time_s": wall, "paper_accuracy": 100 * paper_correct / n,
+            "paper_ci_low": paper_low, "paper_ci_high": paper_high}
 
 
 @pytest.fixture()
 def scores():
     return pd.DataFrame([score_row("m", "base", "none", "gsm8k", 2), score_row("m", "base", "none", "AQuA", 5),
-                         score_row("m", "lora", "math_10k", "gsm8k", 8), score_row("m", "lora", "math_10k", "AQuA", 4)])
+                         score_row("m", "lora", "math_10k", "gsm8k", 8, paper_correct=7),
+                         score_row("m", "lora", "math_10k", "AQuA", 4)])
 
 
 def test_cells_hold_interval_best_in_bold_and_marks(scores):
@@ -38,8 +44,9 @@ def test_published_comparison_matches_model_method_and_training_set(scores):
     table = tables.published_comparison(scores, published, {"m": "LLaMA-7B"}, {"lora": "lora"})
     assert len(table) == 1  # the commonsense row was trained on another set; base has no published row
     row = table.iloc[0]
-    assert (row.dataset, row.ours, row.theirs, row["ours - theirs"]) == ("gsm8k", 40.0, 37.5, 2.5)
-    assert bool(row["theirs inside our CI"])
+    # compared under upstream's extraction rule (7/20), our reported rule's 8/20 beside it
+    assert (row.dataset, row["ours (paper rule)"], row.theirs, row["ours - theirs"]) == ("gsm8k", 35.0, 37.5, -2.5)
+    assert row["ours (reported rule)"] == 40.0 and bool(row["theirs inside our CI"])
     assert tables.published_comparison(scores, published, {}, {"lora": "lora"}).empty
 
 
@@ -49,15 +56,19 @@ def test_significance_agrees_with_the_paired_test(tmp_path):
     a = [True] * 12 + [False] * 8
     b = [True] * 4 + [False] * 16
     paths = {}
-    for name, correct in (("lora", a), ("base", b)):
+    for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b)):
         path = tmp_path / f"{name}.jsonl"
         path.write_text("".join(json.dumps({"id": f"i{i}", "correct": c}) + "\n" for i, c in enumerate(correct)))
-        paths[("m", name, "t", "gsm8k")] = path
+        paths[("m", name, train, "gsm8k")] = path
     table = tables.significance_table(paths)
-    assert len(table) == 1
-    row = table.iloc[0]
+    # rows trained on different sets are not compared (other/u with lora/t, series/t); the base row with each
+    assert sorted(zip(table.A, table.B)) == [("base/none", "lora/t"), ("base/none", "other/u"),
+                                             ("base/none", "series/t"), ("lora/t", "series/t")]
+    row = table[(table.A == "lora/t") & (table.B == "series/t")].iloc[0]
+    expected = paired_comparison({f"i{i}": c for i, c in enumerate(a)}, {f"i{i}": c for i, c in enumerate(b)})
+    assert row["A - B (points)"] == 40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
+    row = table[(table.A == "base/none") & (table.B == "lora/t")].iloc[0]
     expected = paired_comparison({f"i{i}": c for i, c in enumerate(b)}, {f"i{i}": c for i, c in enumerate(a)})
-    assert (row.A, row.B) == ("base/t", "lora/t")
     assert row["A - B (points)"] == -40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
     assert row["only B right"] == 8 and row["only A right"] == 0
 

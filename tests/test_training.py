@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipeline_lib import adapters
-from pipeline_lib.training import TrainConfig, TrainingError, collate, lr_factor, token_loss_sum, tokenize, train
+from pipeline_lib.training import TrainConfig, TrainingError, collate, token_loss_sum, tokenize, train
 
 RECORDS = [{"instruction": f"How many apples are {i} and {i + 1}?", "input": "", "output": f"The answer is {2 * i + 1}.",
             "answer": str(2 * i + 1)} for i in range(12)]
@@ -32,10 +32,43 @@ def test_loss_ignores_padding(tiny):
     torch.testing.assert_close(padded_sum, alone_sum + other_sum, rtol=1e-4, atol=1e-4)
 
 
-def test_lr_schedule_warms_up_then_decays_to_zero():
-    factors = [lr_factor(s, 2, 6) for s in range(6)]
-    assert factors[0] < factors[1] < factors[2] == 1.0 > factors[3] > factors[4] > factors[5] > 0
-    assert lr_factor(6, 2, 6) == 0
+@pytest.mark.parametrize("kind, schedule", [("linear", "get_linear_schedule_with_warmup"),
+                                            ("cosine", "get_cosine_schedule_with_warmup")])
+def test_each_step_uses_the_transformers_schedule(tiny, kind, schedule):
+    """The rate each optimizer step used, against transformers' own schedule function at that step (an
+    off-by-one in when the scheduler steps would shift every rate)."""
+    import transformers
+
+    model, tok = tiny
+    model = adapters.attach(model, LORA)
+    cfg = TrainConfig(max_steps=7, batch_size=4, micro_batch_size=2, warmup_steps=3, learning_rate=1e-3,
+                      lr_scheduler=kind, checkpoint_every=None)
+    used = train(model, tok, RECORDS, cfg, progress=False)["learning_rate"]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    reference = getattr(transformers, schedule)(optimizer, num_warmup_steps=3, num_training_steps=7)
+    expected = []
+    for _ in range(7):
+        expected.append(reference.get_last_lr()[0])
+        optimizer.step()
+        reference.step()
+    assert used == pytest.approx(expected, abs=1e-15) and used[0] == 0.0 and max(used) == pytest.approx(1e-3)
+
+
+def test_gradient_norm_is_clipped_before_each_step_and_recorded(tiny_dir, monkeypatch):
+    seen = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):  # the gradient norm the optimizer is given
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    metrics = short_run(tiny_dir, max_grad_norm=0.05, warmup_steps=0)
+    assert min(metrics["grad_norm"]) > 0.05  # recorded before clipping, as Trainer logs it
+    assert seen == pytest.approx([0.05] * 3, rel=1e-4)
+    seen.clear()
+    assert short_run(tiny_dir, max_grad_norm=None, warmup_steps=0)["grad_norm"][0] == pytest.approx(seen[0], rel=1e-5)
 
 
 def test_training_lowers_the_loss_and_reports_metrics(tiny):
@@ -103,13 +136,6 @@ def test_nan_loss_stops_naming_the_step(tiny):
         next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
     with pytest.raises(TrainingError, match="at step 1"):
         train(model, tok, RECORDS, TrainConfig(max_steps=2, batch_size=4, micro_batch_size=2), progress=False)
-
-
-def test_cosine_schedule_decays_smoothly_to_zero():
-    factors = [lr_factor(s, 2, 10, "cosine") for s in range(11)]
-    assert factors[2] == 1.0 and factors[10] == pytest.approx(0.0, abs=1e-12)
-    assert factors[6] == pytest.approx(0.5)  # half-way through the decay
-    assert all(a >= b for a, b in zip(factors[2:], factors[3:]))
 
 
 def short_run(tiny_dir, prepare=None, **options) -> dict:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from ..answers import get_type
+from ..answers import ANSWER_TYPES, AUTO, get_type, infer_type
 from ..files import read_jsonl
 from .registry import DatasetSpec
 
@@ -55,30 +55,29 @@ def format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _answer_type(spec: DatasetSpec, gold: str) -> str:
-    """Evaluation sets have one answer type; a training set may mix them (math_data.json holds AQuA items)."""
-    if spec.split == "train" and spec.answer_type == "number" and re.fullmatch(r"[A-E]", gold):
-        return "letter"
-    return spec.answer_type
-
-
-def _gold(path, index, spec: DatasetSpec, raw) -> str:
+def _gold(path, index, spec: DatasetSpec, raw) -> tuple[str, str]:
+    """(gold answer, its answer type): the set's type, or under `auto` the type the gold answer has."""
     gold = str(raw).strip()
-    answer_type = get_type(_answer_type(spec, gold))
-    if answer_type.name == "number":
-        gold = gold.replace(",", "")
     if not gold:
         raise DataError(f"{path}: item {index}: field 'answer' is empty")
+    if spec.answer_type == AUTO:
+        answer_type = infer_type(gold) or infer_type(gold.replace(",", ""))
+        if answer_type is None:
+            kinds = "; ".join(t.expected() for t in ANSWER_TYPES.values())
+            raise DataError(f"{path}: item {index}: field 'answer' should be {kinds}, got {raw!r}")
+    else:
+        answer_type = get_type(spec.answer_type)
+    if answer_type.numeric:
+        gold = gold.replace(",", "")
     if not answer_type.valid_gold(gold):
-        expected = "/".join(answer_type.labels) if answer_type.labels else \
-            ("a letter A-E" if answer_type.name == "letter" else "a number")
-        raise DataError(f"{path}: item {index}: field 'answer' should be {expected}, got {raw!r}")
-    return gold
+        raise DataError(f"{path}: item {index}: field 'answer' should be {answer_type.expected()}, got {raw!r}")
+    return gold, answer_type.name
 
 
-def _record(spec, index, instruction, input_, output, answer) -> dict:
+def _record(spec, index, instruction, input_, output, answer: tuple[str, str]) -> dict:
+    gold, answer_type = answer
     return {"id": f"{spec.name}-{index:05d}", "dataset": spec.name, "instruction": instruction, "input": input_,
-            "output": output, "answer": answer, "answer_type": _answer_type(spec, answer)}
+            "output": output, "answer": gold, "answer_type": answer_type}
 
 
 def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
@@ -116,7 +115,7 @@ def load_gsm8k_jsonl(path, spec: DatasetSpec) -> list[dict]:
         rationale, final = solution.rsplit("####", 1)
         answer = _gold(path, i, spec, final)
         rationale = _CALCULATOR.sub("", rationale).strip()
-        output = f"{rationale}\nThe answer is {format_number(float(answer))}."
+        output = f"{rationale}\nThe answer is {format_number(float(answer[0]))}."
         records.append(_record(spec, i, question, "", output, answer))
     return records
 
@@ -129,7 +128,7 @@ def load_mawps_equations(path, spec: DatasetSpec) -> list[dict]:
         equation = _field(path, i, item, "equation", str)
         answer = _gold(path, i, spec, _field(path, i, item, "ans", (int, float, str)))
         expression = equation.split("=", 1)[1] if equation.upper().startswith("X=") else equation
-        shown = format_number(float(answer))
+        shown = format_number(float(answer[0]))
         records.append(_record(spec, i, question.strip(), "", f"{expression} = {shown}. The answer is {shown}.",
                                answer))
     return records

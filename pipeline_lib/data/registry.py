@@ -1,13 +1,16 @@
 """The dataset registry: every dataset the pipeline knows, as data.
 
 Each dataset names one upstream file (pinned repository commit + sha256), the loader that parses its
-format, whether it is a training or an evaluation set, and the answer type used to score it.
+format, whether it is a training or an evaluation set, the answer type used to score it (`auto` for a
+training set whose items mix types) and, for an evaluation set, its suite (generation settings,
+pipeline_lib.suites).
 Mirror layout: `<repo folder>/<path>`, identical to `../shared/data` and to `resources/data/`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+GITHUB_RAW = "https://raw.githubusercontent.com"  # config data.base_url: another server with the same layout
 LLM_ADAPTERS = ("AGI-Edgerunners/LLM-Adapters", "816657208af4db747803f87ba40a4c71383fed7a", "LLM-Adapters")
 GSM8K_REPO = ("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c", "grade-school-math")
 
@@ -28,9 +31,13 @@ class Source:
 
     @property
     def url(self) -> str:
+        return self.download_url(GITHUB_RAW)
+
+    def download_url(self, base_url: str) -> str:
+        """`<base_url>/<owner>/<repo>/<commit>/<path>` (raw GitHub's layout), or a config dataset's own URL."""
         if self.origin:
             return self.origin
-        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
+        return f"{base_url.rstrip('/')}/{self.repo}/{self.commit}/{self.path}"
 
     @property
     def local(self) -> bool:
@@ -44,7 +51,13 @@ class DatasetSpec:
     source: Source
     loader: str        # key into pipeline_lib.data.loaders.LOADERS
     split: str         # "train" or "eval"
-    answer_type: str   # key into pipeline_lib.answers.EXTRACTORS
+    answer_type: str   # key into pipeline_lib.answers.ANSWER_TYPES, or "auto" (per item, from its gold)
+    suite: str | None = None  # evaluation sets: key into pipeline_lib.suites.SUITES
+
+
+def default_suite(answer_type: str) -> str:
+    """Numbers and letters are the math suite's answers; option labels the commonsense suite's."""
+    return "math" if answer_type in ("number", "letter") else "commonsense"
 
 
 def _src(repo, path, sha256) -> Source:
@@ -72,9 +85,10 @@ _LA_FILES = {
     "dataset/ARC-Challenge/train.json": "a9debff28aafed86a08211dc3584a3b6cb38edca8c56bb34cd5002ed54aeebfb",
     "dataset/openbookqa/test.json": "8479930f7b8a26052c78250280b5465a4016ca7fc806af440d0f37e243f3099e",
     "dataset/openbookqa/train.json": "a1e094eeea01f70c0baa880f37497b26700ae99b243927b9c529984de9b1fe90",
-    # download-only: not in the mirror, and no checksum pinned here yet (fetch refuses them, saying so)
+    # download-only: not in the mirror; without a pinned checksum fetch refuses them, saying so
     "dataset/hellaswag/test.json": None,
-    "ft-training_set/commonsense_170k.json": None,
+    "ft-training_set/commonsense_170k.json":  # as published upstream (96,529,741 bytes); not mirrored
+        "e606f7c16d121ff540d08d31921305786f2c95161e7ddd23893bc854ec603d70",
     "ft-training_set/math_10k.json": None,
 }
 _GSM_FILES = {
@@ -88,7 +102,8 @@ SOURCES: dict[str, Source] = {
 
 
 def _eval(name, folder, answer_type="number") -> DatasetSpec:
-    return DatasetSpec(name, SOURCES[f"dataset/{folder}/test.json"], "llm_adapters", "eval", answer_type)
+    return DatasetSpec(name, SOURCES[f"dataset/{folder}/test.json"], "llm_adapters", "eval", answer_type,
+                       default_suite(answer_type))
 
 
 def _train(name, path, answer_type) -> DatasetSpec:
@@ -106,8 +121,9 @@ DATASETS: dict[str, DatasetSpec] = {
         _eval("mawps", "mawps"),
         DatasetSpec("gsm8k_train", SOURCES["grade_school_math/data/train.jsonl"], "gsm8k_jsonl", "train", "number"),
         DatasetSpec("mawps_train", SOURCES["dataset/mawps/trainset.json"], "mawps_equations", "train", "number"),
-        DatasetSpec("math_data", SOURCES["ft-training_set/math_data.json"], "llm_adapters", "train", "number"),
-        _train("math_10k", "ft-training_set/math_10k.json", "number"),
+        # numbers and AQuA letters
+        _train("math_data", "ft-training_set/math_data.json", "auto"),
+        _train("math_10k", "ft-training_set/math_10k.json", "auto"),
         # commonsense suite
         _eval("boolq", "boolq", "true_false"),
         _eval("piqa", "piqa", "solution"),
@@ -121,7 +137,8 @@ DATASETS: dict[str, DatasetSpec] = {
         _train("ARC-Easy_train", "dataset/ARC-Easy/train.json", "answer5"),
         _train("ARC-Challenge_train", "dataset/ARC-Challenge/train.json", "answer5"),
         _train("openbookqa_train", "dataset/openbookqa/train.json", "answer5"),
-        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "answer5"),
+        # all eight commonsense sets' label kinds
+        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "auto"),
     ]
 }
 # items per dataset (measured on the pinned files; the not-mirrored ones as upstream documents them), for the
@@ -146,7 +163,11 @@ def register(name: str, entry: dict) -> DatasetSpec:
         raise KeyError(f"datasets.{name}: the name is already a built-in dataset")
     origin = entry.get("url") or entry.get("path")
     source = Source("", "", CONFIG_FOLDER, f"{name}/{origin.rstrip('/').rsplit('/', 1)[-1]}", entry["sha256"], origin)
-    spec = DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"])
+    if entry["answer_type"] == "auto" and entry["split"] != "train":
+        raise KeyError(f"datasets.{name}: answer_type auto (per item) is for training sets; an evaluation set "
+                       f"needs one answer type")
+    suite = entry.get("suite") or (default_suite(entry["answer_type"]) if entry["split"] == "eval" else None)
+    spec = DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"], suite)
     DATASETS[name] = spec
     SOURCES[f"{CONFIG_FOLDER}/{name}"] = source
     return spec
