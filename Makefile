@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` (the default pipeline run) and `make test` (the test suite).
+# The two commands of the README: `make run` (the default pipeline run) and `make test` (ruff, then the test suite).
 # Both create or reuse the virtual environment in .venv and install the pinned requirements first.
 
 PYTHON ?= python3
@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(MIRROR_ARG) $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	PEFT_BENCH_DATA_MIRROR=$(DATA_MIRROR) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 clean-results:

@@ -22,7 +22,8 @@ def main():
                                    "-n", "--configfile", str(config), "--replace-workflow-config"],
                                   capture_output=True, text=True)
             wall = time.perf_counter() - start
-        jobs = next((line.split()[-1] for line in (done.stdout + done.stderr).splitlines() if line.startswith("total")), "?")
+        lines = (done.stdout + done.stderr).splitlines()
+        jobs = next((line.split()[-1] for line in lines if line.startswith("total")), "?")
         print(f"{name}: {jobs} jobs, dry run {wall:.2f} s (exit {done.returncode})")
 
 

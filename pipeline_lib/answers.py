@@ -8,8 +8,9 @@ number   paper:  upstream evaluate.py: remove commas, take the last number; corr
          strict: the number stated after the last "answer is" / "answer:" (to the end of that sentence); where
                  that statement restates a result ("220 + 90 + 60 = 370", "5 arms and 3 legs, or 8 limbs",
                  "3 x 4, which is 12": "=", "or", "which is", "so", ...) the first number of the last part that
-                 is no operation ("12, which is 3 x 4" is 12); else the last number of the response. "$", thousands separators and a trailing period do not matter, a fraction a/b
-                 counts as its value, and a minus between two numbers is an operator, not a sign ("20 - 5")
+                 is no operation ("12, which is 3 x 4" is 12); else the last number of the response. "$",
+                 thousands separators and a trailing period do not matter, a fraction a/b counts as its value,
+                 and a minus between two numbers is an operator, not a sign ("20 - 5")
 letter   stated: the choice the response states ("The answer is (D)", "Answer: D", a lone (D) or D at the end)
          paper:  upstream's AQuA rule, the first capital A-E anywhere ("A: ..." at the start of most responses
                  satisfies it, the bug we fix)
@@ -136,18 +137,19 @@ class AnswerType:
     name: str
     rules: dict[str, Callable[[str], object]]  # every extraction rule, by name
     reported: str                               # the rule whose accuracy is reported as `accuracy`
-    labels: tuple[str, ...] | None = None       # the valid gold answers; None: any number
+    labels: tuple[str, ...] | None = None       # the valid gold answers (label types); None: any number
+    tolerance: float | None = None              # numbers: correct when |pred - gold| <= tolerance; labels: equal
     paper: str = "paper"                        # the rule upstream used (published numbers were computed by it)
 
     @property
     def numeric(self) -> bool:
-        return self.labels is None
+        return self.tolerance is not None
 
     def correct(self, pred, gold: str) -> bool:
         if pred is None:
             return False
         if self.numeric:
-            return abs(pred - float(gold)) <= TOLERANCE
+            return abs(pred - float(gold)) <= self.tolerance
         return str(pred) == gold.strip()
 
     def valid_gold(self, gold: str) -> bool:
@@ -163,7 +165,7 @@ def _options(name: str, labels: tuple[str, ...]) -> AnswerType:
 
 
 ANSWER_TYPES: dict[str, AnswerType] = {t.name: t for t in [
-    AnswerType("number", {"paper": number_paper, "strict": number_strict}, "paper"),
+    AnswerType("number", {"paper": number_paper, "strict": number_strict}, "paper", tolerance=TOLERANCE),
     AnswerType("letter", {"stated": letter_stated, "paper": letter_paper}, "stated", tuple("ABCDE")),
     _options("true_false", ("true", "false")),
     _options("solution", ("solution1", "solution2")),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 
 
 def _text(value) -> str:
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+    """A mapping as JSON (keys sorted; read-only views too), anything else as its text."""
+    return json.dumps(value, sort_keys=True, default=dict) if isinstance(value, Mapping) else str(value)
 
 
 def cli(*positional, **options) -> str:

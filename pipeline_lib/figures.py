@@ -52,7 +52,8 @@ def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem) -> list
         for i, label in enumerate(rows):
             mine = part[part.apply(_row_label, axis=1) == label].set_index("dataset").reindex(datasets)
             xs = [x + (i - (len(rows) - 1) / 2) * width for x in range(len(datasets))]
-            err = [(mine.accuracy - 100 * mine.ci_low).clip(lower=0), (100 * mine.ci_high - mine.accuracy).clip(lower=0)]
+            err = [(mine.accuracy - 100 * mine.ci_low).clip(lower=0),
+                   (100 * mine.ci_high - mine.accuracy).clip(lower=0)]
             ax.bar(xs, mine.accuracy, width, yerr=err, capsize=2, label=label, color=OKABE_ITO[i % 8],
                    hatch=HATCHES[i % 8], edgecolor="black", linewidth=0.4, error_kw={"linewidth": 0.8})
         ax.set_xticks(range(len(datasets)), datasets, rotation=20)
@@ -82,7 +83,8 @@ def accuracy_vs_parameters(table: pd.DataFrame, params: dict[tuple, float], stem
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel("average accuracy (%)")
     ax.set_title("Accuracy against adapter size")
-    handles = [plt.Line2D([], [], color=OKABE_ITO[i % 8], marker="o", linestyle="", label=m) for i, m in enumerate(models)]
+    handles = [plt.Line2D([], [], color=OKABE_ITO[i % 8], marker="o", linestyle="", label=m)
+               for i, m in enumerate(models)]
     handles += [plt.Line2D([], [], color="grey", marker=MARKERS[i % 8], linestyle="", label=a)
                 for i, a in enumerate(adapters)]
     ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
@@ -155,8 +157,8 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem) -> list[
         for j, place in enumerate(order):
             xs, ys, lo, hi = [], [], [], []
             for i, family in enumerate(families):
-                row = part[part.adapter.map(lambda a: coordinates[a]["family"] == family and
-                                            coordinates[a]["placement"] == place)]
+                row = part[part.adapter.map(lambda a, f=family, p=place: coordinates[a]["family"] == f and
+                                            coordinates[a]["placement"] == p)]
                 if len(row):
                     r = row.iloc[0]
                     xs.append(i + (j - 1) * 0.27)
@@ -184,7 +186,7 @@ def size(scores: pd.DataFrame, coordinates: dict[str, dict], params: dict[tuple,
     families = list(dict.fromkeys(coordinates[a]["family"] for a in avg.adapter))
     fig, axes = plt.subplots(1, max(1, len(families)), figsize=(3.6 * max(1, len(families)), 3.6), squeeze=False)
     for i, (ax, family) in enumerate(zip(axes[0], families)):
-        part = avg[avg.adapter.map(lambda a: coordinates[a]["family"] == family)].copy()
+        part = avg[avg.adapter.map(lambda a, f=family: coordinates[a]["family"] == f)].copy()
         part["size"] = part.adapter.map(lambda a: coordinates[a]["size"])
         for j, (model, rows) in enumerate(part.sort_values("size").groupby("model", sort=False)):
             colour = OKABE_ITO[(i + j) % 8]

@@ -54,14 +54,24 @@ def auto_batch_size(model, max_prompt_tokens: int, max_new_tokens: int, n_prompt
 
 
 @torch.inference_mode()
-def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-           eos_token_id: int | None, pad_token_id: int) -> torch.Tensor:
-    """Greedy continuation of a left-padded batch; returns prompt + new tokens, like generate()."""
-    if prompt_learning_config(model) is None:
-        return model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
-                              max_new_tokens=max_new_tokens, use_cache=True, pad_token_id=pad_token_id,
-                              eos_token_id=eos_token_id)
-    return _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id)
+def new_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+               eos_token_id: int | None, pad_token_id: int, generation_kwargs: dict | None = None,
+               stop_strings: list[str] | None = None, tokenizer=None) -> torch.Tensor:
+    """The tokens generated after a left-padded batch: greedy with the KV cache (or `generation_kwargs`, e.g.
+    the paper protocol's beams), stopping at EOS or a stop string. What every evaluation runs."""
+    if prompt_learning_config(model) is not None:
+        if generation_kwargs:
+            raise ValueError("beam search (the paper protocol) is not available for prompt-learning adapters: "
+                             "peft's cached generate() is wrong for them, and ours is greedy")
+        out = _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id,
+                                          pad_token_id)  # stop strings are cut afterwards
+    else:
+        kwargs = {"do_sample": False, "num_beams": 1, **(generation_kwargs or {})}
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                             use_cache=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+                             stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None,
+                             **kwargs)
+    return out[:, input_ids.shape[1]:]
 
 
 def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id):
@@ -116,19 +126,9 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
     responses: list[str | None] = [None] * len(prompts)
     for indices in batches_longest_first(lengths, batch_size):
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
-        if prompt_learning_config(model) is None:
-            kwargs = {"do_sample": False, "num_beams": 1, **(generation_kwargs or {})}
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                 stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None,
-                                 **kwargs)
-        elif generation_kwargs:
-            raise ValueError("beam search (the paper protocol) is not available for prompt-learning adapters: "
-                             "peft's cached generate() is wrong for them, and ours is greedy")
-        else:  # stop strings are cut afterwards
-            out = greedy(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
-                         tokenizer.pad_token_id)
-        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = new_tokens(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
+                         tokenizer.pad_token_id, generation_kwargs, stop_strings, tokenizer)
+        texts = tokenizer.batch_decode(out, skip_special_tokens=True)
         batch = [cut_at_stop(t, cut_strings) for t in texts]
         for i, text in zip(indices, batch):
             responses[i] = text

@@ -49,7 +49,8 @@ def acquire(count: int, devices: list[str], lock_dir: str | Path, poll_s: float 
             timeout_s: float | None = None) -> tuple[list[str], list[int]]:
     """Wait until `count` of `devices` are free; return them and the fds that hold their locks."""
     if count > len(devices):
-        raise GpuError(f"a job needs {count} GPU(s) but only {len(devices)} are visible ({','.join(devices) or 'none'})")
+        raise GpuError(f"a job needs {count} GPU(s) but only {len(devices)} are visible "
+                       f"({','.join(devices) or 'none'})")
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -91,7 +92,7 @@ def main(argv=None):
     try:
         run(args.gpus, command, args.lock_dir)
     except GpuError as e:
-        raise SystemExit(f"pipeline_lib.gpu: {e}")
+        raise SystemExit(f"pipeline_lib.gpu: {e}") from e
 
 
 if __name__ == "__main__":

@@ -1,32 +1,107 @@
-"""Adapter method names, known without importing torch, transformers or peft, so that checking a config (and
-building the DAG of a large run) stays fast. pipeline_lib.adapters holds the implementations; a test checks
-that both agree."""
+"""Every adapter method the pipeline knows, as one table, importable without torch, transformers or peft (a
+config check and the DAG of a large run stay fast). Everything else derives from it: which implementation
+attaches a method, where a bottleneck goes by default and in upstream's published runs, what can sit on a
+quantized base, what the LLM-Adapters README calls it. tests/test_methods.py checks the table against peft's
+PeftType and the bottleneck implementation.
+
+family       "bottleneck" (ours: pipeline_lib.adapters.bottleneck), "peft" (peft's weight adapters), "prompt"
+             (peft's prompt learning: virtual tokens, nothing to merge)
+peft_type    peft's PeftType value the method is built from (bottleneck: None)
+fixed        peft options the method fixes (DoRA is LoRA with use_dora)
+placement    bottlenecks: "series" (on a linear's input or output, by its role) or "parallel" (beside it)
+scaling      bottlenecks: the default scale of the added path
+roles        bottlenecks: default targets, by module role (upstream's forked peft mapping.py)
+paper        targets of upstream's published math runs (math_running_commands), per architecture
+quantizable  trains on a bitsandbytes-quantized base (peft has quantized layers for it)
+published_as the method's name in the LLM-Adapters README tables (published/llm_adapters_readme.csv)
+"""
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-BOTTLENECK_METHODS = ("series", "adapterp", "parallel", "scaled_parallel")
-# methods that are a peft method with some options fixed
-PEFT_ALIASES = {"dora": ("lora", {"use_dora": True})}
+FAMILIES = ("bottleneck", "peft", "prompt")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    family: str
+    peft_type: str | None = None
+    fixed: dict = field(default_factory=dict)
+    placement: str | None = None
+    scaling: float | None = None
+    roles: tuple[str, ...] = ()
+    paper: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    quantizable: bool = False
+    published_as: str | None = None
+
+
+def _bottleneck(name, placement, scaling, roles, paper=None, published_as=None) -> Method:
+    return Method(name, "bottleneck", placement=placement, scaling=scaling, roles=roles, paper=paper or {},
+                  published_as=published_as)
+
+
+TABLE: dict[str, Method] = {m.name: m for m in [
+    # AdapterH in the paper's tables (Houlsby): series bottlenecks on the MLP linears
+    _bottleneck("series", "series", 1.0, ("mlp_in", "mlp_out"), published_as="Series",
+                paper={"llama": ("up_proj", "gate_proj"), "bloom": ("dense_4h_to_h",), "gptj": ("fc_out",)}),
+    _bottleneck("adapterp", "series", 1.0, ("mlp_out",)),  # AdapterP (Pfeiffer): after the MLP output
+    _bottleneck("parallel", "parallel", 1.0, ("attention_in",), published_as="Parallel",
+                paper={"llama": ("up_proj", "down_proj"), "bloom": ("dense_4h_to_h", "dense_h_to_4h"),
+                       "gptj": ("fc_in", "fc_out")}),
+    _bottleneck("scaled_parallel", "parallel", 4.0, ("attention_in",)),  # He et al.'s scaled PA
+    Method("lora", "peft", "LORA", quantizable=True, published_as="LoRA",
+           paper={"llama": ("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"),
+                  "bloom": ("query_key_value", "dense_4h_to_h", "dense_h_to_4h"),
+                  "gptj": ("q_proj", "k_proj", "v_proj", "fc_in", "fc_out")}),
+    Method("dora", "peft", "LORA", fixed={"use_dora": True}, quantizable=True),
+    Method("ia3", "peft", "IA3", quantizable=True),
+    Method("vera", "peft", "VERA"),
+    Method("loha", "peft", "LOHA"),
+    Method("lokr", "peft", "LOKR"),
+    Method("oft", "peft", "OFT"),
+    Method("adalora", "peft", "ADALORA", quantizable=True),
+    Method("prefix_tuning", "prompt", "PREFIX_TUNING", published_as="Prefix"),
+    Method("prompt_tuning", "prompt", "PROMPT_TUNING"),
+    Method("p_tuning", "prompt", "P_TUNING"),
+]}
 
 
 @lru_cache(maxsize=1)
-def peft_methods() -> tuple[str, ...]:
-    """peft's method names from its PeftType enum, read from that one module (plain `enum`): importing the
-    peft package itself would import torch and transformers (~2 s)."""
+def peft_types() -> tuple[str, ...]:
+    """peft's PeftType values, read from that one module (a plain `enum`): importing the peft package itself
+    would import torch and transformers (~2 s)."""
     spec = importlib.util.find_spec("peft")
     path = spec.submodule_search_locations[0] + "/utils/peft_types.py"
     module_spec = importlib.util.spec_from_file_location("_peft_types", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return tuple(sorted(t.value.lower() for t in module.PeftType))
+    return tuple(sorted(t.value for t in module.PeftType))
 
 
-def known_methods() -> list[str]:
-    return sorted({*BOTTLENECK_METHODS, *PEFT_ALIASES, *peft_methods()})
+def get(name: str) -> Method:
+    """The table's entry, or for any other peft method (by its lower-case PeftType name) a plain one."""
+    if name in TABLE:
+        return TABLE[name]
+    if name.upper() in peft_types():
+        return Method(name, "peft", name.upper())
+    raise ValueError(f"unknown adapter method {name!r}; valid: {', '.join(known())}")
 
 
-def check_method(method: str) -> None:
-    if method not in known_methods():
-        raise ValueError(f"unknown adapter method {method!r}; valid: {', '.join(known_methods())}")
+def known() -> list[str]:
+    return sorted({*TABLE, *(t.lower() for t in peft_types())})
+
+
+def of_family(family: str) -> list[str]:
+    return [name for name, m in TABLE.items() if m.family == family]
+
+
+def quantizable() -> list[str]:
+    return [name for name, m in TABLE.items() if m.quantizable]
+
+
+def published_names() -> dict[str, str]:
+    """Our method name -> the LLM-Adapters README's."""
+    return {name: m.published_as for name, m in TABLE.items() if m.published_as}

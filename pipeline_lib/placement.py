@@ -18,6 +18,8 @@ placement study. Parallel-type bottlenecks (parallel, scaled_parallel) are "para
 """
 from __future__ import annotations
 
+from . import methods
+
 _LLAMA_LIKE = {"attention_in": ["q_proj", "k_proj", "v_proj"], "attention_out": ["o_proj"],
                "mlp_in": ["gate_proj", "up_proj"], "mlp_out": ["down_proj"]}
 
@@ -38,25 +40,6 @@ ARCHITECTURES: dict[str, dict[str, list[str]]] = {
 }
 SERIES_PLACEMENT = {"attention_out": "output", "mlp_in": "input", "mlp_out": "output"}
 
-# Upstream's default targets per method (its forked peft `mapping.py`), by role.
-DEFAULT_ROLES: dict[str, list[str]] = {
-    "series": ["mlp_in", "mlp_out"],
-    "adapterp": ["mlp_out"],
-    "parallel": ["attention_in"],
-    "scaled_parallel": ["attention_in"],
-}
-
-# Targets of upstream's published math runs (`math_running_commands`), which override the defaults.
-PAPER_TARGETS: dict[str, dict[str, list[str]]] = {
-    "series": {"llama": ["up_proj", "gate_proj"], "bloom": ["dense_4h_to_h"], "gptj": ["fc_out"]},
-    "parallel": {"llama": ["up_proj", "down_proj"], "bloom": ["dense_4h_to_h", "dense_h_to_4h"],
-                 "gptj": ["fc_in", "fc_out"]},
-    "lora": {"llama": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"],
-             "bloom": ["query_key_value", "dense_4h_to_h", "dense_h_to_4h"],
-             "gptj": ["q_proj", "k_proj", "v_proj", "fc_in", "fc_out"]},
-}
-
-
 # Placements by name, resolved per architecture: the module roles in each part of a transformer block.
 PLACEMENTS = {"attention": ["attention_in", "attention_out"], "mlp": ["mlp_in", "mlp_out"],
               "both": ["attention_in", "attention_out", "mlp_in", "mlp_out"]}
@@ -68,11 +51,12 @@ def resolve_targets(method: str, targets, model_type: str):
     (upstream's published math-run targets for this architecture, else the method's default)."""
     if not isinstance(targets, str) or targets not in (*PLACEMENTS, "paper"):
         return targets
+    spec = methods.get(method)
     if targets == "paper":
-        paper = PAPER_TARGETS.get(method, {}).get(model_type)
-        return paper or (default_targets(method, model_type) if method in DEFAULT_ROLES else None)
+        paper = spec.paper.get(model_type)
+        return list(paper) if paper else (default_targets(method, model_type) if spec.roles else None)
     roles = PLACEMENTS[targets]
-    if method in ("series", "adapterp"):
+    if spec.placement == "series":
         roles = [r for r in roles if r in SERIES_PLACEMENT]
     return modules_for(model_type, roles)
 
@@ -108,7 +92,8 @@ def modules_for(model_type: str, roles: list[str]) -> list[str]:
 
 
 def default_targets(method: str, model_type: str) -> list[str]:
-    return modules_for(model_type, DEFAULT_ROLES[method])
+    """A bottleneck method's default targets on this architecture (upstream's forked peft mapping.py)."""
+    return modules_for(model_type, list(methods.get(method).roles))
 
 
 def role_of(model_type: str, target: str) -> str | None:

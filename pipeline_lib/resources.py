@@ -24,8 +24,6 @@ import math
 from pathlib import Path
 
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
-EMBEDDED_PARAMS = {"smollm2-135m": 134.5e6}
-DEFAULT_ITEMS = 10_000  # a dataset whose size is not known before preparation
 GPU_FLOPS, CPU_FLOPS = 0.3 * 300e12, 150e9
 GIB = 2 ** 30
 
@@ -34,8 +32,10 @@ def model_params(name: str, source: dict) -> float:
     """Base parameter count: `params_b` in model_defs, the embedded registry, or a local config.json."""
     if "params_b" in source:
         return float(source["params_b"]) * 1e9
-    if name in EMBEDDED_PARAMS:
-        return EMBEDDED_PARAMS[name]
+    from .models import EMBEDDED
+
+    if name in EMBEDDED:
+        return EMBEDDED[name].params
     config = Path(source.get("path", "")) / "config.json"
     if config.is_file():
         c = json.loads(config.read_text())

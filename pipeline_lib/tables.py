@@ -1,6 +1,6 @@
-"""The paper-style tables of a run, each as CSV, Markdown and LaTeX: accuracy with 95% intervals (best per
-column marked, contamination marks), resources per fine-tune, ours beside the published numbers, and pairwise
-significance between the adapters of one model."""
+"""The run's tables, each written by one writer as CSV, Markdown and LaTeX: accuracy (numbers, and with 95%
+intervals, best per column marked, contamination marks), resources per fine-tune, ours beside the published
+numbers, pairwise significance between rows trained on the same set, and train/test contamination."""
 from __future__ import annotations
 
 import itertools
@@ -11,28 +11,34 @@ import pandas as pd
 
 from . import stats
 from .files import atomic_path, read_json, read_jsonl
-from .report import LEGEND, MARKS, ROW_KEYS
+from .methods import published_names as published_methods
 
-# our method name -> the LLM-Adapters README's adapter name
-PUBLISHED_METHODS = {"prefix_tuning": "Prefix", "series": "Series", "parallel": "Parallel", "lora": "LoRA"}
-BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (config.NO_TRAIN_SET)
+ROW_KEYS = ["model", "adapter", "train_set"]
+BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
 # our training set -> the README table trained on it
 PUBLISHED_SUITES = {"math_10k": "math", "commonsense_170k": "commonsense"}
 
 
-def write(table: pd.DataFrame, stem: str | Path, caption: str, notes: list[str] = ()) -> list[Path]:
-    """`stem`.csv, .md and .tex, each written atomically."""
-    stem = Path(stem)
+def write(table: pd.DataFrame, stem: str | Path, caption: str | None, notes: list[str] = (),
+          shown: pd.DataFrame | None = None, floatfmt: str = "g", group: str | None = None) -> list[Path]:
+    """`stem`.csv (`table`), .md and .tex (`shown`, the table as text, when given), each written atomically.
+    With `group`, the Markdown has one sub-table per value of that column."""
+    stem, shown = Path(stem), table if shown is None else shown
     paths = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
     with atomic_path(paths[0]) as tmp:
         table.to_csv(tmp, index=False)
+    if group:
+        body = "".join(f"\n### {value}\n{part.drop(columns=group).to_markdown(index=False, floatfmt=floatfmt)}\n"
+                       for value, part in shown.groupby(group, sort=False))
+    else:
+        body = f"\n{shown.to_markdown(index=False, floatfmt=floatfmt)}\n"
     with atomic_path(paths[1]) as tmp:
-        tmp.write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n" + "".join(f"\n{n}\n" for n in notes),
-                       encoding="utf-8")
+        tmp.write_text((f"{caption}\n" if caption else "") + body.lstrip("\n" if not caption else "")
+                       + "".join(f"\n{n}\n" for n in notes), encoding="utf-8")
     with atomic_path(paths[2]) as tmp:
-        tex = table.map(_latex_cell).rename(columns=_latex_cell)
-        tmp.write_text(tex.to_latex(index=False, escape=False, caption=_latex_cell(caption), label=f"tab:{stem.name}"),
-                       encoding="utf-8")
+        tex = shown.map(_latex_cell).rename(columns=_latex_cell)
+        tmp.write_text(tex.to_latex(index=False, escape=False, caption=_latex_cell(caption or stem.name),
+                                    label=f"tab:{stem.name}"), encoding="utf-8")
     return paths
 
 
@@ -44,6 +50,84 @@ def _latex_cell(value):
         value = value.replace(char, "\\" + char)
     value = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", value)
     return value.replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$")
+
+
+def _interval(accuracy: float, n: int) -> list[float]:
+    correct = round(accuracy * n)
+    return stats.accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
+
+
+def collect(score_paths: list[str | Path]) -> pd.DataFrame:
+    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n, its 95% Wilson
+    interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule (percent,
+    with its interval), which is what a published number is compared with."""
+    rows = []
+    for path in score_paths:
+        s = read_json(path)
+        low, high = s.get("ci95") or _interval(s["accuracy"], s["n"])
+        paper = s.get("rules", {}).get("paper", s["accuracy"])
+        paper_low, paper_high = _interval(paper, s["n"])
+        rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"],
+                     "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
+                     "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     "paper_ci_low": paper_low, "paper_ci_high": paper_high})
+    if not rows:
+        raise ValueError("no score files to aggregate")
+    return pd.DataFrame(rows)
+
+
+def accuracy_table(scores: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Rows model-adapter-training set, columns the datasets in the given order + their average."""
+    table = scores.pivot_table(index=ROW_KEYS, columns="dataset", values="accuracy", aggfunc="first")
+    table = table.reindex(columns=[d for d in datasets if d in table.columns])
+    table["average"] = table.mean(axis=1)
+    return table.round(1).reset_index()
+
+
+def write_accuracy(table: pd.DataFrame, stem, marks: dict) -> list[Path]:
+    """The numeric accuracy table: CSV with a `marks` column naming marked cells, Markdown/LaTeX with the marks."""
+    flags = [";".join(f"{d}:{marks[(t, d)]}" for d in table.columns if (t, d) in marks) for t in table["train_set"]]
+    shown, legend = marked(table, marks)
+    return write(table.assign(marks=flags), stem, None, legend, shown=shown, floatfmt=".1f")
+
+
+MARKS = {"contaminated": "†", "decontaminated": "‡"}
+LEGEND = {"contaminated": "† contaminated: the training set contains some of these test questions "
+                          "(decontaminate: report); see contamination.md",
+          "decontaminated": "‡ scored on the decontaminated subset: test items found in a training set of the run "
+                            "were dropped (decontaminate: eval)"}
+
+
+def contamination_marks(report: dict, train_parts: dict[str, list[str]], datasets: list[str]) -> dict:
+    """(training set, dataset) -> 'contaminated' | 'decontaminated' for every cell the policy affects.
+    Under `eval` a decontaminated column is marked in every row (base rows included): all were scored on it."""
+    level, policy, pairs = report["level"], report["policy"], report["pairs"]
+    marks = {}
+    for dataset in datasets:
+        touched = any(row.get(dataset, {}).get(level) for row in pairs.values())
+        for train, parts in train_parts.items():
+            overlap = any(pairs.get(p, {}).get(dataset, {}).get(level) for p in parts)
+            if policy == "report" and overlap:
+                marks[(train, dataset)] = "contaminated"
+            if policy == "eval" and touched:
+                marks[(train, dataset)] = "decontaminated"
+    return marks
+
+
+def marked(table: pd.DataFrame, marks: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The table as text with each affected cell's mark, and the legend lines of the marks used."""
+    shown = table.copy()
+    used = set()
+    for column in shown.columns:
+        if column in ROW_KEYS or column == "average":
+            continue
+        cells = []
+        for train, value in zip(table["train_set"], table[column]):
+            mark = marks.get((train, column))
+            used.add(mark)
+            cells.append(f"{value:.1f}{MARKS[mark] if mark else ''}" if pd.notna(value) else "")
+        shown[column] = cells
+    return shown, [LEGEND[m] for m in MARKS if m in used]
 
 
 def accuracy_cells(scores: pd.DataFrame, datasets: list[str], marks: dict) -> pd.DataFrame:
@@ -100,7 +184,7 @@ def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_na
     for s in scores.itertuples():
         suite = PUBLISHED_SUITES.get(s.train_set)
         theirs_model = model_names.get(s.model)
-        theirs_adapter = PUBLISHED_METHODS.get(methods.get(s.adapter, ""))
+        theirs_adapter = published_methods().get(methods.get(s.adapter, ""))
         if not (suite and theirs_model and theirs_adapter):
             continue
         match = published[(published.suite == suite) & (published.model == theirs_model) &
@@ -143,10 +227,26 @@ def significance_table(predictions: dict[tuple, Path]) -> pd.DataFrame:
                                        "only A right", "only B right", "McNemar p"])
 
 
-def load_metrics(adapter_dirs: list[str | Path]) -> dict[tuple, dict]:
-    """metrics.json of each fine-tune, keyed by (model, adapter, training set) from its path."""
-    out = {}
-    for d in adapter_dirs:
-        d = Path(d)
-        out[(d.parent.parent.name, d.parent.name, d.name)] = read_json(d / "metrics.json")
-    return out
+def contamination_table(report: dict) -> pd.DataFrame:
+    """Training x evaluation overlap, one row per (level, training set)."""
+    from . import contamination
+
+    frames = [pd.DataFrame(contamination.table(report, level), columns=["training set"]).assign(level=level)
+              if not report["pairs"] else pd.DataFrame(contamination.table(report, level)).assign(level=level)
+              for level in report["levels"]]
+    columns = ["level", "training set", *next(iter(report["pairs"].values()), {})]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def write_contamination(report: dict, stem) -> list[Path]:
+    caption = (f"Evaluation items whose question appears in the training set (overlapping / total); policy "
+               f"`decontaminate: {report['policy']}` acts on the `{report['level']}` level. verbatim: identical after "
+               f"collapsing whitespace; normalised: also case and punctuation; near: at least "
+               f"{report['threshold']:.0%} of the item's word {report['ngram']}-grams appear in the other set.")
+    return write(contamination_table(report), stem, caption, group="level")
+
+
+def load_metrics(metrics_paths: list[str | Path]) -> dict[tuple, dict]:
+    """Each fine-tune's metrics.json, keyed by the (model, adapter, training set) labels it carries."""
+    metrics = [read_json(p) for p in metrics_paths]
+    return {tuple(m[k] for k in ROW_KEYS): m for m in metrics}

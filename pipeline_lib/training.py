@@ -14,9 +14,8 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoints, distributed
-from .train_config import TrainConfig  # noqa: F401  (re-exported: part of this module's interface)
 from .prompts import training_prompt, training_text
-
+from .train_config import TrainConfig  # noqa: F401  (re-exported: part of this module's interface)
 
 GROUP_CHUNK_STEPS = 8  # optimizer steps' worth of examples sorted together under group_by_length
 
@@ -118,7 +117,8 @@ def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) 
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(examples), cfg.micro_batch_size):
-        batch = {k: v.to(device) for k, v in collate(examples[i:i + cfg.micro_batch_size], pad_id, cfg.padding_side).items()}
+        chunk = collate(examples[i:i + cfg.micro_batch_size], pad_id, cfg.padding_side)
+        batch = {k: v.to(device) for k, v in chunk.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
             loss_sum, n = token_loss_sum(model, batch)
         total, count = total + loss_sum.item(), count + n
@@ -280,7 +280,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     attention = set_attention(model, cfg.attention, next(model.parameters()).device)
     saved = checkpoints.load(checkpoint_dir, fingerprint)
     state = _resume(saved, model, optimizer, scheduler, generator) if saved else TrainState()
-    first_step, tokens_before = state.step, state.tokens
+    first_step = state.step
     rank = distributed.world()[0]
     model.train()
     start = time.perf_counter()

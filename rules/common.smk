@@ -1,33 +1,30 @@
-# Helpers shared by the rules: config checks, paths, and the parameters each job depends on.
-import json
+# The run's plan (pipeline_lib/plan.py: names checked, sweeps expanded, the run's dataset registry), the
+# command helper every rule uses, and the few functions the rules share.
 import re
-from dataclasses import asdict
 import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from pipeline_lib import config as cfg
+from pipeline_lib import distributed, paths
 from pipeline_lib.commands import cli
-from pipeline_lib import distributed
-from pipeline_lib import resources as estimate
-from pipeline_lib.data.registry import SIZES
-from pipeline_lib import models as model_registry
-from pipeline_lib.data import DATASETS, SOURCES
+from pipeline_lib.data.registry import sources
+from pipeline_lib.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
 
-config["adapters"], SWEEPS = cfg.expand_sweeps(config)  # grids become ordinary named adapters
-cfg.register_datasets(config)  # datasets declared in the config join the registry before any check
-cfg.check(config)  # unknown names stop here, before the DAG is built
-UNPINNED = cfg.unpinned(config)
-for problem in UNPINNED:
+try:
+    PLAN = prepare(config)  # every problem of the config stops the run here, before the DAG is built
+except ConfigError as error:
+    raise SystemExit(str(error))
+for problem in PLAN.unpinned:
     print(f"WARNING: {problem}", file=sys.stderr)
 
 PY = shlex.quote(sys.executable)
 SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
 THREADS = config["threads"]
-GPU = 1 if config["device"] == "cuda" else 0
-FINETUNE_GPUS = config["gpus_per_finetune"] if GPU else 0
+GPUS_PER_EVALUATION = 1 if config["device"] == "cuda" else 0
+GPUS_PER_FINETUNE = config["gpus_per_finetune"] if config["device"] == "cuda" else 0
+SOURCES = sources(PLAN.datasets)  # every data file the registry knows, by its path in the mirror layout
 
 
 def script(name, prefix=PY, threads=False):
@@ -49,10 +46,8 @@ def on_gpus(count):
 
 
 # python, or python -m torch.distributed.run ... for a data-parallel fine-tune, on the GPUs the job holds
-FINETUNE_PY = on_gpus(FINETUNE_GPUS) + " ".join([PY, *distributed.launcher(FINETUNE_GPUS)])
-EVALUATE_PY = on_gpus(GPU) + PY
-MODEL_SOURCES = {m: model_registry.model_source(m, config["model_defs"].get(m)) for m in config["models"]}
-ROWS = cfg.rows(config)
+FINETUNE_PY = on_gpus(GPUS_PER_FINETUNE) + " ".join([PY, *distributed.launcher(GPUS_PER_FINETUNE)])
+EVALUATE_PY = on_gpus(GPUS_PER_EVALUATION) + PY
 
 
 def alternation(names):
@@ -60,68 +55,18 @@ def alternation(names):
     return "|".join(re.escape(n) for n in names) or "(?!x)x"
 
 
-TRAIN_PARTS = cfg.train_parts(config)  # training sets with mixtures expanded to their parts
-CONTAMINATION = "results/data/contamination.json"
-
-
-MODEL_PARAMS = {m: estimate.model_params(m, MODEL_SOURCES[m]) for m in config["models"]}
-
-
-def items(name, split):
-    """Items a job will see: the configured limit, else the set's known size (mixtures: their parts)."""
-    known = sum(SIZES.get(p, estimate.DEFAULT_ITEMS) for p in config["mixtures"].get(name, [name]))
-    limit = cfg.data_limit(config, name, split)
-    return min(limit, known) if limit else known
-
-
-def finetune_estimate(wc):
-    return estimate.finetune(MODEL_PARAMS[wc.model], cfg.train_config(config, wc.adapter), items(wc.train, "train"),
-                             config["device"], config["quantization"])
-
-
-def evaluate_estimate(wc):
-    return estimate.evaluate(MODEL_PARAMS[wc.model], cfg.evaluation_settings(config, wc.dataset),
-                             items(wc.dataset, "eval"), config["device"], config["quantization"])
-
-
-def full_path(dataset):
-    return f"results/data/full/{dataset}.jsonl"
-
-
-def raw_path(dataset):
-    return f"resources/data/{DATASETS[dataset].source.relpath}"
-
-
 def model_dir(wildcards):
-    source = MODEL_SOURCES[wildcards.model]
-    return source["path"] if "path" in source else f"resources/models/{wildcards.model}"
+    """A model given by path is used in place; others are converted or downloaded by a rule."""
+    return PLAN.model_sources[wildcards.model].get("path") or paths.model_dir(wildcards.model)
 
 
 def model_options(model):
-    """The options of every script that loads a base model (pipeline_lib/_common.add_model_args)."""
+    """The options of every script that loads a base model (scripts/_common.add_model_args)."""
     return {"device": config["device"], "quantization": config["quantization"],
-            "trust_remote_code": bool(MODEL_SOURCES[model].get("trust_remote_code"))}
+            "trust_remote_code": bool(PLAN.model_sources[model].get("trust_remote_code"))}
 
 
-def adapter_dir(model, adapter, train):
-    return f"results/adapters/{model}/{adapter}/{train}"
-
-
-def score_path(model, adapter, train, dataset):
-    return f"results/scores/{model}/{adapter}/{train}/{dataset}.json"
-
-
-ALL_SCORES = [score_path(m, a, t, d) for (m, a, t) in ROWS for d in config["eval_sets"]]
-ALL_PREDICTIONS = [p.replace("results/scores/", "results/predictions/")[:-len(".json")] + ".jsonl" for p in ALL_SCORES]
-ALL_ADAPTERS = [adapter_dir(m, a, t) for (m, a, t) in ROWS if a != cfg.BASE]
-# every table (CSV for the HTML report; Markdown and LaTeX beside it) and figure (PNG for the report; PDF beside)
-REPORT_TABLES = ["accuracy_ci", "resources", "published", "significance"]
-REPORT_FIGURES = ["accuracy", "tradeoff", "loss", "time"]
-REPORT_FIGURES += [f for f, on in (("placement", any(c["placement"] for c in SWEEPS.values())),
-                                   ("size", any(c["size"] is not None for c in SWEEPS.values()))) if on]
-REPORT_OTHER_OUTPUTS = (["results/tables/accuracy.csv", "results/tables/accuracy.md",
-                         "results/tables/contamination.md"]
-                        + [f"results/tables/{t}.{ext}" for t in REPORT_TABLES for ext in ("md", "tex")]
-                        + [f"results/figures/{f}.pdf" for f in REPORT_FIGURES])
-ACCURACY_OUTPUTS = ([f"results/tables/{t}.csv" for t in [*REPORT_TABLES, "contamination"]]
-                    + [f"results/figures/{f}.png" for f in REPORT_FIGURES] + REPORT_OTHER_OUTPUTS)
+# the run's result rows: every score and prediction, every fine-tuned adapter
+SCORES = [paths.score(m, a, t, d) for (m, a, t) in PLAN.rows for d in PLAN.eval_sets]
+PREDICTIONS = [paths.predictions(m, a, t, d) for (m, a, t) in PLAN.rows for d in PLAN.eval_sets]
+ADAPTERS = [paths.adapter_dir(m, a, t) for (m, a, t) in PLAN.rows if a != BASE]

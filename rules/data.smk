@@ -1,17 +1,18 @@
 # Upstream files (downloaded, or copied from config data.mirror), validated and normalized, checked for
 # train/test overlap, then selected for the run (decontamination policy, subsample).
+from dataclasses import asdict
 
 
 rule fetch_data:
     output:
-        "resources/data/{relpath}",
+        paths.raw_data("{relpath}"),
     wildcard_constraints:
-        relpath=alternation(s.relpath for s in SOURCES.values()),
+        relpath=alternation(SOURCES),
     params:
         files=lambda wc, output: cli(output[0]),
-        options=lambda wc: cli(source=asdict(next(s for s in SOURCES.values() if s.relpath == wc.relpath))),
+        options=lambda wc: cli(source=asdict(SOURCES[wc.relpath])),
     log:
-        "logs/fetch_data/{relpath}.log",
+        paths.log("fetch_data", "{relpath}"),
     run:
         # The mirror and base URL are read here rather than declared as params: where the bytes come from does
         # not change them (sha256-verified), so switching mirror <-> download must not re-run anything.
@@ -22,71 +23,76 @@ rule fetch_data:
 
 rule normalize_data:
     input:
-        lambda wc: raw_path(wc.name),
+        lambda wc: paths.raw_data(PLAN.datasets[wc.name].source.relpath),
     output:
-        "results/data/full/{name}.jsonl",
+        paths.full_data("{name}"),
     wildcard_constraints:
-        name=alternation(DATASETS),
+        name=alternation(PLAN.datasets),
     params:
         files=lambda wc, input, output: cli("normalize", input[0], output[0]),
-        options=lambda wc: cli(spec={k: getattr(DATASETS[wc.name], k)
+        options=lambda wc: cli(spec={k: getattr(PLAN.datasets[wc.name], k)
                                      for k in ("name", "loader", "split", "answer_type", "suite")}),
     log:
-        "logs/normalize_data/{name}.log",
+        paths.log("normalize_data", "{name}"),
     shell:
         script("prepare_data.py")
 
 
 rule contamination:
     input:
-        train=[full_path(n) for n in TRAIN_PARTS],
-        eval=[full_path(n) for n in config["eval_sets"]],
+        train=[paths.full_data(n) for n in PLAN.train_parts],
+        eval=[paths.full_data(n) for n in PLAN.eval_sets],
     output:
-        CONTAMINATION,
+        paths.CONTAMINATION,
     params:
-        files=cli("contamination", CONTAMINATION, train=[f"{n}={full_path(n)}" for n in TRAIN_PARTS],
-                  eval=[f"{n}={full_path(n)}" for n in config["eval_sets"]]),
+        files=cli("contamination", paths.CONTAMINATION, train=[f"{n}={paths.full_data(n)}" for n in PLAN.train_parts],
+                  eval=[f"{n}={paths.full_data(n)}" for n in PLAN.eval_sets]),
         options=cli(ngram=config["contamination"]["ngram"], threshold=config["contamination"]["threshold"],
                     level=config["contamination"]["level"], policy=config["decontaminate"]),
     log:
-        "logs/contamination/contamination.log",
+        paths.log("contamination", "contamination"),
     shell:
         script("prepare_data.py")
 
 
+def contamination_input(wildcards):
+    """Only the split the policy drops from depends on the run's other sets; under `fail`, training waits for
+    the check."""
+    waits = config["decontaminate"] in (wildcards.split, "fail" if wildcards.split == "train" else None)
+    return [paths.CONTAMINATION] if waits else []
+
+
 rule prepare_data:
     input:
-        full=lambda wc: full_path(wc.name),
-        # only the split the policy drops from depends on the run's other sets; under `fail`, training waits
-        # for the check
-        contamination=lambda wc: [CONTAMINATION] if config["decontaminate"] in (wc.split, "fail" if wc.split == "train" else None) else [],
+        full=lambda wc: paths.full_data(wc.name),
+        contamination=contamination_input,
     output:
-        "results/data/{split}/{name}.jsonl",
+        paths.prepared_data("{split}", "{name}"),
     wildcard_constraints:
         split="train|eval",
-        name=alternation(DATASETS),
+        name=alternation(PLAN.datasets),
     params:
         files=lambda wc, input, output: cli("select", wc.name, wc.split, input.full, output[0],
                                             contamination=input.contamination),
-        options=lambda wc: cli(limit=cfg.data_limit(config, wc.name, wc.split), seed=config["data"]["seed"],
+        options=lambda wc: cli(limit=PLAN.data_limit(wc.name, wc.split), seed=config["data"]["seed"],
                                policy=config["decontaminate"], level=config["contamination"]["level"]),
     log:
-        "logs/prepare_data/{split}/{name}.log",
+        paths.log("prepare_data", "{split}/{name}"),
     shell:
         script("prepare_data.py")
 
 
 rule mix_data:
     input:
-        lambda wc: [f"results/data/train/{part}.jsonl" for part in config["mixtures"][wc.mixture]],
+        lambda wc: [paths.prepared_data("train", part) for part in PLAN.mixture_parts(wc.mixture)],
     output:
-        "results/data/train/{mixture}.jsonl",
+        paths.prepared_data("train", "{mixture}"),
     wildcard_constraints:
         mixture=alternation(config["mixtures"]),
     params:
         files=lambda wc, input, output: cli("mix", output[0], *input),
         options="",
     log:
-        "logs/mix_data/{mixture}.log",
+        paths.log("mix_data", "{mixture}"),
     shell:
         script("prepare_data.py")

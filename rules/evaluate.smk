@@ -1,36 +1,36 @@
 # One evaluation per (model, adapter, training set, evaluation set); adapter `base` means no adapter.
 
 
-def adapter_input(wc):
-    return [] if wc.adapter == cfg.BASE else [adapter_dir(wc.model, wc.adapter, wc.train)]
+def adapter_input(wildcards):
+    return [] if wildcards.adapter == BASE else [paths.adapter_dir(wildcards.model, wildcards.adapter, wildcards.train)]
 
 
 rule evaluate:
     input:
         model=model_dir,
         adapter=adapter_input,
-        data="results/data/eval/{dataset}.jsonl",
+        data=paths.prepared_data("eval", "{dataset}"),
     output:
-        predictions="results/predictions/{model}/{adapter}/{train}/{dataset}.jsonl",
-        score="results/scores/{model}/{adapter}/{train}/{dataset}.json",
+        predictions=paths.predictions("{model}", "{adapter}", "{train}", "{dataset}"),
+        score=paths.score("{model}", "{adapter}", "{train}", "{dataset}"),
     wildcard_constraints:
         model=alternation(config["models"]),
-        adapter=alternation([cfg.BASE, *config["adapters"]]),
-        train=alternation([cfg.NO_TRAIN_SET, *config["train_sets"]]),
-        dataset=alternation(config["eval_sets"]),
+        adapter=alternation([BASE, *PLAN.adapters]),
+        train=alternation([NO_TRAIN_SET, *PLAN.train_sets]),
+        dataset=alternation(PLAN.eval_sets),
     params:
         files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
                                             predictions=output.predictions, score=output.score),
         options=lambda wc: cli(labels={"model": wc.model, "adapter": wc.adapter, "train_set": wc.train,
                                        "dataset": wc.dataset},
-                               evaluation=cfg.evaluation_settings(config, wc.dataset), **model_options(wc.model)),
+                               evaluation=PLAN.evaluation_settings(wc.dataset), **model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=GPU,
-        mem_mb=lambda wc: evaluate_estimate(wc)["mem_mb"],
-        gpu_mem_mb=lambda wc: evaluate_estimate(wc)["gpu_mem_mb"],
-        runtime=lambda wc: evaluate_estimate(wc)["runtime"],
+        gpu=GPUS_PER_EVALUATION,
+        mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["mem_mb"],
+        gpu_mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["gpu_mem_mb"],
+        runtime=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["runtime"],
     log:
-        "logs/evaluate/{model}/{adapter}/{train}/{dataset}.log",
+        paths.log("evaluate", "{model}/{adapter}/{train}/{dataset}"),
     shell:
         script("evaluate.py", EVALUATE_PY, threads=True)

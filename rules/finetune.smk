@@ -4,26 +4,27 @@
 rule finetune:
     input:
         model=model_dir,
-        data="results/data/train/{train}.jsonl",
+        data=paths.prepared_data("train", "{train}"),
     output:
-        directory("results/adapters/{model}/{adapter}/{train}"),
+        directory(paths.adapter_dir("{model}", "{adapter}", "{train}")),
     wildcard_constraints:
         model=alternation(config["models"]),
-        adapter=alternation(config["adapters"]),
-        train=alternation(config["train_sets"]),
+        adapter=alternation(PLAN.adapters),
+        train=alternation(PLAN.train_sets),
     params:
-        # as params, so that changing an adapter's options re-runs that adapter's jobs only
         files=lambda wc, input, output: cli(model=input.model, data=input.data, out=output[0]),
-        options=lambda wc: cli(adapter=cfg.adapter_spec(config, wc.adapter),
-                               training=cfg.train_config(config, wc.adapter), **model_options(wc.model)),
+        # settings as params: changing an adapter's options re-runs that adapter's jobs only
+        options=lambda wc: cli(adapter=PLAN.adapter_spec(wc.adapter), training=PLAN.train_config(wc.adapter),
+                               labels={"model": wc.model, "adapter": wc.adapter, "train_set": wc.train},
+                               **model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=FINETUNE_GPUS,
+        gpu=GPUS_PER_FINETUNE,
         # estimates (pipeline_lib/resources.py) so that a scheduler does not overcommit
-        mem_mb=lambda wc: finetune_estimate(wc)["mem_mb"],
-        gpu_mem_mb=lambda wc: finetune_estimate(wc)["gpu_mem_mb"],
-        runtime=lambda wc: finetune_estimate(wc)["runtime"],
+        mem_mb=lambda wc: PLAN.finetune_estimate(wc.model, wc.adapter, wc.train)["mem_mb"],
+        gpu_mem_mb=lambda wc: PLAN.finetune_estimate(wc.model, wc.adapter, wc.train)["gpu_mem_mb"],
+        runtime=lambda wc: PLAN.finetune_estimate(wc.model, wc.adapter, wc.train)["runtime"],
     log:
-        "logs/finetune/{model}/{adapter}/{train}.log",
+        paths.log("finetune", "{model}/{adapter}/{train}"),
     shell:
         script("finetune.py", FINETUNE_PY, threads=True)

@@ -4,6 +4,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pipeline_lib.models import QUANTIZATIONS  # noqa: E402
+
 
 def set_threads(n: int) -> None:
     # Snakemake runs jobs side by side; each torch job must stay within the cores its rule declared.
@@ -18,4 +20,4 @@ def add_model_args(parser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--trust-remote-code", action="store_true")
-    parser.add_argument("--quantization", default="none", choices=["none", "8bit", "4bit"])
+    parser.add_argument("--quantization", default="none", choices=QUANTIZATIONS)

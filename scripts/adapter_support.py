@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import _common  # noqa: F401
+
 from pipeline_lib.adapters import paper_counts, support
 from pipeline_lib.files import write_text
 

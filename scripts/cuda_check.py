@@ -12,8 +12,8 @@ from pipeline_lib import adapters, models
 from pipeline_lib.generation import generate
 from pipeline_lib.training import TrainConfig, train
 
-RECORDS = [{"instruction": f"What is {i} plus {i}?", "input": "", "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}."}
-           for i in range(16)]
+RECORDS = [{"instruction": f"What is {i} plus {i}?", "input": "",
+            "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}."} for i in range(16)]
 LORA = {"method": "lora", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj", "up_proj", "down_proj"]}
 
 

@@ -3,17 +3,24 @@ import argparse
 import json
 
 import _common  # noqa: F401
-from pipeline_lib.data import Source
-from pipeline_lib.data.registry import GITHUB_RAW
-from pipeline_lib.data.fetch import fetch
 
-parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("out")
-parser.add_argument("--source", required=True,
-                    help="the file's registry entry as JSON (repo, commit, folder, path, sha256, origin)")
-parser.add_argument("--mirror", default=None, help="directory laid out like the upstream repositories")
-parser.add_argument("--base-url", default=GITHUB_RAW, help="server with raw GitHub's layout")
-args = parser.parse_args()
-source = Source(**json.loads(args.source))
-fetch(source, args.out, mirror=args.mirror, base_url=args.base_url)
-print(f"{source.relpath}: ok ({source.sha256})")
+from pipeline_lib.data import Source
+from pipeline_lib.data.fetch import fetch
+from pipeline_lib.data.registry import GITHUB_RAW
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out")
+    parser.add_argument("--source", type=json.loads, required=True,
+                        help="the file's registry entry as JSON (repo, commit, folder, path, sha256, origin)")
+    parser.add_argument("--mirror", default=None, help="directory laid out like the upstream repositories")
+    parser.add_argument("--base-url", default=GITHUB_RAW, help="server with raw GitHub's layout")
+    args = parser.parse_args()
+    source = Source(**args.source)
+    fetch(source, args.out, mirror=args.mirror, base_url=args.base_url)
+    print(f"{source.relpath}: ok ({source.sha256})")
+
+
+if __name__ == "__main__":
+    main()

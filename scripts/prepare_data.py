@@ -4,54 +4,58 @@ import argparse
 import json
 
 import _common  # noqa: F401
-from pipeline_lib.data import DatasetSpec
-from pipeline_lib.data import prepare
+
+from pipeline_lib.data import DatasetSpec, prepare
 
 
-def named_paths(pairs):
-    return dict(p.split("=", 1) for p in pairs)
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    steps = parser.add_subparsers(dest="step", required=True)
+    p = steps.add_parser("normalize")
+    p.add_argument("raw")
+    p.add_argument("out")
+    p.add_argument("--spec", type=json.loads, required=True, help="dataset spec as JSON: name, loader, split, ...")
+    p = steps.add_parser("contamination")
+    p.add_argument("out")
+    p.add_argument("--train", nargs="+", default=[], metavar="NAME=PATH")
+    p.add_argument("--eval", nargs="+", default=[], metavar="NAME=PATH")
+    p.add_argument("--ngram", type=int, required=True)
+    p.add_argument("--threshold", type=float, required=True)
+    p.add_argument("--level", required=True)
+    p.add_argument("--policy", required=True)
+    p = steps.add_parser("select")
+    p.add_argument("name")
+    p.add_argument("split", choices=["train", "eval"])
+    p.add_argument("full")
+    p.add_argument("out")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--policy", default="report")
+    p.add_argument("--level", default="near")
+    p.add_argument("--contamination", default=None, help="contamination.json (when the policy drops from this split)")
+    p = steps.add_parser("mix")
+    p.add_argument("out")
+    p.add_argument("parts", nargs="+")
+    return parser
 
 
-parser = argparse.ArgumentParser(description=__doc__)
-steps = parser.add_subparsers(dest="step", required=True)
-p = steps.add_parser("normalize")
-p.add_argument("--spec", required=True, help="dataset spec as JSON: name, loader, split, answer_type")
-p.add_argument("raw")
-p.add_argument("out")
-p = steps.add_parser("contamination")
-p.add_argument("out")
-p.add_argument("--train", nargs="+", default=[], metavar="NAME=PATH")
-p.add_argument("--eval", nargs="+", default=[], metavar="NAME=PATH")
-p.add_argument("--ngram", type=int, required=True)
-p.add_argument("--threshold", type=float, required=True)
-p.add_argument("--level", required=True)
-p.add_argument("--policy", required=True)
-p = steps.add_parser("select")
-p.add_argument("name")
-p.add_argument("split", choices=["train", "eval"])
-p.add_argument("full")
-p.add_argument("out")
-p.add_argument("--limit", type=int, default=None)
-p.add_argument("--seed", type=int, default=42)
-p.add_argument("--policy", default="report")
-p.add_argument("--level", default="near")
-p.add_argument("--contamination", default=None, help="contamination.json (when the policy drops from this split)")
-p = steps.add_parser("mix")
-p.add_argument("out")
-p.add_argument("parts", nargs="+")
-args = parser.parse_args()
+def main():
+    args = parser().parse_args()
+    if args.step == "normalize":
+        spec = DatasetSpec(source=None, **args.spec)
+        print(f"{spec.name}: {prepare.normalize(spec, args.raw, args.out)} items valid -> {args.out}")
+    elif args.step == "contamination":
+        named = [dict(p.split("=", 1) for p in pairs) for pairs in (args.train, args.eval)]
+        result = prepare.contamination_report(*named, args.out, args.ngram, args.threshold, args.level, args.policy)
+        for train, row in result["pairs"].items():
+            print(train, {e: f"{p[args.level]}/{p['eval_items']}" for e, p in row.items()})
+    elif args.step == "select":
+        drop = prepare.decontamination_drops(args.contamination, args.policy, args.level, args.split, args.name)
+        kept = prepare.select(args.name, args.split, args.full, args.out, args.limit, args.seed, drop, args.policy)
+        print(f"{args.name}: {kept} items after decontaminate={args.policy} ({len(drop)} dropped) -> {args.out}")
+    else:
+        print(f"{args.out}: {prepare.mix(args.parts, args.out)} items from {len(args.parts)} sets")
 
-if args.step == "normalize":
-    spec = DatasetSpec(source=None, **json.loads(args.spec))
-    print(f"{spec.name}: {prepare.normalize(spec, args.raw, args.out)} items valid -> {args.out}")
-elif args.step == "contamination":
-    result = prepare.contamination_report(named_paths(args.train), named_paths(args.eval), args.out, args.ngram,
-                                          args.threshold, args.level, args.policy)
-    for train, row in result["pairs"].items():
-        print(train, {e: f"{p[args.level]}/{p['eval_items']}" for e, p in row.items()})
-elif args.step == "select":
-    drop = prepare.decontamination_drops(args.contamination, args.policy, args.level, args.split, args.name)
-    kept = prepare.select(args.name, args.split, args.full, args.out, args.limit, args.seed, drop, args.policy)
-    print(f"{args.name}: {kept} items after decontaminate={args.policy} ({len(drop)} dropped) -> {args.out}")
-else:
-    print(f"{args.out}: {prepare.mix(args.parts, args.out)} items from {len(args.parts)} sets")
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,8 @@ import torch
 
 from pipeline_lib import adapters
 from pipeline_lib.adapters.bottleneck import BottleneckLinear
-from pipeline_lib.adapters.placement import ARCHITECTURES, PAPER_TARGETS, default_targets, placement_for
+from pipeline_lib.methods import TABLE
+from pipeline_lib.placement import ARCHITECTURES, default_targets, placement_for
 
 INPUT = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29]])
 
@@ -51,8 +52,8 @@ def test_upstream_default_targets_and_paper_overrides():
     assert default_targets("adapterp", "gptj") == ["fc_out"]
     assert default_targets("parallel", "llama") == ["q_proj", "k_proj", "v_proj"]
     assert default_targets("parallel", "bloom") == ["query_key_value"]
-    assert PAPER_TARGETS["series"]["llama"] == ["up_proj", "gate_proj"]
-    assert PAPER_TARGETS["parallel"]["gptj"] == ["fc_in", "fc_out"]
+    assert TABLE["series"].paper["llama"] == ("up_proj", "gate_proj")
+    assert TABLE["parallel"].paper["gptj"] == ("fc_in", "fc_out")
 
 
 def test_scaled_parallel_scale_and_adapterp_placement(tiny):
@@ -175,7 +176,7 @@ def test_saved_bottleneck_config_records_placements(tiny, tmp_path):
 
 
 def test_placement_names_resolve_per_architecture():
-    from pipeline_lib.adapters.placement import resolve_targets
+    from pipeline_lib.placement import resolve_targets
 
     assert resolve_targets("lora", "attention", "llama") == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert resolve_targets("lora", "mlp", "llama") == ["gate_proj", "up_proj", "down_proj"]

@@ -2,9 +2,9 @@ import copy
 
 import pytest
 import yaml
-
-from pipeline_lib import config as cfg
 from snakemake_run import ROOT, run
+
+from pipeline_lib.plan import ConfigError, prepare
 
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -19,10 +19,46 @@ def _filled():
 
 def test_default_config_is_valid_and_rows_include_base():
     config = _filled()
-    cfg.check(config)
-    assert cfg.rows(config)[0] == ("smollm2-135m", "base", "none")
-    assert len(cfg.rows(config)) == 1 + len(config["adapters"]) * len(config["train_sets"])
+    plan = prepare(config)
+    assert plan.rows[0] == ("smollm2-135m", "base", "none")
+    assert len(plan.rows) == 1 + len(config["adapters"]) * len(config["train_sets"])
     assert config["training"]["weight_decay"] == 0.0  # a default filled in by the schema
+    assert plan.estimated_items("gsm8k", "eval") == 30 and plan.estimated_items("boolq", "eval") == 30
+
+
+def test_the_plan_is_read_only_and_leaves_the_config_alone():
+    config = _filled()
+    before = copy.deepcopy(config)
+    plan = prepare({**config, "sweeps": {"s": {"method": "lora", "grid": {"r": [2, 4]}}}})
+    assert config == before and set(plan.adapters) == {"lora", "series", "parallel", "s-r2", "s-r4"}
+    with pytest.raises(TypeError):
+        plan.config["eval_sets"] = []
+    with pytest.raises(TypeError):
+        plan.adapters["lora"]["r"] = 1
+    with pytest.raises(AttributeError):
+        plan.rows = ()
+
+
+def test_a_config_dataset_joins_the_runs_registry_only():
+    from pipeline_lib.data.registry import BUILTIN
+
+    config = _filled()
+    config["datasets"] = {"mine": {"path": "/x/mine.json", "sha256": "0" * 64, "format": "llm_adapters",
+                                   "split": "eval", "answer_type": "number"}}
+    config["eval_sets"] = ["mine"]
+    plan = prepare(config)
+    assert plan.datasets["mine"].suite == "math" and "mine" not in BUILTIN
+    assert plan.estimated_items("mine", "eval") == 30  # the limit; the file's size is unknown before reading it
+
+
+def test_sweep_members_are_checked_against_the_schema():
+    config = _filled()
+    config["sweeps"] = {"s": {"method": "lora", "grid": {"r": [2]}, "training": {"learning_rate": "fast"}}}
+    with pytest.raises(ConfigError, match=r"adapters.s-r2.training.learning_rate: 'fast' is not of type 'number'"):
+        prepare(config)
+    config["sweeps"] = {"s": {"method": "lora", "grid": {"r": [2]}, "training": "x"}}
+    with pytest.raises(ConfigError, match=r"adapters.s-r2.training: 'x' is not of type 'object'"):
+        prepare(config)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -39,27 +75,27 @@ def test_default_config_is_valid_and_rows_include_base():
 def test_unknown_names_are_listed_with_valid_ones(edit, message):
     config = _filled()
     edit(config)
-    with pytest.raises(cfg.ConfigError, match=message):
-        cfg.check(config)
+    with pytest.raises(ConfigError, match=message):
+        prepare(config)
 
 
 def test_a_mixture_is_a_training_set():
     config = _filled()
     config["mixtures"] = {"cs": ["boolq_train", "ARC-Easy_train"]}
     config["train_sets"] = ["cs"]
-    cfg.check(config)
-    assert ("smollm2-135m", "lora", "cs") in cfg.rows(config)
+    assert ("smollm2-135m", "lora", "cs") in prepare(config).rows
 
 
 def test_adapter_training_overrides_merge_over_global():
     config = _filled()
     config["adapters"]["lora"]["training"] = {"learning_rate": 1e-2}
-    merged = cfg.train_config(config, "lora")
+    plan = prepare(config)
+    merged = plan.train_config("lora")
     assert merged["learning_rate"] == 1e-2 and merged["batch_size"] == config["training"]["batch_size"]
-    assert "training" not in cfg.adapter_spec(config, "lora")
+    assert "training" not in plan.adapter_spec("lora")
     config["adapters"]["lora"]["training"] = {"lerning_rate": 1}
-    with pytest.raises(cfg.ConfigError, match="lerning_rate"):
-        cfg.train_config(config, "lora")
+    with pytest.raises(ConfigError, match="adapters.lora.training: Additional properties .*'lerning_rate'"):
+        prepare(config)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -79,13 +115,13 @@ def test_snakemake_stops_before_any_job(tmp_path, overrides, message):
 def test_quantization_needs_cuda_and_the_lora_family():
     config = _filled()
     config["quantization"] = "4bit"
-    with pytest.raises(cfg.ConfigError, match=r"quantization: quantization '4bit' needs a CUDA device .* device is 'cpu'"):
-        cfg.check(config)
+    with pytest.raises(ConfigError, match=r"quantization: quantization '4bit' needs a CUDA device .* device is 'cpu'"):
+        prepare(config)
     config["device"] = "cuda"
-    with pytest.raises(cfg.ConfigError, match=r"supports the LoRA family .* not parallel, series"):
-        cfg.check(config)
+    with pytest.raises(ConfigError, match=r"supports the LoRA family .* not parallel, series"):
+        prepare(config)
     config["adapters"] = {"lora": config["adapters"]["lora"]}
-    cfg.check(config)
+    prepare(config)
 
 
 def test_cuda_check_script_skips_cleanly_without_cuda():
@@ -120,5 +156,5 @@ def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_p
 def test_several_gpus_per_finetune_need_cuda():
     config = _filled()
     config["gpus_per_finetune"] = 2
-    with pytest.raises(cfg.ConfigError, match="gpus_per_finetune: 2 needs device: cuda"):
-        cfg.check(config)
+    with pytest.raises(ConfigError, match="gpus_per_finetune: 2 needs device: cuda"):
+        prepare(config)

@@ -4,7 +4,7 @@ import pytest
 from pipeline_lib import contamination
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.fetch import fetch
-from pipeline_lib.data.loaders import DataError, LOADERS
+from pipeline_lib.data.loaders import DataError
 from pipeline_lib.data.prepare import contamination_report, decontamination_drops, normalize, select
 from pipeline_lib.files import read_json, read_jsonl
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 import yaml
+from snakemake_run import ROOT, SNAKEMAKE, run
 
 from pipeline_lib.files import CorruptArtifact, atomic_path, verify_manifest, write_manifest
-from snakemake_run import ROOT, SNAKEMAKE, run
 
 TALLY = {"bad inputs": [], "kills": 0, "lost": 0}
 
@@ -153,7 +153,7 @@ def test_second_invocation_is_refused_by_the_lock(tmp_path, tiny_dir, data_mirro
 
 
 # -- kills at seeded random points of every stage, then a plain re-run ----------------------------------------
-STAGES = ["fetch_data", "normalize_data", "prepare_data", "convert_model", "finetune", "evaluate", "report"]
+STAGES = ["fetch_data", "normalize_data", "prepare_data", "convert_model", "finetune", "evaluate", "render"]
 
 
 def _snakemake(workdir, overrides_file, *extra):

@@ -8,7 +8,6 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from snakemake_run import ROOT, SNAKEMAKE
 
 pytestmark = pytest.mark.slow

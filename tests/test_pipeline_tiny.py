@@ -3,10 +3,10 @@ import json
 
 import pandas as pd
 import pytest
+from snakemake_run import job_counts, run
 
 from pipeline_lib.answers import score
 from pipeline_lib.files import read_jsonl
-from snakemake_run import job_counts, run
 
 pytestmark = pytest.mark.slow
 ROWS = [("base", "none"), ("lora", "gsm8k_train"), ("series", "gsm8k_train"), ("parallel", "gsm8k_train")]
@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
 def test_job_counts_per_rule(tiny_run):
     _, _, first = tiny_run
     assert job_counts(first.stderr + first.stdout) == {
-        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "report": 1, "all": 1}
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "render": 1, "all": 1}
 
 
 def test_scores_agree_with_predictions(tiny_run):
@@ -59,7 +59,7 @@ def test_table_shape_and_contents(tiny_run):
     assert (workdir / "results/figures/accuracy.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((workdir / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
     assert metrics["steps"] == 2 and len(metrics["loss"]) == 2 and metrics["trainable_params"] > 0
-    for rule in ["fetch_data", "normalize_data", "contamination", "prepare_data", "finetune", "evaluate", "report"]:
+    for rule in ["fetch_data", "normalize_data", "contamination", "prepare_data", "finetune", "evaluate", "render"]:
         assert any((workdir / "logs" / rule).rglob("*.log")), rule
 
 
@@ -76,7 +76,7 @@ def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
                                                   "target_modules": ["q_proj", "v_proj", "up_proj"]}}}
     dry = run(workdir, changed, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "report": 1, "all": 1}
+    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "render": 1, "all": 1}
 
 
 def test_every_table_and_figure_is_written(tiny_run):
@@ -133,7 +133,7 @@ def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset
     result = run(tmp_path / "run", overrides)
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_counts(result.stdout + result.stderr) == {
-        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 2, "report": 1,
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 2, "render": 1,
         "all": 1}
     table = pd.read_csv(tmp_path / "run/results/tables/accuracy.csv")
     assert list(zip(table.adapter, table.train_set)) == [("base", "none")]
@@ -148,7 +148,7 @@ def test_adapter_only_run(tmp_path, tiny_dir, data_mirror):
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_counts(result.stdout + result.stderr) == {
         "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "finetune": 3, "evaluate": 3,
-        "report": 1, "all": 1}
+        "render": 1, "all": 1}
     table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
     assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
     assert len(pd.read_csv(tmp_path / "results/tables/significance.csv")) == 3  # the three pairs, no base row

@@ -50,7 +50,12 @@ def test_clash_with_an_adapter_name():
         sweeps.expand_all({"lora": {"method": "lora", "grid": {"r": [8]}}}, {"lora-r8": {"method": "lora"}})
 
 
-def test_placement_names_agree_with_the_adapter_library():
-    from pipeline_lib.adapters.placement import PLACEMENTS
+def test_every_placement_name_of_a_sweep_attaches_on_every_architecture():
+    """A sweep's placement coordinate must resolve, for each method family, to modules that exist."""
+    from pipeline_lib.placement import ARCHITECTURES, known_modules, resolve_targets
 
-    assert set(sweeps.PLACEMENT_NAMES) == set(PLACEMENTS)
+    for arch in ARCHITECTURES:
+        for method in ("lora", "series", "parallel"):
+            for place in sweeps.PLACEMENT_NAMES:
+                targets = resolve_targets(method, place, arch)
+                assert targets and set(targets) <= set(known_modules(arch)), (arch, method, place)

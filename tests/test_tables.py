@@ -82,8 +82,43 @@ def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
     assert r"\textbf{40.0 [" in latex and r"$^\dagger$" in latex and r"train\_set" in latex and "**" not in latex
 
 
+def _score_files(tmp_path):
+    from pipeline_lib.files import write_json
+
+    paths = []
+    for adapter, train_set, accs in [("base", "none", (0.1, 0.2)), ("lora", "gsm8k_train", (0.3, 0.5))]:
+        for dataset, acc in zip(["gsm8k", "AQuA"], accs):
+            path = tmp_path / f"{adapter}-{dataset}.json"
+            write_json(path, {"model": "m", "adapter": adapter, "train_set": train_set, "dataset": dataset,
+                              "accuracy": acc, "n": 10, "rules": {"paper": acc / 2}})
+            paths.append(path)
+    return paths
+
+
+def test_accuracy_table_has_paper_layout(tmp_path):
+    frame = tables.collect(_score_files(tmp_path))
+    table = tables.accuracy_table(frame, ["gsm8k", "AQuA", "SVAMP"])
+    assert list(table.columns) == ["model", "adapter", "train_set", "gsm8k", "AQuA", "average"]
+    lora = table[table.adapter == "lora"].iloc[0]
+    assert (lora.gsm8k, lora.AQuA, lora.average) == (30.0, 50.0, 40.0)
+    assert table[table.adapter == "base"].iloc[0].average == 15.0
+    assert frame[frame.adapter == "lora"].paper_accuracy.tolist() == [15.0, 25.0]  # from each score's rules
+
+
+def test_numeric_accuracy_table_is_written_with_its_marks(tmp_path):
+    table = tables.accuracy_table(tables.collect(_score_files(tmp_path)), ["gsm8k", "AQuA"])
+    csv, md, tex = tables.write_accuracy(table, tmp_path / "t", {("gsm8k_train", "AQuA"): "contaminated"})
+    written = pd.read_csv(csv)
+    assert written["marks"].fillna("").tolist() == ["", "AQuA:contaminated"]
+    pd.testing.assert_frame_equal(written.drop(columns="marks"), table, check_dtype=False, check_names=False)
+    lines = md.read_text().splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["model", "adapter", "train_set", "gsm8k", "AQuA",
+                                                               "average"]
+    assert "50.0†" in lines[3] and "† contaminated" in md.read_text() and r"50.0$^\dagger$" in tex.read_text()
+
+
 def test_figures_are_written_as_png_and_pdf(scores, tmp_path):
-    from pipeline_lib.report import accuracy_table
+    from pipeline_lib.tables import accuracy_table
 
     metrics = {("m", "lora", "math_10k"): {"loss": [2.0, 1.5, 1.2], "wall_time_s": 10.0, "trainable_params": 1000,
                                            "validation": {"steps": [3], "loss": [1.4]}}}

@@ -16,43 +16,38 @@ from pathlib import Path
 
 from torch import nn
 
+from .. import methods, placement
 from ..files import verify_manifest
-from ..methods import BOTTLENECK_METHODS, PEFT_ALIASES, check_method, known_methods  # noqa: F401
-from . import bottleneck, placement
+from . import bottleneck
 
 log = logging.getLogger(__name__)
 
 
-def _peft_config_classes() -> dict:
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-
-    return {peft_type.value.lower(): cls for peft_type, cls in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
-
-
-
-
 def peft_config(method: str, options: dict):
     """Build the peft config for `method`; an unknown option fails naming it and listing the valid ones."""
-    base, fixed = PEFT_ALIASES.get(method, (method, {}))
-    cls = _peft_config_classes()[base]
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+    from peft.utils import PeftType
+
+    spec = methods.get(method)
+    cls = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(spec.peft_type)]
     valid = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(options) - valid)
     if unknown:
         raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
-    return cls(task_type="CAUSAL_LM", **{**options, **fixed})
+    return cls(task_type="CAUSAL_LM", **{**options, **spec.fixed})
 
 
 def attach(model: nn.Module, spec: dict) -> nn.Module:
     """Add a fresh adapter to `model`; afterwards only the adapter's parameters require gradients."""
     options = dict(spec)
     method = options.pop("method")
-    check_method(method)
+    family = methods.get(method).family
     if "target_modules" in options:  # a placement name (attention / mlp / both / paper) becomes module names
         targets = placement.resolve_targets(method, options["target_modules"], model.config.model_type)
         options["target_modules"] = targets
         if targets is None:
             del options["target_modules"]
-    if method in BOTTLENECK_METHODS:
+    if family == "bottleneck":
         return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))
     from peft import get_peft_model
 

@@ -20,17 +20,13 @@ import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
+from .. import methods
 from ..files import atomic_path
-from .placement import default_targets, matches, placement_for
+from ..placement import default_targets, matches, placement_for
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT = "pipeline_lib.bottleneck"
-
-
-# method -> (kind of placement, default scaling)
-METHODS = {"series": ("series", 1.0), "adapterp": ("series", 1.0), "parallel": ("parallel", 1.0),
-           "scaled_parallel": ("parallel", 4.0)}
 
 
 @dataclass
@@ -52,12 +48,14 @@ class BottleneckConfig:
         if unknown:
             raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
         config = cls(**options)
-        if config.method not in METHODS:
-            raise ValueError(f"bottleneck adapter: method must be one of {', '.join(METHODS)}, got {config.method!r}")
+        family = methods.of_family("bottleneck")
+        if config.method not in family:
+            raise ValueError(f"bottleneck adapter: method must be one of {', '.join(family)}, got {config.method!r}")
         if config.scaling is None:
-            config.scaling = METHODS[config.method][1]
+            config.scaling = methods.get(config.method).scaling
         checks = [
-            (isinstance(config.bottleneck_size, int) and config.bottleneck_size > 0, "bottleneck_size must be a positive integer"),
+            (isinstance(config.bottleneck_size, int) and config.bottleneck_size > 0,
+             "bottleneck_size must be a positive integer"),
             (config.non_linearity in ACT2FN, f"unknown non_linearity {config.non_linearity!r}"),
             (config.init in ("bert", "mam"), f"init must be 'bert' or 'mam', got {config.init!r}"),
             (config.scaling == "learned" or isinstance(config.scaling, (int, float)),
@@ -71,7 +69,7 @@ class BottleneckConfig:
 
     @property
     def kind(self) -> str:
-        return METHODS[self.method][0]
+        return methods.get(self.method).placement
 
 
 def linear_dims(module: nn.Module) -> tuple[int, int]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..placement import resolve_targets
 from . import attach, parameter_counts
-from .placement import PAPER_TARGETS, default_targets
 
 
 def paper_model_configs() -> dict:
@@ -26,7 +26,7 @@ def paper_model_configs() -> dict:
 def paper_specs(model_type: str) -> dict[str, dict]:
     """Each method with the hyperparameters of upstream's math runs (math_running_commands)."""
     def targets(method):
-        return PAPER_TARGETS.get(method, {}).get(model_type) or default_targets(method, model_type)
+        return resolve_targets(method, "paper", model_type)
 
     return {
         "Prefix (vt=10)": {"method": "prefix_tuning", "num_virtual_tokens": 10},

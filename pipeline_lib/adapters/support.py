@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import attach, bottleneck, disabled, load, merge, parameter_counts, save
-from .placement import ARCHITECTURES, modules_for
+from .. import methods as table
+from ..placement import modules_for
+from . import attach, disabled, load, merge, merge_for_inference, parameter_counts, save
 
 VOCAB = 96
 PAD = 0
@@ -74,14 +75,21 @@ def check_spec(method: str, arch: str, identity: bool = False) -> dict:
         "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
     }
     spec = {"method": method, **specs[method]}
-    if identity and method in bottleneck.METHODS:
+    if identity and table.get(method).family == "bottleneck":
         spec["init"] = "mam"
     return spec
 
 
-METHODS = ["series", "adapterp", "parallel", "scaled_parallel", "lora", "dora", "ia3", "vera", "loha", "lokr",
-           "oft", "adalora", "prefix_tuning", "prompt_tuning", "p_tuning"]
-PROMPT_LEARNING = {"prefix_tuning", "prompt_tuning", "p_tuning"}
+METHODS = list(table.TABLE)
+
+
+class CheckFailed(Exception):
+    """A numerical check found the method wrong on the architecture (recorded as a finding, not a crash)."""
+
+
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise CheckFailed(message)
 
 
 @dataclass
@@ -111,20 +119,20 @@ def logits(model) -> torch.Tensor:
 
 
 def _marker(method: str) -> tuple[str, ...]:
-    if method in bottleneck.METHODS:
+    spec = table.get(method)
+    if spec.family == "bottleneck":
         return (".adapter_",)
     from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
     from peft.utils import PeftType
 
-    name = {"dora": "lora"}.get(method, method)
-    return (PEFT_TYPE_TO_PREFIX_MAPPING[PeftType(name.upper())], "prompt_encoder")
+    return (PEFT_TYPE_TO_PREFIX_MAPPING[PeftType(spec.peft_type)], "prompt_encoder")
 
 
 def analytic_trainable(model, method: str, spec: dict) -> int | None:
     """Expected trainable parameters from the layer shapes, for the bottleneck family and LoRA."""
     from .bottleneck import BottleneckLinear, linear_dims
 
-    if method in bottleneck.METHODS:
+    if table.get(method).family == "bottleneck":
         total = 0
         for m in model.modules():
             if isinstance(m, BottleneckLinear):
@@ -136,7 +144,8 @@ def analytic_trainable(model, method: str, spec: dict) -> int | None:
     if method == "lora":
         from peft.tuners.lora import LoraLayer
 
-        return sum(spec["r"] * sum(linear_dims(m.get_base_layer())) for m in model.modules() if isinstance(m, LoraLayer))
+        layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        return sum(spec["r"] * sum(linear_dims(m.get_base_layer())) for m in layers)
     return None
 
 
@@ -160,7 +169,7 @@ def reference_greedy(model, ids: torch.Tensor, n: int) -> torch.Tensor:
 def _run(result: Result, name: str, fn) -> None:
     try:
         result.checks[name] = fn() or "ok"
-    except Exception as e:  # a check's failure is a finding to record, not a crash
+    except Exception as e:  # a check's failure (CheckFailed, or the library's own error) is a finding to record
         result.checks[name] = f"FAIL: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
 
@@ -173,25 +182,25 @@ def check(arch: str, method: str, tmp_dir) -> Result:
         model = attach(tiny_model(arch), copy.deepcopy(spec))
         names = [n for n, p in model.named_parameters() if p.requires_grad]
         markers = _marker(method)
-        assert names, "no trainable parameters"
+        require(bool(names), "no trainable parameters")
         stray = [n for n in names if not any(m in n for m in markers)]
-        assert not stray, f"non-adapter parameters train: {stray[:2]}"
+        require(not stray, f"non-adapter parameters train: {stray[:2]}")
         expected = analytic_trainable(model, method, spec)
         got = parameter_counts(model)["trainable_params"]
-        assert expected is None or got == expected, f"{got} trainable, analytic count {expected}"
+        require(expected is None or got == expected, f"{got} trainable, analytic count {expected}")
         loss = model(input_ids=IDS, attention_mask=MASK, labels=IDS.masked_fill(IDS == PAD, -100)).loss
         loss.backward()
         wrong = [n for n, p in model.named_parameters() if (p.grad is not None) != p.requires_grad]
-        assert not wrong, f"gradient flow differs from requires_grad: {wrong[:2]}"
+        require(not wrong, f"gradient flow differs from requires_grad: {wrong[:2]}")
         torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2).step()
         return None if expected is not None else "ok (count not analytic: names checked)"
 
     def identity():
-        if method in PROMPT_LEARNING:
+        if table.get(method).family == "prompt":
             return "n/a: adds virtual tokens, so not an identity at initialisation"
         model = attach(tiny_model(arch), check_spec(method, arch, identity=True))
         diff = (logits(model) - base_logits).abs().max().item()
-        assert diff < 1e-6, f"max |Δlogits| {diff:.2e} at initialisation"
+        require(diff < 1e-6, f"max |Δlogits| {diff:.2e} at initialisation")
 
     def perturbed():
         """The adapter with non-trivial weights, as after training."""
@@ -205,9 +214,9 @@ def check(arch: str, method: str, tmp_dir) -> Result:
         out = tmp_dir / f"{arch}-{method}"
         save(model, out)
         reloaded = load(tiny_model(arch), out)
-        assert torch.equal(logits(reloaded), expected), "reloaded logits differ"
+        require(torch.equal(logits(reloaded), expected), "reloaded logits differ")
         with disabled(reloaded):
-            assert torch.allclose(logits(reloaded), base_logits, atol=1e-6), "disabled adapter changes logits"
+            require(torch.allclose(logits(reloaded), base_logits, atol=1e-6), "disabled adapter changes logits")
 
     def merged():
         model = perturbed()
@@ -217,18 +226,20 @@ def check(arch: str, method: str, tmp_dir) -> Result:
         except NotImplementedError as e:
             return "n/a: " + str(e).split(":")[0]  # e.g. "series adapter cannot be merged into the base weights"
         diff = (logits(plain) - expected).abs().max().item()
-        assert diff < 1e-4, f"merged differs from unmerged by {diff:.2e}"
+        require(diff < 1e-4, f"merged differs from unmerged by {diff:.2e}")
 
     def generation():
-        from ..generation import greedy
+        """The evaluation's path (merged where the method allows, left-padded batch, KV cache) against the
+        unmerged model decoding each prompt alone by full forward passes."""
+        from ..generation import new_tokens
 
         model = perturbed()
-        batched = greedy(model, IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)[:, IDS.shape[1]:]
-        for row in range(IDS.shape[0]):
-            prompt = IDS[row:row + 1, MASK[row].bool()]
-            expected = reference_greedy(model, prompt, 4)[:, prompt.shape[1]:]
-            assert torch.equal(batched[row:row + 1], expected), \
-                f"row {row}: batched cached greedy {batched[row].tolist()} != reference {expected[0].tolist()}"
+        expected = [reference_greedy(model, IDS[row:row + 1, MASK[row].bool()], 4)[0, int(MASK[row].sum()):]
+                    for row in range(IDS.shape[0])]
+        batched = new_tokens(merge_for_inference(model), IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)
+        for row, reference in enumerate(expected):
+            require(torch.equal(batched[row], reference),
+                    f"row {row}: evaluation decoding {batched[row].tolist()} != reference {reference.tolist()}")
 
     for name, fn in [("trainable", trainable), ("identity", identity), ("save_load", save_load),
                      ("merge", merged), ("generate", generation)]:

@@ -8,7 +8,9 @@ Mirror layout: `<repo folder>/<path>`, identical to `../shared/data` and to `res
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Mapping
 
 GITHUB_RAW = "https://raw.githubusercontent.com"  # config data.base_url: another server with the same layout
 LLM_ADAPTERS = ("AGI-Edgerunners/LLM-Adapters", "816657208af4db747803f87ba40a4c71383fed7a", "LLM-Adapters")
@@ -53,6 +55,8 @@ class DatasetSpec:
     split: str         # "train" or "eval"
     answer_type: str   # key into pipeline_lib.answers.ANSWER_TYPES, or "auto" (per item, from its gold)
     suite: str | None = None  # evaluation sets: key into pipeline_lib.suites.SUITES
+    items: int | None = None  # items in the file (measured on the pinned file, or as upstream documents it), for
+    #                           the jobs' resource estimates before any file is read; None: unknown
 
 
 def default_suite(answer_type: str) -> str:
@@ -95,99 +99,109 @@ _GSM_FILES = {
     "grade_school_math/data/train.jsonl": "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
     "grade_school_math/data/test.jsonl": "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
 }
-SOURCES: dict[str, Source] = {
+SOURCES: Mapping[str, Source] = MappingProxyType({
     **{p: _src(LLM_ADAPTERS, p, h) for p, h in _LA_FILES.items()},
     **{p: _src(GSM8K_REPO, p, h) for p, h in _GSM_FILES.items()},
-}
+})
 
 
-def _eval(name, folder, answer_type="number") -> DatasetSpec:
+def _eval(name, folder, items, answer_type="number") -> DatasetSpec:
     return DatasetSpec(name, SOURCES[f"dataset/{folder}/test.json"], "llm_adapters", "eval", answer_type,
-                       default_suite(answer_type))
+                       default_suite(answer_type), items)
 
 
-def _train(name, path, answer_type) -> DatasetSpec:
-    return DatasetSpec(name, SOURCES[path], "llm_adapters", "train", answer_type)
+def _train(name, path, answer_type, items, loader="llm_adapters") -> DatasetSpec:
+    return DatasetSpec(name, SOURCES[path], loader, "train", answer_type, items=items)
 
 
-DATASETS: dict[str, DatasetSpec] = {
+BUILTIN: Mapping[str, DatasetSpec] = MappingProxyType({
     d.name: d for d in [
-        _eval("gsm8k", "gsm8k"),
-        _eval("SVAMP", "SVAMP"),
-        _eval("AQuA", "AQuA", "letter"),
-        _eval("MultiArith", "MultiArith"),
-        _eval("AddSub", "AddSub"),
-        _eval("SingleEq", "SingleEq"),
-        _eval("mawps", "mawps"),
-        DatasetSpec("gsm8k_train", SOURCES["grade_school_math/data/train.jsonl"], "gsm8k_jsonl", "train", "number"),
-        DatasetSpec("mawps_train", SOURCES["dataset/mawps/trainset.json"], "mawps_equations", "train", "number"),
+        _eval("gsm8k", "gsm8k", 1319),
+        _eval("SVAMP", "SVAMP", 1000),
+        _eval("AQuA", "AQuA", 254, "letter"),
+        _eval("MultiArith", "MultiArith", 600),
+        _eval("AddSub", "AddSub", 395),
+        _eval("SingleEq", "SingleEq", 508),
+        _eval("mawps", "mawps", 238),
+        _train("gsm8k_train", "grade_school_math/data/train.jsonl", "number", 7473, "gsm8k_jsonl"),
+        _train("mawps_train", "dataset/mawps/trainset.json", "number", 1898, "mawps_equations"),
         # numbers and AQuA letters
-        _train("math_data", "ft-training_set/math_data.json", "auto"),
-        _train("math_10k", "ft-training_set/math_10k.json", "auto"),
+        _train("math_data", "ft-training_set/math_data.json", "auto", 3260),
+        _train("math_10k", "ft-training_set/math_10k.json", "auto", 10_000),
         # commonsense suite
-        _eval("boolq", "boolq", "true_false"),
-        _eval("piqa", "piqa", "solution"),
-        _eval("social_i_qa", "social_i_qa", "answer5"),
-        _eval("winogrande", "winogrande", "option2"),
-        _eval("ARC-Easy", "ARC-Easy", "answer5"),
-        _eval("ARC-Challenge", "ARC-Challenge", "answer5"),
-        _eval("openbookqa", "openbookqa", "answer5"),
-        _eval("hellaswag", "hellaswag", "ending4"),
-        _train("boolq_train", "dataset/boolq/train.json", "true_false"),
-        _train("ARC-Easy_train", "dataset/ARC-Easy/train.json", "answer5"),
-        _train("ARC-Challenge_train", "dataset/ARC-Challenge/train.json", "answer5"),
-        _train("openbookqa_train", "dataset/openbookqa/train.json", "answer5"),
+        _eval("boolq", "boolq", 3270, "true_false"),
+        _eval("piqa", "piqa", 1838, "solution"),
+        _eval("social_i_qa", "social_i_qa", 1954, "answer5"),
+        _eval("winogrande", "winogrande", 1267, "option2"),
+        _eval("ARC-Easy", "ARC-Easy", 2376, "answer5"),
+        _eval("ARC-Challenge", "ARC-Challenge", 1172, "answer5"),
+        _eval("openbookqa", "openbookqa", 500, "answer5"),
+        _eval("hellaswag", "hellaswag", 10_042, "ending4"),
+        _train("boolq_train", "dataset/boolq/train.json", "true_false", 9427),
+        _train("ARC-Easy_train", "dataset/ARC-Easy/train.json", "answer5", 2251),
+        _train("ARC-Challenge_train", "dataset/ARC-Challenge/train.json", "answer5", 1119),
+        _train("openbookqa_train", "dataset/openbookqa/train.json", "answer5", 4957),
         # all eight commonsense sets' label kinds
-        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "auto"),
+        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "auto", 170_000),
     ]
-}
-# items per dataset (measured on the pinned files; the not-mirrored ones as upstream documents them), for the
-# jobs' resource estimates before any file is read
-SIZES = {"gsm8k": 1319, "SVAMP": 1000, "AQuA": 254, "MultiArith": 600, "AddSub": 395, "SingleEq": 508,
-         "mawps": 238, "gsm8k_train": 7473, "mawps_train": 1898, "math_data": 3260, "math_10k": 10_000,
-         "boolq": 3270, "piqa": 1838, "social_i_qa": 1954, "winogrande": 1267, "ARC-Easy": 2376,
-         "ARC-Challenge": 1172, "openbookqa": 500, "hellaswag": 10_042, "boolq_train": 9427,
-         "ARC-Easy_train": 2251, "ARC-Challenge_train": 1119, "openbookqa_train": 4957,
-         "commonsense_170k": 170_000}
-EVAL_SETS = sorted(n for n, d in DATASETS.items() if d.split == "eval")
-TRAIN_SETS = sorted(n for n, d in DATASETS.items() if d.split == "train")
+})
+DATASETS = BUILTIN  # the built-in registry; a run's own (with its config's datasets and pins) comes from with_config
+EVAL_SETS = sorted(n for n, d in BUILTIN.items() if d.split == "eval")
+TRAIN_SETS = sorted(n for n, d in BUILTIN.items() if d.split == "train")
 
 
 CONFIG_FOLDER = "config-datasets"  # where datasets declared in the config are placed under resources/data/
 
 
-def register(name: str, entry: dict) -> DatasetSpec:
-    """Add a dataset declared in the config (`datasets:`): a file in the LLM-Adapters layout or grade-school-math
+class RegistryError(KeyError):
+    """The config's datasets or pins do not fit the registry (a clash, an unknown name)."""
+
+
+def config_dataset(name: str, entry: dict) -> DatasetSpec:
+    """A dataset declared in the config (`datasets:`): a file in the LLM-Adapters layout or grade-school-math
     JSONL, by URL or local path, pinned by sha256. It then works like a built-in one everywhere."""
-    if name in DATASETS and DATASETS[name].source.folder != CONFIG_FOLDER:
-        raise KeyError(f"datasets.{name}: the name is already a built-in dataset")
     origin = entry.get("url") or entry.get("path")
     source = Source("", "", CONFIG_FOLDER, f"{name}/{origin.rstrip('/').rsplit('/', 1)[-1]}", entry["sha256"], origin)
     if entry["answer_type"] == "auto" and entry["split"] != "train":
-        raise KeyError(f"datasets.{name}: answer_type auto (per item) is for training sets; an evaluation set "
-                       f"needs one answer type")
+        raise RegistryError(f"datasets.{name}: answer_type auto (per item) is for training sets; an evaluation set "
+                            f"needs one answer type")
     suite = entry.get("suite") or (default_suite(entry["answer_type"]) if entry["split"] == "eval" else None)
-    spec = DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"], suite)
-    DATASETS[name] = spec
-    SOURCES[f"{CONFIG_FOLDER}/{name}"] = source
-    return spec
+    return DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"], suite)
 
 
-def pin(name: str, sha256: str) -> None:
-    """Pin the checksum of a download-only dataset's file (config `data.pins`), making it usable."""
-    from dataclasses import replace
+def with_config(datasets: dict[str, dict], pins: dict[str, str]) -> Mapping[str, DatasetSpec]:
+    """A run's registry: the built-in datasets, the config's own (`datasets:`), and the checksums it pins for
+    download-only files (`data.pins`). A new mapping; the built-in registry is never changed."""
+    registry, problems = dict(BUILTIN), []
+    for name, entry in datasets.items():
+        if name in BUILTIN:
+            problems.append(f"datasets.{name}: the name is already a built-in dataset")
+            continue
+        try:
+            registry[name] = config_dataset(name, entry)
+        except RegistryError as e:
+            problems.append(e.args[0])
+    for name, sha256 in pins.items():
+        if name not in registry:
+            problems.append(f"data.pins: unknown dataset {name!r}; valid: {', '.join(sorted(registry))}")
+            continue
+        pinned = registry[name].source
+        registry.update({n: replace(d, source=replace(pinned, sha256=sha256))
+                         for n, d in registry.items() if d.source == pinned})
+    if problems:
+        raise RegistryError("\n  ".join(problems))
+    return MappingProxyType(registry)
 
-    spec = get_dataset(name)
-    key = next(k for k, s in SOURCES.items() if s == spec.source)
-    SOURCES[key] = replace(spec.source, sha256=sha256)
-    for other in [d for d in DATASETS.values() if d.source == spec.source]:
-        DATASETS[other.name] = replace(other, source=SOURCES[key])
+
+def sources(registry: Mapping[str, DatasetSpec]) -> dict[str, Source]:
+    """Every file of the registry, by its path in the mirror layout."""
+    return {d.source.relpath: d.source for d in registry.values()}
 
 
-def get_dataset(name: str, split: str | None = None) -> DatasetSpec:
+def get_dataset(name: str, split: str | None = None, registry: Mapping[str, DatasetSpec] = BUILTIN) -> DatasetSpec:
     """Look a dataset up by name; an unknown name fails listing the valid ones."""
-    valid = [n for n, d in DATASETS.items() if split is None or d.split == split]
+    valid = [n for n, d in registry.items() if split is None or d.split == split]
     if name not in valid:
         kind = f"{split}ing set" if split == "train" else ("evaluation set" if split else "dataset")
         raise KeyError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
-    return DATASETS[name]
+    return registry[name]

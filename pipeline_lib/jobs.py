@@ -1,0 +1,142 @@
+"""The pipeline's jobs, each one function with explicit arguments: what a rule's script runs after parsing its
+command line, and what tests call directly.
+
+finetune  a base model + an adapter trained on a prepared training set -> the adapter directory (weights,
+          config, metrics.json with its labels, a checksum manifest), resumable from checkpoints
+evaluate  a base model (+ a fine-tuned adapter) on a prepared evaluation set -> predictions (JSONL, one line
+          per item) and a score (JSON with its labels), resumable from the partial predictions file
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+from . import paths
+from .files import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl, write_manifest
+
+
+def _fingerprint(*parts) -> str:
+    """What a resumed job must share with the one it resumes (its inputs and settings)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict, labels: dict,
+             device: str = "cpu", quantization: str = "none", trust_remote_code: bool = False,
+             on_checkpoint=None) -> dict | None:
+    """Train `adapter` on `data` and write it to `out`; return its metrics (None in data-parallel processes
+    other than the first, which end with the same weights and leave the writing to it)."""
+    import torch
+
+    from . import adapters, distributed, models
+    from .training import TrainConfig, cast_frozen_linears, train
+
+    cfg = TrainConfig(**training)
+    device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
+    distributed.init(device)
+    model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
+                                   quantization=quantization)
+    torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
+    model = adapters.attach(model, adapter)
+    counts = adapters.parameter_counts(model)
+    if cfg.autocast_bf16 and quantization == "none":
+        cast_frozen_linears(model)  # autocast would cast them to bf16 on every forward anyway
+    print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
+    metrics = train(model, tokenizer, read_jsonl(data), cfg, checkpoint_dir=paths.checkpoint_dir(out),
+                    fingerprint=_fingerprint(adapter, vars(cfg), model_dir, sha256_file(data)),
+                    on_checkpoint=on_checkpoint)
+    if distributed.world()[0] > 0:
+        return None
+    with atomic_path(out, directory=True) as tmp:
+        adapters.save(model, tmp)
+        size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
+        metrics = {**labels, **counts, **metrics, "adapter_file_bytes": size, "processes": distributed.world()[1],
+                   "adapter_spec": adapter, "training": vars(cfg), "finished": time.time()}
+        write_json(tmp / "metrics.json", metrics)
+        write_manifest(tmp)  # evaluation checks it before loading: a damaged cached adapter is never used
+    shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)
+    return metrics
+
+
+def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: str, score: str, labels: dict,
+             settings: dict, device: str = "cpu", quantization: str = "none", trust_remote_code: bool = False) -> dict:
+    """Generate, extract and score every item of `data`; write the predictions and the score; return it."""
+    import torch
+
+    from . import adapters, models
+    from .evaluation import evaluate as run
+
+    model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
+                                   quantization=quantization)
+    quantized = quantization != "none"
+    if adapter_dir:
+        model = adapters.load(model, adapter_dir)
+        if not quantized:  # merging into quantized weights would round the adapter away
+            model = adapters.merge_for_inference(model)
+    if not quantized:
+        model = model.to(getattr(torch, settings["dtype"]))
+    model.eval()
+    # a partial file from an interrupted run is reused only if every input is the same
+    weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
+    fingerprint = _fingerprint(settings, model_dir, [sha256_file(p) for p in [data, *weights]])
+    partial = Path(paths.partial(predictions))
+    done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
+    write_jsonl(predictions, done)
+    result = {**labels, **summary, "evaluation": settings}
+    write_json(score, result)
+    partial.unlink()
+    return result
+
+
+def render(scores: list[str], adapters: list[str], contamination: str, datasets: list[str],
+           train_parts: dict[str, list[str]], published: str, published_names: dict[str, str],
+           methods: dict[str, str], sweeps: dict[str, dict], tables_dir: str, figures_dir: str) -> None:
+    """Every table and figure of the run from its score files, predictions, fine-tune metrics and contamination
+    report. Scores not computed yet are skipped, saying so (the `tables` target renders whatever exists)."""
+    import sys
+
+    import pandas as pd
+
+    from . import figures, tables
+    from .files import read_json
+
+    missing = [p for p in scores if not Path(p).is_file()]
+    if missing:
+        print(f"skipping {len(missing)} score file(s) not computed yet, e.g. {missing[0]}", file=sys.stderr)
+    present = [p for p in scores if Path(p).is_file()]
+    frame = tables.collect(present)
+    overlap = read_json(contamination) if Path(contamination).is_file() else \
+        {"policy": "report", "level": "near", "pairs": {}, "levels": [], "ngram": 8, "threshold": 0.8}
+    marks = tables.contamination_marks(overlap, train_parts, datasets)
+    metrics = tables.load_metrics([paths.metrics(d) for d in adapters if Path(paths.metrics(d)).is_file()])
+    out, figs = Path(tables_dir), Path(figures_dir)
+
+    numeric = tables.accuracy_table(frame, datasets)
+    tables.write_accuracy(numeric, out / "accuracy", marks)
+    tables.write(tables.accuracy_cells(frame, datasets, marks), out / "accuracy_ci", "Accuracy (%) with 95% intervals",
+                 tables.accuracy_notes(marks))
+    tables.write(tables.resources_table(metrics, frame), out / "resources", "Resources per fine-tune")
+    comparison = tables.published_comparison(frame, pd.read_csv(published, keep_default_na=False), published_names,
+                                             methods)
+    tables.write(comparison, out / "published", "Ours beside the LLM-Adapters README",
+                 [] if len(comparison) else ["This run reproduces no published cell (model, adapter, training set)."])
+    predictions = {(s.model, s.adapter, s.train_set, s.dataset): paths.predictions(s.model, s.adapter, s.train_set,
+                                                                                   s.dataset)
+                   for s in frame.itertuples()}
+    tables.write(tables.significance_table(predictions), out / "significance",
+                 "Pairwise comparison of adapters on the same items")
+    if Path(contamination).is_file():
+        tables.write_contamination(overlap, out / "contamination")
+
+    figures.accuracy_by_dataset(frame, datasets, figs / "accuracy")
+    params = {k: m.get("trainable_params") for k, m in metrics.items()}
+    figures.accuracy_vs_parameters(numeric, params, figs / "tradeoff")
+    figures.loss_curves(metrics, figs / "loss")
+    figures.job_times(metrics, frame, figs / "time")
+    if any(c["placement"] for c in sweeps.values()):
+        figures.placement(frame, sweeps, figs / "placement")
+    if any(c["size"] is not None for c in sweeps.values()):
+        figures.size(frame, sweeps, params, figs / "size")
+    print(numeric.to_string(index=False))

@@ -1,0 +1,69 @@
+"""Where every artifact of a run lives, relative to the working directory: one place, imported by the rules
+(with wildcard names such as "{model}" as arguments, giving patterns), the scripts and the library."""
+from __future__ import annotations
+
+CONTAMINATION = "results/data/contamination.json"
+TABLES = "results/tables"
+FIGURES = "results/figures"
+
+
+def raw_data(relpath: str) -> str:
+    """An upstream file as fetched: `resources/data/<repository folder>/<path>` (the mirror's layout)."""
+    return f"resources/data/{relpath}"
+
+
+def full_data(name: str) -> str:
+    """Every item of a dataset, validated and normalized."""
+    return f"results/data/full/{name}.jsonl"
+
+
+def prepared_data(split: str, name: str) -> str:
+    """The items a job uses: decontaminated, subsampled."""
+    return f"results/data/{split}/{name}.jsonl"
+
+
+def wheel(model: str) -> str:
+    return f"resources/wheels/{model}.whl"
+
+
+def model_dir(model: str) -> str:
+    """A base model converted or downloaded by a rule (models given by path are used in place)."""
+    return f"resources/models/{model}"
+
+
+def adapter_dir(model: str, adapter: str, train: str) -> str:
+    return f"results/adapters/{model}/{adapter}/{train}"
+
+
+def checkpoint_dir(adapter: str) -> str:
+    """Beside the adapter: Snakemake removes a failed job's outputs, not this, so a killed fine-tune resumes."""
+    return f"{adapter}.checkpoint"
+
+
+def metrics(adapter: str) -> str:
+    return f"{adapter}/metrics.json"
+
+
+def predictions(model: str, adapter: str, train: str, dataset: str) -> str:
+    return f"results/predictions/{model}/{adapter}/{train}/{dataset}.jsonl"
+
+
+def partial(predictions_path: str) -> str:
+    """Predictions written batch by batch while an evaluation runs (what a killed evaluation resumes from)."""
+    return f"{predictions_path}.partial"
+
+
+def score(model: str, adapter: str, train: str, dataset: str) -> str:
+    return f"results/scores/{model}/{adapter}/{train}/{dataset}.json"
+
+
+def table(name: str, ext: str) -> str:
+    return f"{TABLES}/{name}.{ext}"
+
+
+def figure(name: str, ext: str) -> str:
+    return f"{FIGURES}/{name}.{ext}"
+
+
+def log(rule: str, name: str) -> str:
+    return f"logs/{rule}/{name}.log"

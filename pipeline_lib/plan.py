@@ -1,0 +1,244 @@
+"""A run, planned from its config before any job: `prepare(config)` checks every name (models, methods,
+datasets, training sets, target modules), expands sweeps into adapters and checks their options against the
+schema, builds the run's dataset registry (built-ins + the config's datasets and pins) and returns an
+immutable RunPlan. The rules read everything from the plan; the config itself is never changed.
+
+Importable without torch: planning a large run stays fast."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from . import methods, models, placement, resources, suites, sweeps
+from .data import registry as data_registry
+from .train_config import TrainConfig
+
+BASE = "base"  # the adapter name meaning "no adapter"
+NO_TRAIN_SET = "none"  # training-set slot of the base rows
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+UNKNOWN_ITEMS = 10_000  # a dataset whose size is unknown before preparation, for the resource estimates
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: Mapping                          # the validated config (read-only view; adapters as configured)
+    adapters: Mapping[str, dict]             # every adapter: the config's and the sweep members
+    sweep_coordinates: Mapping[str, dict]    # sweep member -> family, method, placement, size
+    datasets: Mapping[str, data_registry.DatasetSpec]
+    model_sources: Mapping[str, dict]        # model -> {"embedded"|"path"|"hub": ...}
+    rows: tuple[tuple[str, str, str], ...]   # (model, adapter, training set) of every result row; base rows first
+    train_parts: tuple[str, ...]             # the training datasets, mixtures expanded, each once
+    unpinned: tuple[str, ...]                # download-only files the run needs without a pinned sha256
+
+    @property
+    def eval_sets(self) -> list[str]:
+        return list(self.config["eval_sets"])
+
+    @property
+    def train_sets(self) -> list[str]:
+        return list(self.config["train_sets"])
+
+    def mixture_parts(self, train_set: str) -> list[str]:
+        return list(self.config["mixtures"].get(train_set, [train_set]))
+
+    def adapter_spec(self, name: str) -> dict:
+        """The adapter's method and options, without its training overrides."""
+        return {k: thawed(v) for k, v in self.adapters[name].items() if k != "training"}
+
+    def train_config(self, adapter: str) -> dict:
+        """Global training settings, overridden by the adapter's own `training:` block."""
+        return train_config(thawed(self.config["training"]), thawed(self.adapters[adapter]), adapter)
+
+    def evaluation_settings(self, dataset: str) -> dict:
+        """One evaluation's generation settings (pipeline_lib.suites)."""
+        return suites.settings(dict(self.config["evaluation"]), self.datasets[dataset].suite or "math")
+
+    def data_limit(self, name: str, split: str) -> int | None:
+        data = self.config["data"]
+        return data["limits"].get(name, data["train_limit" if split == "train" else "eval_limit"])
+
+    def estimated_items(self, name: str, split: str) -> int:
+        """Items a job will see, before any file is read: the configured limit, else the set's known size
+        (a mixture: its parts')."""
+        known = sum(self.datasets[p].items or UNKNOWN_ITEMS for p in self.mixture_parts(name))
+        limit = self.data_limit(name, split)
+        return min(limit, known) if limit else known
+
+    def model_params(self, model: str) -> float:
+        return resources.model_params(model, self.model_sources[model])
+
+    def finetune_estimate(self, model: str, adapter: str, train: str) -> dict:
+        return resources.finetune(self.model_params(model), self.train_config(adapter),
+                                  self.estimated_items(train, "train"), self.config["device"],
+                                  self.config["quantization"])
+
+    def evaluate_estimate(self, model: str, dataset: str) -> dict:
+        return resources.evaluate(self.model_params(model), self.evaluation_settings(dataset),
+                                  self.estimated_items(dataset, "eval"), self.config["device"],
+                                  self.config["quantization"])
+
+
+def train_config(training: Mapping, adapter: Mapping, name: str) -> dict:
+    merged = {**training, **adapter.get("training", {})}
+    valid = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(merged) - valid)
+    if unknown:
+        raise ConfigError(f"adapters.{name}.training: unknown key(s) {unknown}; valid: {sorted(valid)}")
+    return asdict(TrainConfig(**merged))
+
+
+def _schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _schema_problems(instance, schema: dict, where: str) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    return [f"{where}{''.join(f'.{p}' for p in e.absolute_path)}: {e.message}"
+            for e in Draft202012Validator(schema).iter_errors(instance)]
+
+
+def _adapter_problems(name: str, spec: dict, config: dict, schema: dict) -> list[str]:
+    """The adapter's own entry and its merged training settings against the schema (sweep members included,
+    which exist only after expansion), and its method's name."""
+    problems = _schema_problems(spec, schema["properties"]["adapters"]["additionalProperties"], f"adapters.{name}")
+    if name == BASE:
+        problems.append(f"adapters: {BASE!r} is reserved for the base model without adapter")
+    try:
+        methods.get(spec["method"])
+    except ValueError as e:
+        problems.append(f"adapters.{name}: {e}")
+    overrides = spec.get("training", {})
+    if isinstance(overrides, dict):
+        training = {**config["training"], **overrides}
+        problems += _schema_problems(training, schema["properties"]["training"], f"adapters.{name}.training")
+    return problems
+
+
+def _name_problems(config: dict, registry: Mapping) -> list[str]:
+    """Models, mixtures, training and evaluation sets, limits that do not exist, each listing the valid ones."""
+    problems = []
+    for name in config["models"]:
+        try:
+            models.model_source(name, config["model_defs"].get(name))
+        except (KeyError, ValueError) as e:
+            problems.append(f"models: {e.args[0]}")
+    for mixture, parts in config["mixtures"].items():
+        if mixture in registry:
+            problems.append(f"mixtures.{mixture}: the name is already a dataset")
+        problems += [f"mixtures.{mixture}: {e}" for e in _lookup(parts, "train", registry)]
+    problems += [f"train_sets: {e}" for e in _lookup([n for n in config["train_sets"] if n not in config["mixtures"]],
+                                                     "train", registry)]
+    problems += [f"eval_sets: {e}" for e in _lookup(config["eval_sets"], "eval", registry)]
+    problems += [f"data.limits: {e}" for e in _lookup(config["data"]["limits"], None, registry)]
+    return problems
+
+
+def _lookup(names, split, registry) -> list[str]:
+    problems = []
+    for name in names:
+        try:
+            data_registry.get_dataset(name, split, registry)
+        except KeyError as e:
+            problems.append(e.args[0])
+    return problems
+
+
+def _target_problems(config: dict, adapters: Mapping[str, dict]) -> list[str]:
+    """Target modules that do not exist in a model's architecture, where the architecture is known before any
+    download (embedded models, local directories)."""
+    problems = []
+    for model in config["models"]:
+        model_type = models.model_type(model, config["model_defs"].get(model))
+        if model_type not in placement.ARCHITECTURES:
+            continue
+        for name, spec in adapters.items():
+            targets = spec.get("target_modules")
+            if isinstance(targets, list):
+                bad = placement.unknown_targets(model_type, targets)
+                if bad:
+                    problems.append(f"adapters.{name}.target_modules: {bad} not in {model} ({model_type}); valid: "
+                                    f"{', '.join(placement.known_modules(model_type))}, or a placement: "
+                                    f"{', '.join(placement.PLACEMENTS)}, paper")
+    return problems
+
+
+def _run_problems(config: dict, adapters: Mapping[str, dict]) -> list[str]:
+    problems = []
+    try:
+        models.check_quantization(config["quantization"], config["device"], [s["method"] for s in adapters.values()])
+    except ValueError as e:
+        problems.append(f"quantization: {e}")
+    if config["gpus_per_finetune"] > 1 and config["device"] != "cuda":
+        problems.append(f"gpus_per_finetune: {config['gpus_per_finetune']} needs device: cuda "
+                        f"(it is {config['device']})")
+    return problems
+
+
+def _unpinned(names, registry) -> tuple[str, ...]:
+    """The run's download-only datasets (not mirrored, no sha256 pinned): a real run must stop before any job,
+    saying where each file comes from and how to pin it; a dry run can still show the whole DAG."""
+    return tuple(f"{n}: download-only file {registry[n].source.url} has no pinned sha256. Download it, check it, "
+                 f"and pin it in the config: data: {{pins: {{{n}: <sha256>}}}} (then data.mirror or the URL "
+                 f"supplies it)" for n in dict.fromkeys(names) if n in registry and registry[n].source.sha256 is None)
+
+
+def _frozen(value):
+    """A read-only deep view: mappings become MappingProxyType, lists tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def thawed(value):
+    """A plain (JSON-serialisable) copy of a frozen view."""
+    if isinstance(value, Mapping):
+        return {k: thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thawed(v) for v in value]
+    return value
+
+
+def prepare(config: dict) -> RunPlan:
+    """The plan of a run whose config the schema has validated (defaults filled); every problem at once, as a
+    ConfigError naming each key and the valid values."""
+    config = copy.deepcopy(config)
+    try:
+        adapters, coordinates = sweeps.expand_all(config["sweeps"], config["adapters"])
+    except sweeps.SweepError as e:
+        raise ConfigError(f"invalid config:\n  {e}") from e
+    try:
+        registry = data_registry.with_config(config["datasets"], config["data"]["pins"])
+    except data_registry.RegistryError as e:
+        raise ConfigError(f"invalid config:\n  {e.args[0]}") from e
+    schema = _schema()
+    problems = [p for name, spec in adapters.items() for p in _adapter_problems(name, spec, config, schema)]
+    problems += _name_problems(config, registry) + _target_problems(config, adapters) + _run_problems(config, adapters)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    train_parts = tuple(dict.fromkeys(p for t in config["train_sets"] for p in config["mixtures"].get(t, [t])))
+    rows = [(m, BASE, NO_TRAIN_SET) for m in config["models"]] if config["include_base"] else []
+    rows += [(m, a, t) for m in config["models"] for a in adapters for t in config["train_sets"]]
+    return RunPlan(
+        config=_frozen(config), adapters=_frozen(adapters), sweep_coordinates=_frozen(coordinates),
+        datasets=registry,
+        model_sources=_frozen({m: models.model_source(m, config["model_defs"].get(m)) for m in config["models"]}),
+        rows=tuple(rows), train_parts=train_parts,
+        unpinned=_unpinned([*train_parts, *config["eval_sets"]], registry))
+
+
+def dumps(value) -> str:
+    """JSON of a plan value (frozen views included), keys sorted: how settings travel to a job."""
+    return json.dumps(thawed(value), sort_keys=True)
