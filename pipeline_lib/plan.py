@@ -72,18 +72,30 @@ class RunPlan:
         limit = self.data_limit(name, split)
         return min(limit, known) if limit else known
 
+    def quantization(self, model: str) -> dict | None:
+        """The base's bitsandbytes settings (model_defs.<model>.quantization over the global `quantization`),
+        None when unquantized."""
+        entry = self.config["model_defs"].get(model, {})
+        return models.quantization_settings(thawed(entry.get("quantization", self.config["quantization"])))
+
     def model_params(self, model: str) -> float:
         return resources.model_params(model, self.model_sources[model])
 
+    def _sizes(self, model: str) -> dict:
+        params = self.model_params(model)
+        return {"params": params, "quantization": self.quantization(model),
+                "embedding": resources.embedding_params(model, self.model_sources[model], params)}
+
     def finetune_estimate(self, model: str, adapter: str, train: str) -> dict:
-        return resources.finetune(self.model_params(model), self.train_config(adapter),
-                                  self.estimated_items(train, "train"), self.config["device"],
-                                  self.config["quantization"])
+        sizes = self._sizes(model)
+        return resources.finetune(sizes["params"], self.train_config(adapter), self.estimated_items(train, "train"),
+                                  self.config["device"], sizes["quantization"], sizes["embedding"])
 
     def evaluate_estimate(self, model: str, dataset: str) -> dict:
-        return resources.evaluate(self.model_params(model), self.evaluation_settings(dataset),
+        sizes = self._sizes(model)
+        return resources.evaluate(sizes["params"], self.evaluation_settings(dataset),
                                   self.estimated_items(dataset, "eval"), self.config["device"],
-                                  self.config["quantization"])
+                                  sizes["quantization"], sizes["embedding"])
 
 
 def train_config(training: Mapping, adapter: Mapping, name: str) -> dict:
@@ -141,6 +153,8 @@ def _name_problems(config: dict, registry: Mapping) -> list[str]:
                                                      "train", registry)]
     problems += [f"eval_sets: {e}" for e in _lookup(config["eval_sets"], "eval", registry)]
     problems += [f"data.limits: {e}" for e in _lookup(config["data"]["limits"], None, registry)]
+    problems += [f"datasets.{n}.path: {d.hf['path']} does not exist" for n, d in registry.items()
+                 if d.via_datasets and "path" in d.hf and not Path(d.hf["path"]).exists()]
     return problems
 
 
@@ -175,10 +189,14 @@ def _target_problems(config: dict, adapters: Mapping[str, dict]) -> list[str]:
 
 def _run_problems(config: dict, adapters: Mapping[str, dict]) -> list[str]:
     problems = []
-    try:
-        models.check_quantization(config["quantization"], config["device"], [s["method"] for s in adapters.values()])
-    except ValueError as e:
-        problems.append(f"quantization: {e}")
+    for model in config["models"]:
+        entry = config["model_defs"].get(model, {})
+        try:
+            models.check_quantization(models.quantization_settings(entry.get("quantization", config["quantization"])),
+                                      [s["method"] for s in adapters.values()])
+        except ValueError as e:
+            key = f"model_defs.{model}.quantization" if "quantization" in entry else "quantization"
+            problems.append(f"{key}: {e}")
     if config["gpus_per_finetune"] > 1 and config["device"] != "cuda":
         problems.append(f"gpus_per_finetune: {config['gpus_per_finetune']} needs device: cuda "
                         f"(it is {config['device']})")
@@ -190,7 +208,8 @@ def _unpinned(names, registry) -> tuple[str, ...]:
     saying where each file comes from and how to pin it; a dry run can still show the whole DAG."""
     return tuple(f"{n}: download-only file {registry[n].source.url} has no pinned sha256. Download it, check it, "
                  f"and pin it in the config: data: {{pins: {{{n}: <sha256>}}}} (then data.mirror or the URL "
-                 f"supplies it)" for n in dict.fromkeys(names) if n in registry and registry[n].source.sha256 is None)
+                 f"supplies it)" for n in dict.fromkeys(names)
+                 if n in registry and registry[n].source.sha256 is None and not registry[n].via_datasets)
 
 
 def _frozen(value):

@@ -12,6 +12,7 @@ import pandas as pd
 from . import stats
 from .files import atomic_path, read_json, read_jsonl
 from .methods import published_names as published_methods
+from .models import describe_quantization
 
 ROW_KEYS = ["model", "adapter", "train_set"]
 BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
@@ -70,6 +71,7 @@ def collect(score_paths: list[str | Path]) -> pd.DataFrame:
         rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"],
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     "quantization": describe_quantization(s.get("quantization")),
                      "paper_ci_low": paper_low, "paper_ci_high": paper_high})
     if not rows:
         raise ValueError("no score files to aggregate")
@@ -152,10 +154,14 @@ def accuracy_cells(scores: pd.DataFrame, datasets: list[str], marks: dict) -> pd
     return pd.DataFrame(rows)
 
 
-def accuracy_notes(marks: dict) -> list[str]:
+def accuracy_notes(marks: dict, scores: pd.DataFrame | None = None) -> list[str]:
     used = set(marks.values())
-    return ["Accuracy in percent with its 95% Wilson interval; bold: best in the column."] + \
-        [LEGEND[m] for m in MARKS if m in used]
+    notes = ["Accuracy in percent with its 95% Wilson interval; bold: best in the column."]
+    notes += [LEGEND[m] for m in MARKS if m in used]
+    if scores is not None and (scores.quantization != "none").any():
+        bases = scores.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
+        notes.append("Base weights: " + "; ".join(f"{m} {q}" for m, q in bases.items()) + ".")
+    return notes
 
 
 def resources_table(metrics: dict[tuple, dict], scores: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +176,8 @@ def resources_table(metrics: dict[tuple, dict], scores: pd.DataFrame) -> pd.Data
                      "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
                      "peak RSS (MB)": m.get("peak_rss_mb"), "peak CUDA (MB)": m.get("peak_cuda_mb"),
                      "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
+                     "base": describe_quantization(m.get("quantization")),
+                     "base weights (MB)": m.get("base_weights_mb"),
                      "eval time (s)": round(float(eval_time.get(keys, float("nan"))), 1)})
     return pd.DataFrame(rows)
 

@@ -62,7 +62,7 @@ def model_dir(wildcards):
 
 def model_options(model):
     """The options of every script that loads a base model (scripts/_common.add_model_args)."""
-    return {"device": config["device"], "quantization": config["quantization"],
+    return {"device": config["device"], "quantization": PLAN.quantization(model) or "none",
             "trust_remote_code": bool(PLAN.model_sources[model].get("trust_remote_code"))}
 
 

@@ -27,13 +27,42 @@ rule normalize_data:
     output:
         paths.full_data("{name}"),
     wildcard_constraints:
-        name=alternation(PLAN.datasets),
+        name=alternation(n for n, d in PLAN.datasets.items() if not d.via_datasets),
     params:
         files=lambda wc, input, output: cli("normalize", input[0], output[0]),
         options=lambda wc: cli(spec={k: getattr(PLAN.datasets[wc.name], k)
                                      for k in ("name", "loader", "split", "answer_type", "suite")}),
     log:
         paths.log("normalize_data", "{name}"),
+    shell:
+        script("prepare_data.py")
+
+
+def local_dataset_files(wildcards):
+    """A local dataset's file, or every file of its save_to_disk folder: a changed file re-runs what uses it."""
+    entry = PLAN.datasets[wildcards.name].hf
+    if "path" not in entry:
+        return []  # a hub dataset: its pinned revision, a param, is what changes
+    path = Path(entry["path"])
+    return sorted(str(f) for f in path.rglob("*") if f.is_file()) if path.is_dir() else [str(path)]
+
+
+rule load_dataset:
+    # datasets read with the datasets library (config `format: hf`): hub at a pinned commit, or local files
+    input:
+        local_dataset_files,
+    output:
+        full=paths.full_data("{name}"),
+        source=paths.dataset_source("{name}"),
+    wildcard_constraints:
+        name=alternation(n for n, d in PLAN.datasets.items() if d.via_datasets),
+    params:
+        files=lambda wc, output: cli("load", output.full, output.source),
+        options=lambda wc: cli(spec={k: getattr(PLAN.datasets[wc.name], k)
+                                     for k in ("name", "loader", "split", "answer_type", "suite")},
+                               entry=PLAN.datasets[wc.name].hf),
+    log:
+        paths.log("load_dataset", "{name}"),
     shell:
         script("prepare_data.py")
 

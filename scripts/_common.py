@@ -1,10 +1,11 @@
 """Shared set-up for the entry points: make pipeline_lib importable and pin torch's thread count."""
+import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline_lib.models import QUANTIZATIONS  # noqa: E402
+from pipeline_lib.models import QUANTIZATIONS, quantization_settings  # noqa: E402
 
 
 def set_threads(n: int) -> None:
@@ -20,4 +21,10 @@ def add_model_args(parser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--trust-remote-code", action="store_true")
-    parser.add_argument("--quantization", default="none", choices=QUANTIZATIONS)
+    parser.add_argument("--quantization", type=quantization, default=None,
+                        help=f"{' | '.join(QUANTIZATIONS)} | JSON settings (bits, quant_type, double_quant, "
+                             f"compute_dtype)")
+
+
+def quantization(text: str) -> dict | None:
+    return quantization_settings(json.loads(text) if text.startswith("{") else text)

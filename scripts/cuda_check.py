@@ -5,9 +5,9 @@ import sys
 import tempfile
 import time
 
-import _common  # noqa: F401
 import torch
 
+import _common  # noqa: F401
 from pipeline_lib import adapters, models
 from pipeline_lib.generation import generate
 from pipeline_lib.training import TrainConfig, train
@@ -18,6 +18,7 @@ LORA = {"method": "lora", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj",
 
 
 def case(model_dir, label, quantization, spec, dtype="float32"):
+    quantization = models.quantization_settings(quantization)
     start = time.time()
     model, tok = models.load(model_dir, dtype=dtype, device="cuda", quantization=quantization)
     model = adapters.attach(model, spec)
@@ -75,7 +76,7 @@ def data_parallel(model_dir) -> bool:
 
 def main():
     if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check here (the quantized path is CUDA-only)")
+        print("no CUDA device: nothing to check here (the CPU paths, quantized ones included, are in the tests)")
         return 0
     model_dir = sys.argv[1]
     results = [case(model_dir, "4-bit nf4 + LoRA (QLoRA)", "4bit", LORA),

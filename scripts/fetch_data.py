@@ -3,7 +3,6 @@ import argparse
 import json
 
 import _common  # noqa: F401
-
 from pipeline_lib.data import Source
 from pipeline_lib.data.fetch import fetch
 from pipeline_lib.data.registry import GITHUB_RAW

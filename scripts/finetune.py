@@ -3,7 +3,6 @@ import argparse
 import json
 
 import _common
-
 from pipeline_lib import jobs
 
 

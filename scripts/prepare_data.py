@@ -4,8 +4,7 @@ import argparse
 import json
 
 import _common  # noqa: F401
-
-from pipeline_lib.data import DatasetSpec, prepare
+from pipeline_lib.data import DatasetSpec, hf, prepare
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,6 +14,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("raw")
     p.add_argument("out")
     p.add_argument("--spec", type=json.loads, required=True, help="dataset spec as JSON: name, loader, split, ...")
+    p = steps.add_parser("load", help="read a dataset with the datasets library (config format: hf)")
+    p.add_argument("out")
+    p.add_argument("source_out")
+    p.add_argument("--spec", type=json.loads, required=True, help="dataset spec as JSON: name, loader, split, ...")
+    p.add_argument("--entry", type=json.loads, required=True, help="the config's datasets entry as JSON")
     p = steps.add_parser("contamination")
     p.add_argument("out")
     p.add_argument("--train", nargs="+", default=[], metavar="NAME=PATH")
@@ -44,6 +48,9 @@ def main():
     if args.step == "normalize":
         spec = DatasetSpec(source=None, **args.spec)
         print(f"{spec.name}: {prepare.normalize(spec, args.raw, args.out)} items valid -> {args.out}")
+    elif args.step == "load":
+        spec = DatasetSpec(source=None, **args.spec, hf=args.entry)
+        print(f"{spec.name}: {hf.load(spec, args.entry, args.out, args.source_out)} items valid -> {args.out}")
     elif args.step == "contamination":
         named = [dict(p.split("=", 1) for p in pairs) for pairs in (args.train, args.eval)]
         result = prepare.contamination_report(*named, args.out, args.ngram, args.threshold, args.level, args.policy)

@@ -2,7 +2,6 @@
 import argparse
 
 import _common
-
 from pipeline_lib import models
 
 

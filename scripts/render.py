@@ -5,7 +5,6 @@ import argparse
 import json
 
 import _common  # noqa: F401
-
 from pipeline_lib import jobs
 
 

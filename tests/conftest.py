@@ -25,6 +25,14 @@ def tiny_dir(tmp_path_factory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny64_dir(tmp_path_factory) -> Path:
+    """The tiny model at hidden size 64: bitsandbytes' CPU 4-bit kernel needs at least 64 input features."""
+    from tiny_model import save_tiny
+
+    return save_tiny(tmp_path_factory.mktemp("tiny-llama-64"), hidden_size=64, intermediate_size=128)
+
+
 @pytest.fixture()
 def tiny(tiny_dir):
     """A freshly loaded tiny model and its tokenizer (fresh each test: adapters modify models in place)."""

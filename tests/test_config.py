@@ -2,9 +2,9 @@ import copy
 
 import pytest
 import yaml
-from snakemake_run import ROOT, run
 
 from pipeline_lib.plan import ConfigError, prepare
+from snakemake_run import ROOT, run
 
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -112,16 +112,20 @@ def test_snakemake_stops_before_any_job(tmp_path, overrides, message):
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
-def test_quantization_needs_cuda_and_the_lora_family():
+def test_quantization_per_model_and_methods_measured_to_fail_are_refused():
     config = _filled()
     config["quantization"] = "4bit"
-    with pytest.raises(ConfigError, match=r"quantization: quantization '4bit' needs a CUDA device .* device is 'cpu'"):
+    plan = prepare(config)  # LoRA, Series and Parallel train on a 4-bit base, on CPU too
+    assert plan.quantization("smollm2-135m")["quant_type"] == "nf4"
+    config["adapters"]["d"] = {"method": "dora"}
+    with pytest.raises(ConfigError, match=r"quantization: a 4bit nf4 double-quant bfloat16 base supports .*lora.* "
+                                          r"\(docs/adapter-support.md\), not dora"):
         prepare(config)
-    config["device"] = "cuda"
-    with pytest.raises(ConfigError, match=r"supports the LoRA family .* not parallel, series"):
-        prepare(config)
-    config["adapters"] = {"lora": config["adapters"]["lora"]}
-    prepare(config)
+    config["quantization"] = "none"
+    plan = prepare({**config, "adapters": {"lora": config["adapters"]["lora"]},
+                    "model_defs": {"tiny": {"path": "/x", "quantization": {"bits": 8}}}, "models": ["smollm2-135m",
+                                                                                                   "tiny"]})
+    assert plan.quantization("smollm2-135m") is None and plan.quantization("tiny") == {"bits": 8}
 
 
 def test_cuda_check_script_skips_cleanly_without_cuda():

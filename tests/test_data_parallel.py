@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from snakemake_run import ROOT
-from test_training import RECORDS
 
 from pipeline_lib import distributed
+from snakemake_run import ROOT
+from test_training import RECORDS
 
 ADAPTER = {"method": "lora", "r": 4, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 TRAINING = {"max_steps": 3, "batch_size": 8, "micro_batch_size": 2, "warmup_steps": 1, "learning_rate": 1e-2,

@@ -11,9 +11,9 @@ import time
 
 import pytest
 import yaml
-from snakemake_run import ROOT, SNAKEMAKE, run
 
 from pipeline_lib.files import CorruptArtifact, atomic_path, verify_manifest, write_manifest
+from snakemake_run import ROOT, SNAKEMAKE, run
 
 TALLY = {"bad inputs": [], "kills": 0, "lost": 0}
 
@@ -59,7 +59,7 @@ BAD_CONFIGS = [
     ({"datasets": {"gsm8k": {"path": "/x.json", "sha256": "0" * 64, "format": "llm_adapters", "split": "eval",
                              "answer_type": "number"}}}, "already a built-in dataset"),
     ({"gpus_per_finetune": 2}, "gpus_per_finetune: 2 needs device: cuda"),
-    ({"quantization": "4bit", "device": "cpu"}, "needs a CUDA device"),
+    ({"quantization": "4bit", "adapters": {"x": {"method": "loha"}}}, "not loha"),
     ({"threads": 0}, "threads"),
 ]
 

@@ -7,9 +7,9 @@ import sys
 import time
 
 import pytest
-from snakemake_run import ROOT
 
 from pipeline_lib import gpu
+from snakemake_run import ROOT
 
 JOB = """
 import os, sys, time

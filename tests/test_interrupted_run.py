@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from snakemake_run import ROOT, SNAKEMAKE
 
 pytestmark = pytest.mark.slow

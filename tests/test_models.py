@@ -23,10 +23,27 @@ def test_loaded_tokenizer_has_a_pad_token(tiny):
     assert tokenizer.pad_token_id is not None and model.config.model_type == "llama"
 
 
-def test_quantization_is_refused_without_cuda(tiny_dir):
+def test_quantization_settings_from_names_and_mappings():
+    assert models.quantization_settings("none") is None
+    assert models.quantization_settings("4bit") == models.FOUR_BIT
+    assert models.quantization_settings({"bits": 4, "double_quant": False}) == {**models.FOUR_BIT, "double_quant": False}
+    assert models.quantization_settings({"bits": 8, "quant_type": "nf4"}) == {"bits": 8}
+    assert models.describe_quantization(models.FOUR_BIT) == "4bit nf4 double-quant bfloat16"
+
+
+@pytest.mark.parametrize("settings", [models.FOUR_BIT, {"bits": 4, "quant_type": "fp4", "double_quant": False,
+                                                         "compute_dtype": "float32"}, {"bits": 8}])
+def test_a_quantized_base_loads_on_cpu_and_stays_close(tiny64_dir, settings):
+    import bitsandbytes as bnb
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("CUDA present")
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        models.load(tiny_dir, quantization="4bit")
+    full, tok = models.load(tiny64_dir)
+    quantized, _ = models.load(tiny64_dir, quantization=settings)
+    kind = bnb.nn.Linear4bit if settings["bits"] == 4 else bnb.nn.Linear8bitLt
+    assert isinstance(quantized.model.layers[0].self_attn.q_proj, kind)
+    if settings["bits"] == 4:
+        assert quantized.model.layers[0].self_attn.q_proj.weight.quant_type == settings["quant_type"]
+    ids = tok(["The answer is 42."], return_tensors="pt")
+    with torch.no_grad():
+        a, b = full(**ids).logits, quantized(**ids).logits.float()
+    assert 0 < (a - b).abs().max() < 0.5 * a.abs().max()  # quantized, and still the same model

@@ -1,6 +1,7 @@
 """The paper's experiment matrices as configs: exact job counts of each dry run, and the not-mirrored training
 files stopping a real run before any job."""
 import pytest
+
 from snakemake_run import ROOT, job_counts, run
 
 MATH = {"download_hub_model": 4, "fetch_data": 5, "normalize_data": 5, "contamination": 1, "prepare_data": 5,
@@ -30,14 +31,14 @@ def test_paper_targets_resolve_in_the_saved_adapter(tmp_path, arch):
     import yaml
 
     from pipeline_lib import adapters, methods
-    from pipeline_lib.adapters.support import tiny_model
+    from pipeline_lib.adapters.support import tiny_base
 
     config = yaml.safe_load(open(ROOT / "config/paper-math.yaml"))
     for name, spec in config["adapters"].items():
         if spec.get("target_modules") != "paper":
             continue
         options = {k: v for k, v in spec.items() if k != "training"}
-        adapters.save(adapters.attach(tiny_model(arch), options), tmp_path / name)
+        adapters.save(adapters.attach(tiny_base(arch), options), tmp_path / name)
         saved = json.loads((tmp_path / name / "adapter_config.json").read_text())["target_modules"]
         assert sorted(saved) == sorted(methods.TABLE[spec["method"]].paper[arch]), (arch, name)
 

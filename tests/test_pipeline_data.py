@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 import pytest
-from snakemake_run import run
 
 from pipeline_lib.files import read_jsonl
+from snakemake_run import run
 
 pytestmark = pytest.mark.slow
 ITEM = {"instruction": "Ann has 3 pens and buys 4 more. How many pens does she have?", "input": "",

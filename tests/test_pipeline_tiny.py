@@ -3,10 +3,10 @@ import json
 
 import pandas as pd
 import pytest
-from snakemake_run import job_counts, run
 
 from pipeline_lib.answers import score
 from pipeline_lib.files import read_jsonl
+from snakemake_run import job_counts, run
 
 pytestmark = pytest.mark.slow
 ROWS = [("base", "none"), ("lora", "gsm8k_train"), ("series", "gsm8k_train"), ("parallel", "gsm8k_train")]

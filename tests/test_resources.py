@@ -14,7 +14,7 @@ def test_hidden_times_layers_fit_within_ten_percent(params, hidden, layers):
 
 def test_quantization_and_checkpointing_lower_gpu_memory():
     full = resources.finetune(6.74e9, TRAINING, 10_000, "cuda")
-    four_bit = resources.finetune(6.74e9, TRAINING, 10_000, "cuda", "4bit")
+    four_bit = resources.finetune(6.74e9, TRAINING, 10_000, "cuda", {"bits": 4})
     checkpointed = resources.finetune(6.74e9, {**TRAINING, "gradient_checkpointing": True}, 10_000, "cuda")
     assert four_bit["gpu_mem_mb"] < 0.6 * full["gpu_mem_mb"]
     assert checkpointed["gpu_mem_mb"] < full["gpu_mem_mb"]
@@ -43,3 +43,28 @@ def test_evaluation_estimates_follow_the_resolved_protocol_settings():
     paper = resources.evaluate(6.74e9, settings({"protocol": "paper", "dtype": "bfloat16"}, "math"), 1000, "cuda")
     assert fast["runtime"] < fast_math["runtime"] < paper["runtime"]  # 32 < 256 tokens; beams without cache
     assert paper["gpu_mem_mb"] < fast_math["gpu_mem_mb"]  # a batch of one prompt holds a smaller cache
+
+
+@pytest.mark.parametrize("name", ["LLaMA-7B", "LLaMA-13B"])
+def test_four_bit_estimates_of_the_paper_models_follow_their_architecture(name):
+    """The 4-bit weight memory of LLaMA-7B/13B counted layer by layer on the meta device (linears at 0.55 B, the
+    embedding and output head unquantized in float32) against the estimate: equal with the architecture's E,
+    within 10% with the default share of P when E is unknown."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipeline_lib.adapters.paper_counts import paper_model_configs
+    from pipeline_lib.models import FOUR_BIT
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(paper_model_configs()[name])
+    params = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
+    linears = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) - \
+        model.get_output_embeddings().weight.numel()
+    counted = 0.55 * linears + 4 * embedding + 4 * (params - linears - embedding)  # norms stay float32 too
+    assert resources._weight_bytes(params, "bfloat16", FOUR_BIT, embedding) == pytest.approx(counted, rel=0.01)
+    assert resources._weight_bytes(params, "bfloat16", FOUR_BIT) == pytest.approx(counted, rel=0.10)
+    gpu = resources.finetune(params, TRAINING, 10_000, "cuda", FOUR_BIT)["gpu_mem_mb"]
+    bf16 = resources.finetune(params, TRAINING, 10_000, "cuda")["gpu_mem_mb"]
+    assert gpu < 0.75 * bf16

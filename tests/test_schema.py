@@ -2,11 +2,12 @@
 import dataclasses
 
 import yaml
-from snakemake_run import ROOT
 
 from pipeline_lib import answers, contamination, models, suites
+from pipeline_lib.data.hf import ANSWER_RULES
 from pipeline_lib.data.loaders import LOADERS
 from pipeline_lib.train_config import TrainConfig
+from snakemake_run import ROOT
 
 SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())["properties"]
 
@@ -19,10 +20,13 @@ def test_training_keys_and_defaults_are_the_dataclass():
 
 
 def test_enums_are_the_registries():
-    dataset = SCHEMA["datasets"]["additionalProperties"]["properties"]
-    assert set(dataset["answer_type"]["enum"]) == {*answers.ANSWER_TYPES, answers.AUTO}
-    assert set(dataset["suite"]["enum"]) == set(suites.SUITES)
-    assert set(dataset["format"]["enum"]) <= set(LOADERS)
-    assert tuple(SCHEMA["quantization"]["enum"]) == models.QUANTIZATIONS
+    full = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())
+    definitions = full["definitions"]
+    assert set(definitions["answer_type"]["enum"]) == {*answers.ANSWER_TYPES, answers.AUTO}
+    assert set(definitions["suite"]["enum"]) == set(suites.SUITES)
+    file_entry, hf_entry = SCHEMA["datasets"]["additionalProperties"]["oneOf"]
+    assert set(file_entry["properties"]["format"]["enum"]) <= set(LOADERS)
+    assert set(hf_entry["properties"]["answer_rule"]["enum"]) == set(ANSWER_RULES)
+    assert tuple(full["definitions"]["quantization"]["oneOf"][0]["enum"]) == models.QUANTIZATIONS
     assert tuple(SCHEMA["evaluation"]["properties"]["protocol"]["enum"]) == suites.PROTOCOLS
     assert tuple(SCHEMA["decontaminate"]["enum"]) == contamination.POLICIES

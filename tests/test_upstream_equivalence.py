@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-from upstream import args, function
 
 from pipeline_lib import answers
 from pipeline_lib.answers import number_paper, number_strict
@@ -14,6 +13,7 @@ from pipeline_lib.data.loaders import LOADERS
 from pipeline_lib.data.registry import DATASETS
 from pipeline_lib.prompts import evaluation_prompt, training_prompt, training_text
 from pipeline_lib.training import tokenize
+from upstream import args, function
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MATH_DATASETS = {"gsm8k", "SVAMP", "AQuA", "MultiArith", "AddSub", "SingleEq", "mawps"}

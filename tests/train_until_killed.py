@@ -14,10 +14,10 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
-from test_training import RECORDS  # noqa: E402
 
 from pipeline_lib import adapters, models  # noqa: E402
 from pipeline_lib.training import TrainConfig, train  # noqa: E402
+from test_training import RECORDS  # noqa: E402
 
 LORA = {"method": "lora", "r": 4, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
 CONFIG = TrainConfig(max_steps=7, batch_size=4, micro_batch_size=2, warmup_steps=1, learning_rate=1e-2,

@@ -6,6 +6,7 @@ the support matrix is what these checks measured, not a claim.
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
 
 import torch
@@ -21,26 +22,31 @@ MASK = (IDS != PAD).long()
 
 
 def _tiny_configs() -> dict:
+    """Architecture -> config of a tiny model of hidden size `w` (32; a quantized base needs 64: bitsandbytes'
+    CPU 4-bit kernel packs weights in blocks of 64 input features)."""
     import transformers as t
 
     common = dict(vocab_size=VOCAB, pad_token_id=PAD, bos_token_id=1, eos_token_id=2)
-    llama_like = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=128, **common)
+
+    def llama_like(w):
+        return dict(hidden_size=w, intermediate_size=2 * w, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, max_position_embeddings=128, **common)
+
     return {
-        "llama": lambda: t.LlamaConfig(**llama_like),
-        "mistral": lambda: t.MistralConfig(**llama_like, sliding_window=None),
-        "qwen2": lambda: t.Qwen2Config(**llama_like),
-        "gemma": lambda: t.GemmaConfig(**llama_like, head_dim=8),
-        "bloom": lambda: t.BloomConfig(hidden_size=32, n_layer=2, n_head=4, **common),
-        "gptj": lambda: t.GPTJConfig(n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common),
-        "opt": lambda: t.OPTConfig(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                                   word_embed_proj_dim=32, max_position_embeddings=128, **common),
-        "gpt_neo": lambda: t.GPTNeoConfig(hidden_size=32, num_layers=2, num_heads=4, window_size=16,
-                                          attention_types=[[["global", "local"], 1]], max_position_embeddings=128,
-                                          **common),
-        "gpt2": lambda: t.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **common),
-        "gpt_neox": lambda: t.GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=4, max_position_embeddings=128, **common),
+        "llama": lambda w: t.LlamaConfig(**llama_like(w)),
+        "mistral": lambda w: t.MistralConfig(**llama_like(w), sliding_window=None),
+        "qwen2": lambda w: t.Qwen2Config(**llama_like(w)),
+        "gemma": lambda w: t.GemmaConfig(**llama_like(w), head_dim=8),
+        "bloom": lambda w: t.BloomConfig(hidden_size=w, n_layer=2, n_head=4, **common),
+        "gptj": lambda w: t.GPTJConfig(n_embd=w, n_layer=2, n_head=4, rotary_dim=4, n_positions=128, **common),
+        "opt": lambda w: t.OPTConfig(hidden_size=w, ffn_dim=2 * w, num_hidden_layers=2, num_attention_heads=4,
+                                     word_embed_proj_dim=w, max_position_embeddings=128, **common),
+        "gpt_neo": lambda w: t.GPTNeoConfig(hidden_size=w, num_layers=2, num_heads=4, window_size=16,
+                                            attention_types=[[["global", "local"], 1]], max_position_embeddings=128,
+                                            **common),
+        "gpt2": lambda w: t.GPT2Config(n_embd=w, n_layer=2, n_head=4, n_positions=128, **common),
+        "gpt_neox": lambda w: t.GPTNeoXConfig(hidden_size=w, intermediate_size=2 * w, num_hidden_layers=2,
+                                              num_attention_heads=4, max_position_embeddings=128, **common),
     }
 
 
@@ -48,11 +54,20 @@ TINY = _tiny_configs()
 ARCHS = list(TINY)
 
 
-def tiny_model(arch: str, seed: int = 0):
+def tiny_base(arch: str, seed: int = 0, quantization: dict | None = None):
+    """A tiny random model of the architecture; with `quantization`, the same weights loaded as a bitsandbytes
+    base the way the pipeline loads one (models.load_quantized)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(TINY[arch](), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_config(TINY[arch](64 if quantization else 32), dtype=torch.float32).eval()
+    if not quantization:
+        return model
+    from ..models import load_quantized
+
+    with tempfile.TemporaryDirectory() as saved:
+        model.save_pretrained(saved)
+        return load_quantized(saved, quantization).eval()
 
 
 def check_spec(method: str, arch: str, identity: bool = False) -> dict:
@@ -173,9 +188,15 @@ def _run(result: Result, name: str, fn) -> None:
         result.checks[name] = f"FAIL: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
 
-def check(arch: str, method: str, tmp_dir) -> Result:
+def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> Result:
+    """Every check of `method` on `arch`; with `quantization`, on a bitsandbytes base (where evaluation runs the
+    adapter unmerged, so merging is measured, not required)."""
     result = Result(arch, method)
     spec = check_spec(method, arch)
+
+    def tiny_model(arch, seed=0):
+        return tiny_base(arch, seed, quantization)
+
     base_logits = logits(tiny_model(arch))
 
     def trainable():
@@ -225,7 +246,13 @@ def check(arch: str, method: str, tmp_dir) -> Result:
             plain = merge(model)
         except NotImplementedError as e:
             return "n/a: " + str(e).split(":")[0]  # e.g. "series adapter cannot be merged into the base weights"
+        except ValueError as e:
+            if quantization:  # peft's own refusal, e.g. IA3 on a 4-bit base
+                return f"n/a: evaluation runs unmerged on a quantized base (peft refuses to merge: {e})"
+            raise
         diff = (logits(plain) - expected).abs().max().item()
+        if quantization:  # peft dequantizes, adds the update and quantizes again: the adapter is rounded
+            return f"n/a: evaluation runs unmerged on a quantized base (merging would requantize: max |Δ| {diff:.1e})"
         require(diff < 1e-4, f"merged differs from unmerged by {diff:.2e}")
 
     def generation():
@@ -236,7 +263,8 @@ def check(arch: str, method: str, tmp_dir) -> Result:
         model = perturbed()
         expected = [reference_greedy(model, IDS[row:row + 1, MASK[row].bool()], 4)[0, int(MASK[row].sum()):]
                     for row in range(IDS.shape[0])]
-        batched = new_tokens(merge_for_inference(model), IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)
+        evaluated = model if quantization else merge_for_inference(model)  # as jobs.evaluate runs it
+        batched = new_tokens(evaluated, IDS, MASK, 4, eos_token_id=None, pad_token_id=PAD)
         for row, reference in enumerate(expected):
             require(torch.equal(batched[row], reference),
                     f"row {row}: evaluation decoding {batched[row].tolist()} != reference {reference.tolist()}")
@@ -247,5 +275,5 @@ def check(arch: str, method: str, tmp_dir) -> Result:
     return result
 
 
-def run_all(tmp_dir, archs=ARCHS, methods=METHODS) -> list[Result]:
-    return [check(a, m, tmp_dir) for a in archs for m in methods]
+def run_all(tmp_dir, archs=ARCHS, methods=METHODS, quantization: dict | None = None) -> list[Result]:
+    return [check(a, m, tmp_dir, quantization) for a in archs for m in methods]

@@ -8,7 +8,7 @@ Mirror layout: `<repo folder>/<path>`, identical to `../shared/data` and to `res
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -57,6 +57,11 @@ class DatasetSpec:
     suite: str | None = None  # evaluation sets: key into pipeline_lib.suites.SUITES
     items: int | None = None  # items in the file (measured on the pinned file, or as upstream documents it), for
     #                           the jobs' resource estimates before any file is read; None: unknown
+    hf: dict | None = field(default=None, compare=False)  # a `format: hf` entry: read with the datasets library
+
+    @property
+    def via_datasets(self) -> bool:
+        return self.hf is not None
 
 
 def default_suite(answer_type: str) -> str:
@@ -159,13 +164,17 @@ class RegistryError(KeyError):
 
 def config_dataset(name: str, entry: dict) -> DatasetSpec:
     """A dataset declared in the config (`datasets:`): a file in the LLM-Adapters layout or grade-school-math
-    JSONL, by URL or local path, pinned by sha256. It then works like a built-in one everywhere."""
-    origin = entry.get("url") or entry.get("path")
-    source = Source("", "", CONFIG_FOLDER, f"{name}/{origin.rstrip('/').rsplit('/', 1)[-1]}", entry["sha256"], origin)
+    JSONL, by URL or local path, pinned by sha256; or one read with the datasets library (`format: hf`: the hub at
+    a pinned commit, or a local dataset file or folder). It then works like a built-in one everywhere."""
+    origin = entry.get("hub") or entry.get("url") or entry.get("path")
     if entry["answer_type"] == "auto" and entry["split"] != "train":
         raise RegistryError(f"datasets.{name}: answer_type auto (per item) is for training sets; an evaluation set "
                             f"needs one answer type")
     suite = entry.get("suite") or (default_suite(entry["answer_type"]) if entry["split"] == "eval" else None)
+    if entry["format"] == "hf":
+        source = Source("", "", CONFIG_FOLDER, f"{name}/datasets", None, origin)
+        return DatasetSpec(name, source, "hf", entry["split"], entry["answer_type"], suite, hf=dict(entry))
+    source = Source("", "", CONFIG_FOLDER, f"{name}/{origin.rstrip('/').rsplit('/', 1)[-1]}", entry["sha256"], origin)
     return DatasetSpec(name, source, entry["format"], entry["split"], entry["answer_type"], suite)
 
 
@@ -194,8 +203,8 @@ def with_config(datasets: dict[str, dict], pins: dict[str, str]) -> Mapping[str,
 
 
 def sources(registry: Mapping[str, DatasetSpec]) -> dict[str, Source]:
-    """Every file of the registry, by its path in the mirror layout."""
-    return {d.source.relpath: d.source for d in registry.values()}
+    """Every file of the registry that fetch_data obtains, by its path in the mirror layout."""
+    return {d.source.relpath: d.source for d in registry.values() if not d.via_datasets}
 
 
 def get_dataset(name: str, split: str | None = None, registry: Mapping[str, DatasetSpec] = BUILTIN) -> DatasetSpec:
