@@ -39,8 +39,10 @@ def _row_label(row) -> str:
     return row.adapter if row.train_set in ("none", "") else f"{row.adapter} ({row.train_set})"
 
 
-def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem) -> list[Path]:
-    """Grouped bars: datasets on x, one bar per adapter, error bars = 95% Wilson interval; a panel per model."""
+def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem,
+                        runs: pd.DataFrame | None = None) -> list[Path]:
+    """Grouped bars: datasets on x, one bar per adapter (the mean over seeds), error bars = its 95% interval, and
+    each seed's own accuracy as a dot on its bar where there are several; a panel per model."""
     plt = _plt()
     models = list(dict.fromkeys(scores.model))
     fig, axes = plt.subplots(len(models), 1, figsize=(max(6.5, 1.3 * len(datasets) + 2), 3.6 * len(models)),
@@ -56,9 +58,16 @@ def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem) -> list
                    (100 * mine.ci_high - mine.accuracy).clip(lower=0)]
             ax.bar(xs, mine.accuracy, width, yerr=err, capsize=2, label=label, color=OKABE_ITO[i % 8],
                    hatch=HATCHES[i % 8], edgecolor="black", linewidth=0.4, error_kw={"linewidth": 0.8})
+            if runs is not None:  # the seed spread: every seed's accuracy
+                seeded = runs[(runs.model == model) & (runs.apply(_row_label, axis=1) == label)]
+                if seeded.seed.nunique() > 1:
+                    x_of = dict(zip(datasets, xs))
+                    labelled = "one seed" in ax.get_legend_handles_labels()[1]
+                    ax.scatter([x_of[d] for d in seeded.dataset], seeded.accuracy, s=9, color="black", zorder=3,
+                               label=None if labelled else "one seed")
         ax.set_xticks(range(len(datasets)), datasets, rotation=20)
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"{model}: accuracy per evaluation set (bars: 95% interval)")
+        ax.set_title(f"{model}: accuracy per evaluation set (bars: 95% interval; dots: seeds)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(title="adapter", frameon=False, ncol=min(4, len(rows)))
     axes[-1, 0].set_xlabel("evaluation set")
@@ -97,8 +106,8 @@ def loss_curves(metrics: dict[tuple, dict], stem) -> list[Path]:
     """Training loss per optimizer step, one line per fine-tune (validation loss dashed where recorded)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, (keys, m) in enumerate(sorted(metrics.items())):
-        label = " / ".join(keys)
+    for i, (keys, m) in enumerate(sorted(metrics.items(), key=lambda kv: str(kv[0]))):
+        label = " / ".join(str(k) for k in keys if k is not None)
         ax.plot(range(1, len(m["loss"]) + 1), m["loss"], color=OKABE_ITO[i % 8], marker=MARKERS[i % 8],
                 markevery=max(1, len(m["loss"]) // 8), markersize=4, linewidth=1.2, label=label)
         val = m.get("validation") or {}
@@ -117,8 +126,9 @@ def loss_curves(metrics: dict[tuple, dict], stem) -> list[Path]:
 def job_times(metrics: dict[tuple, dict], scores: pd.DataFrame, stem) -> list[Path]:
     """Horizontal bars: training time per fine-tune and evaluation time per (row, dataset) job."""
     plt = _plt()
-    jobs = [(f"train {' / '.join(k)}", m.get("wall_time_s") or 0, 0) for k, m in sorted(metrics.items())]
-    jobs += [(f"eval {r.model} / {r.adapter} / {r.train_set} / {r.dataset}", r.wall_time_s or 0, 1)
+    jobs = [(f"train {' / '.join(str(x) for x in k if x is not None)}", m.get("wall_time_s") or 0, 0)
+            for k, m in sorted(metrics.items(), key=lambda kv: str(kv[0]))]
+    jobs += [(f"eval {r.model} / {getattr(r, 'run', r.adapter)} / {r.train_set} / {r.dataset}", r.wall_time_s or 0, 1)
              for r in scores.itertuples()]
     fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(jobs) + 1)))
     ax.barh(range(len(jobs)), [t for _, t, _ in jobs], color=[OKABE_ITO[k] for _, _, k in jobs],
@@ -132,9 +142,14 @@ def job_times(metrics: dict[tuple, dict], scores: pd.DataFrame, stem) -> list[Pa
     return save(fig, stem)
 
 
-def average_with_interval(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, adapter, training set): mean accuracy over datasets and a 95% interval of that mean, from
-    each dataset's standard error (read off its Wilson interval) combined as independent."""
+def average_with_interval(scores: pd.DataFrame, averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
+    """Per (model, adapter, training set): mean accuracy over datasets and a 95% interval of that mean: the
+    bootstrap over seeds and items where given (`averages`, from pipeline_lib.aggregate), else each dataset's
+    standard error (read off its interval) combined as independent."""
+    if averages:
+        rows = [{"model": k[0], "adapter": k[1], "train_set": k[2], "average": 100 * mean, "low": 100 * low,
+                 "high": 100 * high} for k, (mean, low, high) in averages.items()]
+        return pd.DataFrame(rows)
     frame = scores.assign(se=100 * (scores.ci_high - scores.ci_low) / (2 * 1.96))
     grouped = frame.groupby(["model", "adapter", "train_set"])
     out = grouped.agg(average=("accuracy", "mean"), datasets=("dataset", "count"),
@@ -143,10 +158,14 @@ def average_with_interval(scores: pd.DataFrame) -> pd.DataFrame:
     return out.assign(low=(out.average - half).clip(lower=0), high=(out.average + half).clip(upper=100))
 
 
-def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem) -> list[Path]:
-    """Average accuracy per method (groups) and placement (bars), with 95% intervals; a panel per model."""
+def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem, averages: dict | None = None,
+              runs: pd.DataFrame | None = None) -> list[Path]:
+    """Average accuracy per method (groups) and placement (bars), with 95% intervals (over seeds and items) and
+    each seed's average as a dot where there are several; a panel per model."""
     plt = _plt()
-    avg = average_with_interval(scores)
+    avg = average_with_interval(scores, averages)
+    per_seed = runs.groupby(["model", "adapter", "train_set", "seed"], dropna=False).accuracy.mean().reset_index() \
+        if runs is not None else None
     avg = avg[avg.adapter.map(lambda a: bool(coordinates.get(a, {}).get("placement")))]
     models = list(dict.fromkeys(avg.model)) or ["(no placement sweep)"]
     order = ["attention", "mlp", "both"]
@@ -155,7 +174,7 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem) -> list[
         part = avg[avg.model == model]
         families = list(dict.fromkeys(coordinates[a]["family"] for a in part.adapter))
         for j, place in enumerate(order):
-            xs, ys, lo, hi = [], [], [], []
+            xs, ys, lo, hi, dots = [], [], [], [], []
             for i, family in enumerate(families):
                 row = part[part.adapter.map(lambda a, f=family, p=place: coordinates[a]["family"] == f and
                                             coordinates[a]["placement"] == p)]
@@ -165,8 +184,13 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem) -> list[
                     ys.append(r.average)
                     lo.append(r.average - r.low)
                     hi.append(r.high - r.average)
+                    if per_seed is not None:  # each seed's average: the seed spread
+                        mine = per_seed[(per_seed.model == model) & (per_seed.adapter == r.adapter)].accuracy
+                        dots += [(xs[-1], y) for y in mine] if len(mine) > 1 else []
             ax.bar(xs, ys, 0.27, yerr=[lo, hi], capsize=3, label=place, color=OKABE_ITO[j], hatch=HATCHES[j],
                    edgecolor="black", linewidth=0.4)
+            if dots:
+                ax.scatter(*zip(*dots), s=9, color="black", zorder=3)
         ax.set_xticks(range(len(families)), families)
         ax.set_ylabel("average accuracy (%)")
         ax.set_title(f"{model}: adapter placement (bars: 95% interval)")
@@ -177,11 +201,12 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem) -> list[
     return save(fig, stem)
 
 
-def size(scores: pd.DataFrame, coordinates: dict[str, dict], params: dict[tuple, float], stem) -> list[Path]:
+def size(scores: pd.DataFrame, coordinates: dict[str, dict], params: dict[tuple, float], stem,
+         averages: dict | None = None) -> list[Path]:
     """Average accuracy against the size parameter, a line (with interval band) per method family; log x when
     the grid spans a factor of 4 or more; each point annotated with its trainable parameters."""
     plt = _plt()
-    avg = average_with_interval(scores)
+    avg = average_with_interval(scores, averages)
     avg = avg[avg.adapter.map(lambda a: coordinates.get(a, {}).get("size") is not None)]
     families = list(dict.fromkeys(coordinates[a]["family"] for a in avg.adapter))
     fig, axes = plt.subplots(1, max(1, len(families)), figsize=(3.6 * max(1, len(families)), 3.6), squeeze=False)

@@ -19,6 +19,13 @@ from .train_config import TrainConfig
 
 BASE = "base"  # the adapter name meaning "no adapter"
 NO_TRAIN_SET = "none"  # training-set slot of the base rows
+NOT_OPTIONS = ("training", "seeds")  # keys of an adapter entry that are not the method's options
+
+
+def run_name(adapter: str, seed: int | None) -> str:
+    """The name of one fine-tune of an adapter in paths and rule wildcards: the adapter's own name without
+    seeds, `<adapter>-seed<N>` with them (stable when the seed list grows)."""
+    return adapter if seed is None else f"{adapter}-seed{seed}"
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 UNKNOWN_ITEMS = 10_000  # a dataset whose size is unknown before preparation, for the resource estimates
 
@@ -31,10 +38,11 @@ class ConfigError(ValueError):
 class RunPlan:
     config: Mapping                          # the validated config (read-only view; adapters as configured)
     adapters: Mapping[str, dict]             # every adapter: the config's and the sweep members
+    runs: Mapping[str, tuple]                # run name -> (adapter, seed or None): one fine-tune each
     sweep_coordinates: Mapping[str, dict]    # sweep member -> family, method, placement, size
     datasets: Mapping[str, data_registry.DatasetSpec]
     model_sources: Mapping[str, dict]        # model -> {"embedded"|"path"|"hub": ...}
-    rows: tuple[tuple[str, str, str], ...]   # (model, adapter, training set) of every result row; base rows first
+    rows: tuple[tuple[str, str, str], ...]   # (model, run, training set) of every fine-tune/evaluation; base first
     train_parts: tuple[str, ...]             # the training datasets, mixtures expanded, each once
     unpinned: tuple[str, ...]                # download-only files the run needs without a pinned sha256
 
@@ -49,13 +57,21 @@ class RunPlan:
     def mixture_parts(self, train_set: str) -> list[str]:
         return list(self.config["mixtures"].get(train_set, [train_set]))
 
-    def adapter_spec(self, name: str) -> dict:
-        """The adapter's method and options, without its training overrides."""
-        return {k: thawed(v) for k, v in self.adapters[name].items() if k != "training"}
+    def adapter_spec(self, run: str) -> dict:
+        """The run's adapter: its method and options, without its training overrides and seeds."""
+        adapter = self.runs[run][0]
+        return {k: thawed(v) for k, v in self.adapters[adapter].items() if k not in NOT_OPTIONS}
 
-    def train_config(self, adapter: str) -> dict:
-        """Global training settings, overridden by the adapter's own `training:` block."""
-        return train_config(thawed(self.config["training"]), thawed(self.adapters[adapter]), adapter)
+    def train_config(self, run: str) -> dict:
+        """Global training settings, overridden by the adapter's own `training:` block, with the run's seed."""
+        adapter, seed = self.runs[run]
+        settings = train_config(thawed(self.config["training"]), thawed(self.adapters[adapter]), adapter)
+        return settings if seed is None else {**settings, "seed": seed}
+
+    def labels(self, model: str, run: str, train: str) -> dict:
+        """What every metrics and score file of the row says it is."""
+        adapter, seed = (run, None) if run == BASE else self.runs[run]
+        return {"model": model, "adapter": adapter, "train_set": train, "seed": seed, "run": run}
 
     def evaluation_settings(self, dataset: str) -> dict:
         """One evaluation's generation settings (pipeline_lib.suites)."""
@@ -86,9 +102,9 @@ class RunPlan:
         return {"params": params, "quantization": self.quantization(model),
                 "embedding": resources.embedding_params(model, self.model_sources[model], params)}
 
-    def finetune_estimate(self, model: str, adapter: str, train: str) -> dict:
+    def finetune_estimate(self, model: str, run: str, train: str) -> dict:
         sizes = self._sizes(model)
-        return resources.finetune(sizes["params"], self.train_config(adapter), self.estimated_items(train, "train"),
+        return resources.finetune(sizes["params"], self.train_config(run), self.estimated_items(train, "train"),
                                   self.config["device"], sizes["quantization"], sizes["embedding"])
 
     def evaluate_estimate(self, model: str, dataset: str) -> dict:
@@ -245,13 +261,18 @@ def prepare(config: dict) -> RunPlan:
     schema = _schema()
     problems = [p for name, spec in adapters.items() for p in _adapter_problems(name, spec, config, schema)]
     problems += _name_problems(config, registry) + _target_problems(config, adapters) + _run_problems(config, adapters)
+    runs = {run_name(a, s): (a, s) for a, spec in adapters.items()
+            for s in (spec.get("seeds", config["seeds"]) or [None])}
+    problems += [f"adapters.{a}: its run {r!r} with seed {s} clashes with the adapter of that name"
+                 for r, (a, s) in runs.items() if s is not None and r in adapters]
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     train_parts = tuple(dict.fromkeys(p for t in config["train_sets"] for p in config["mixtures"].get(t, [t])))
     rows = [(m, BASE, NO_TRAIN_SET) for m in config["models"]] if config["include_base"] else []
-    rows += [(m, a, t) for m in config["models"] for a in adapters for t in config["train_sets"]]
+    rows += [(m, r, t) for m in config["models"] for r in runs for t in config["train_sets"]]
     return RunPlan(
-        config=_frozen(config), adapters=_frozen(adapters), sweep_coordinates=_frozen(coordinates),
+        config=_frozen(config), adapters=_frozen(adapters), runs=MappingProxyType(runs),
+        sweep_coordinates=_frozen(coordinates),
         datasets=registry,
         model_sources=_frozen({m: models.model_source(m, config["model_defs"].get(m)) for m in config["models"]}),
         rows=tuple(rows), train_parts=train_parts,

@@ -7,14 +7,15 @@ import itertools
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from . import stats
-from .files import atomic_path, read_json, read_jsonl
+from . import aggregate, stats
+from .aggregate import ROW_KEYS
+from .files import atomic_path, read_json
 from .methods import published_names as published_methods
 from .models import describe_quantization
 
-ROW_KEYS = ["model", "adapter", "train_set"]
 BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
 # our training set -> the README table trained on it
 PUBLISHED_SUITES = {"math_10k": "math", "commonsense_170k": "commonsense"}
@@ -59,7 +60,8 @@ def _interval(accuracy: float, n: int) -> list[float]:
 
 
 def collect(score_paths: list[str | Path]) -> pd.DataFrame:
-    """One row per score file: model, adapter, train_set, dataset, accuracy (percent), n, its 95% Wilson
+    """One row per score file (one run): model, adapter, train_set, dataset, seed, run, accuracy (percent), n,
+    its 95% Wilson
     interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule (percent,
     with its interval), which is what a published number is compared with."""
     rows = []
@@ -68,7 +70,8 @@ def collect(score_paths: list[str | Path]) -> pd.DataFrame:
         low, high = s.get("ci95") or _interval(s["accuracy"], s["n"])
         paper = s.get("rules", {}).get("paper", s["accuracy"])
         paper_low, paper_high = _interval(paper, s["n"])
-        rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"],
+        rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"], "seed": s.get("seed"),
+                     "run": s.get("run", s["adapter"]),
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
                      "quantization": describe_quantization(s.get("quantization")),
@@ -132,12 +135,14 @@ def marked(table: pd.DataFrame, marks: dict) -> tuple[pd.DataFrame, list[str]]:
     return shown, [LEGEND[m] for m in MARKS if m in used]
 
 
-def accuracy_cells(scores: pd.DataFrame, datasets: list[str], marks: dict) -> pd.DataFrame:
-    """Rows model / adapter / training set; each cell 'acc [low, high]' in percent, the best per column in
-    bold (**), contamination marks appended; the average column is the mean of the row's accuracies."""
-    best = scores.groupby("dataset")["accuracy"].max()
+def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
+                   averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
+    """Rows model / adapter / training set; each cell 'acc [low, high]' in percent (the mean over seeds where
+    there are several), the best per column in bold (**), contamination marks appended; the average column is
+    the mean of the row's accuracies, with its interval where the row's per-item outcomes are known."""
+    best = cells.groupby("dataset")["accuracy"].max()
     rows = []
-    for keys, group in scores.groupby(ROW_KEYS, sort=False):
+    for keys, group in cells.groupby(ROW_KEYS, sort=False):
         row = dict(zip(ROW_KEYS, keys))
         by_set = group.set_index("dataset")
         for d in datasets:
@@ -146,31 +151,43 @@ def accuracy_cells(scores: pd.DataFrame, datasets: list[str], marks: dict) -> pd
                 continue
             s = by_set.loc[d]
             text = f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]"
-            if s.accuracy == best[d] and (scores.dataset == d).sum() > 1:
+            if s.accuracy == best[d] and (cells.dataset == d).sum() > 1:
                 text = f"**{text}**"
             row[d] = text + MARKS.get(marks.get((keys[2], d)), "")
-        row["average"] = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
+        average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
+        if averages and keys in averages:
+            _, low, high = averages[keys]
+            row["average"] = f"{average:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+        else:
+            row["average"] = average
+        row["seeds"] = int(group.seeds.max())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def accuracy_notes(marks: dict, scores: pd.DataFrame | None = None) -> list[str]:
+def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     used = set(marks.values())
-    notes = ["Accuracy in percent with its 95% Wilson interval; bold: best in the column."]
+    notes = ["Accuracy in percent with its 95% interval: over the items (Wilson) for one seed; for several seeds the "
+             "mean over seeds, its interval over seeds and items (hierarchical bootstrap); the average's interval "
+             "by the same bootstrap over every set's items. Bold: best in the column."]
     notes += [LEGEND[m] for m in MARKS if m in used]
-    if scores is not None and (scores.quantization != "none").any():
-        bases = scores.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
+    if cells is not None and (cells.quantization != "none").any():
+        bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
         notes.append("Base weights: " + "; ".join(f"{m} {q}" for m, q in bases.items()) + ".")
+    if cells is not None:
+        notes.append(aggregate.detectable(cells))
     return notes
 
 
-def resources_table(metrics: dict[tuple, dict], scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per fine-tune: trainable parameters, training time and speed, memory, adapter size, and the
-    evaluation time of its row summed over datasets."""
-    eval_time = scores.groupby(ROW_KEYS)["wall_time_s"].sum()
+def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per fine-tune (each seed's): trainable parameters, training time and speed, memory, adapter
+    size, and the evaluation time of its run summed over datasets."""
+    eval_time = runs.groupby([*ROW_KEYS, "run"])["wall_time_s"].sum()
+    with_seeds = any(m.get("seed") is not None for m in metrics.values())
     rows = []
     for keys, m in metrics.items():
-        rows.append({**dict(zip(ROW_KEYS, keys)),
+        run = m.get("run", keys[1])
+        rows.append({**dict(zip(ROW_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
                      "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
@@ -178,7 +195,7 @@ def resources_table(metrics: dict[tuple, dict], scores: pd.DataFrame) -> pd.Data
                      "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
                      "base": describe_quantization(m.get("quantization")),
                      "base weights (MB)": m.get("base_weights_mb"),
-                     "eval time (s)": round(float(eval_time.get(keys, float("nan"))), 1)})
+                     "eval time (s)": round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)})
     return pd.DataFrame(rows)
 
 
@@ -213,26 +230,35 @@ def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[1] == b[1] or BASE_TRAIN_SET in (a[1], b[1])
 
 
-def significance_table(predictions: dict[tuple, Path]) -> pd.DataFrame:
+def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
     """Every pair of rows of one model trained on the same training set (and each against the base model) on
-    each dataset, on the same items: accuracy difference, exact McNemar p, paired bootstrap 95% interval."""
-    grouped: dict[tuple, dict[tuple, dict[str, bool]]] = {}
-    for (model, adapter, train, dataset), path in predictions.items():
-        correct = {p["id"]: bool(p["correct"]) for p in read_jsonl(path)}
-        grouped.setdefault((model, dataset), {})[(adapter, train)] = correct
+    each dataset, on the same items, across their seeds: A - B with a 95% interval and a two-sided p from a
+    bootstrap over both rows' seeds and the shared items; the exact McNemar p where each row has one seed; each
+    row's seed SD, and whether the seeds' spread alone is as large as the difference."""
+    grouped: dict[tuple, dict[tuple, np.ndarray]] = {}
+    for (model, adapter, train, dataset), cell in found.items():
+        grouped.setdefault((model, dataset), {})[(adapter, train)] = cell["reported"]
     rows = []
     for (model, dataset), runs in sorted(grouped.items()):
         for a, b in itertools.combinations(sorted(runs), 2):
             if not comparable(a, b):
                 continue
-            c = stats.paired_comparison(runs[a], runs[b], n_boot=2000)
-            rows.append({"model": model, "dataset": dataset, "A": "/".join(a), "B": "/".join(b), "n": c["n"],
+            x, y = runs[a], runs[b]
+            common = min(x.shape[1], y.shape[1])
+            c = stats.seed_paired_comparison(x[:, :common], y[:, :common])
+            single = x.shape[0] == 1 and y.shape[0] == 1
+            mcnemar = stats.paired_comparison(dict(enumerate(x[0] > 0)), dict(enumerate(y[0] > 0)), n_boot=1) \
+                if single else None
+            spread = max((s for s in c["seed_sd"] if s == s), default=None)
+            rows.append({"model": model, "dataset": dataset, "A": "/".join(a), "B": "/".join(b),
+                         "seeds": f"{c['seeds'][0]}/{c['seeds'][1]}", "n": c["n"],
                          "A - B (points)": round(100 * c["difference"], 1),
-                         "95% CI": f"[{100 * c['bootstrap_ci95'][0]:.1f}, {100 * c['bootstrap_ci95'][1]:.1f}]",
-                         "only A right": c["only_a_correct"], "only B right": c["only_b_correct"],
-                         "McNemar p": round(c["mcnemar_exact_p"], 4)})
-    return pd.DataFrame(rows, columns=["model", "dataset", "A", "B", "n", "A - B (points)", "95% CI",
-                                       "only A right", "only B right", "McNemar p"])
+                         "95% CI": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]", "p": round(c["p"], 4),
+                         "McNemar p": round(mcnemar["mcnemar_exact_p"], 4) if mcnemar else None,
+                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"]),
+                         "seed spread >= |A - B|": None if spread is None else bool(spread >= abs(c["difference"]))})
+    return pd.DataFrame(rows, columns=["model", "dataset", "A", "B", "seeds", "n", "A - B (points)", "95% CI", "p",
+                                       "McNemar p", "seed SD A/B (points)", "seed spread >= |A - B|"])
 
 
 def contamination_table(report: dict) -> pd.DataFrame:
@@ -255,6 +281,6 @@ def write_contamination(report: dict, stem) -> list[Path]:
 
 
 def load_metrics(metrics_paths: list[str | Path]) -> dict[tuple, dict]:
-    """Each fine-tune's metrics.json, keyed by the (model, adapter, training set) labels it carries."""
+    """Each fine-tune's metrics.json, keyed by the (model, adapter, training set, seed) labels it carries."""
     metrics = [read_json(p) for p in metrics_paths]
-    return {tuple(m[k] for k in ROW_KEYS): m for m in metrics}
+    return {(*(m[k] for k in ROW_KEYS), m.get("seed")): m for m in metrics}

@@ -15,14 +15,13 @@ rule evaluate:
         score=paths.score("{model}", "{adapter}", "{train}", "{dataset}"),
     wildcard_constraints:
         model=alternation(config["models"]),
-        adapter=alternation([BASE, *PLAN.adapters]),
+        adapter=alternation([BASE, *PLAN.runs]),
         train=alternation([NO_TRAIN_SET, *PLAN.train_sets]),
         dataset=alternation(PLAN.eval_sets),
     params:
         files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
                                             predictions=output.predictions, score=output.score),
-        options=lambda wc: cli(labels={"model": wc.model, "adapter": wc.adapter, "train_set": wc.train,
-                                       "dataset": wc.dataset},
+        options=lambda wc: cli(labels={**PLAN.labels(wc.model, wc.adapter, wc.train), "dataset": wc.dataset},
                                evaluation=PLAN.evaluation_settings(wc.dataset), **model_options(wc.model)),
     threads: THREADS
     resources:

@@ -9,13 +9,13 @@ rule finetune:
         directory(paths.adapter_dir("{model}", "{adapter}", "{train}")),
     wildcard_constraints:
         model=alternation(config["models"]),
-        adapter=alternation(PLAN.adapters),
+        adapter=alternation(PLAN.runs),  # an adapter's name, or <adapter>-seed<N> for each of its seeds
         train=alternation(PLAN.train_sets),
     params:
         files=lambda wc, input, output: cli(model=input.model, data=input.data, out=output[0]),
         # settings as params: changing an adapter's options re-runs that adapter's jobs only
         options=lambda wc: cli(adapter=PLAN.adapter_spec(wc.adapter), training=PLAN.train_config(wc.adapter),
-                               labels={"model": wc.model, "adapter": wc.adapter, "train_set": wc.train},
+                               labels=PLAN.labels(wc.model, wc.adapter, wc.train),
                                **model_options(wc.model)),
     threads: THREADS
     resources:

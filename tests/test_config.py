@@ -162,3 +162,19 @@ def test_several_gpus_per_finetune_need_cuda():
     config["gpus_per_finetune"] = 2
     with pytest.raises(ConfigError, match="gpus_per_finetune: 2 needs device: cuda"):
         prepare(config)
+
+
+def test_seeds_make_one_run_per_seed_with_stable_names():
+    config = _filled()
+    config["seeds"] = [1, 2]
+    config["adapters"]["series"]["seeds"] = [7]
+    plan = prepare(config)
+    assert set(plan.runs) == {"lora-seed1", "lora-seed2", "parallel-seed1", "parallel-seed2", "series-seed7"}
+    assert plan.runs["lora-seed2"] == ("lora", 2) and plan.train_config("lora-seed2")["seed"] == 2
+    assert "seeds" not in plan.adapter_spec("series-seed7") and plan.adapter_spec("lora-seed1")["r"] == 32
+    assert plan.labels("smollm2-135m", "lora-seed2", "gsm8k_train") == {
+        "model": "smollm2-135m", "adapter": "lora", "train_set": "gsm8k_train", "seed": 2, "run": "lora-seed2"}
+    assert ("smollm2-135m", "base", "none") in plan.rows  # the base row has no seed
+    grown = prepare({**config, "seeds": [1, 2, 3]})
+    assert set(plan.runs) < set(grown.runs)  # a grown list keeps every existing run's name
+    assert prepare(_filled()).train_config("lora")["seed"] == 42  # without seeds: training.seed, plain names

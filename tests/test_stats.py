@@ -25,3 +25,29 @@ def test_paired_comparison_counts_discordant_pairs():
     assert same["mcnemar_exact_p"] == 1.0 and same["bootstrap_ci95"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="share no items"):
         paired_comparison({"x": True}, {"y": True})
+
+
+def test_hierarchical_interval_widens_with_the_seeds_spread():
+    import numpy as np
+
+    from pipeline_lib.stats import seeds_interval
+
+    rng = np.random.default_rng(1)
+    items = rng.random(100)
+    same = np.array([items < 0.5] * 3, dtype=float)
+    spread = np.array([items < q for q in (0.3, 0.5, 0.7)], dtype=float)
+    mean_same, low_same, high_same = seeds_interval([same])
+    mean_spread, low_spread, high_spread = seeds_interval([spread])
+    assert mean_same == pytest.approx(mean_spread, abs=0.02)
+    assert high_spread - low_spread > 1.5 * (high_same - low_same)
+    # identical seeds: the items' bootstrap, near the Wilson interval of the pooled proportion
+    assert high_same - low_same == pytest.approx(2 * 1.96 * np.sqrt(0.25 / 100), rel=0.25)
+
+
+def test_detectable_difference_matches_the_normal_formula():
+    from pipeline_lib.stats import detectable_difference
+
+    # two proportions of 0.5 on 100 items each: (1.96 + 0.84) * sqrt(2 * 0.25 / 100) = 0.198
+    assert detectable_difference(100, 1, 0.5) == pytest.approx(0.198, abs=0.002)
+    assert detectable_difference(100, 4, 0.5) == pytest.approx(0.099, abs=0.002)  # 4 seeds: 4x the items
+    assert detectable_difference(100, 4, 0.5, seed_sd=0.05) > detectable_difference(100, 4, 0.5)

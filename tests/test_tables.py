@@ -1,6 +1,5 @@
 """The report's tables and figures on hand-made scores: intervals, best-per-column, marks, the comparison with
 published numbers, pairwise significance, LaTeX escaping, and figures in both formats."""
-import json
 
 import pandas as pd
 import pytest
@@ -18,7 +17,8 @@ def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0, paper_cor
     (low, high), (paper_low, paper_high) = interval(correct), interval(paper_correct)
     return {"model": model, "adapter": adapter, "train_set": train, "dataset": dataset, "accuracy": 100 * correct / n,
             "n": n, "ci_low": low, "ci_high": high, "wall_time_s": wall, "paper_accuracy": 100 * paper_correct / n,
-            "paper_ci_low": paper_low, "paper_ci_high": paper_high}
+            "paper_ci_low": paper_low, "paper_ci_high": paper_high, "seeds": 1, "seed_sd": float("nan"),
+            "quantization": "none", "seed": None, "run": adapter}
 
 
 @pytest.fixture()
@@ -50,27 +50,37 @@ def test_published_comparison_matches_model_method_and_training_set(scores):
     assert tables.published_comparison(scores, published, {}, {"lora": "lora"}).empty
 
 
-def test_significance_agrees_with_the_paired_test(tmp_path):
+def test_significance_agrees_with_the_paired_test():
+    import numpy as np
+
     from pipeline_lib.stats import paired_comparison
 
     a = [True] * 12 + [False] * 8
     b = [True] * 4 + [False] * 16
-    paths = {}
-    for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b)):
-        path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps({"id": f"i{i}", "correct": c}) + "\n" for i, c in enumerate(correct)))
-        paths[("m", name, train, "gsm8k")] = path
-    table = tables.significance_table(paths)
+    found = {("m", name, train, "gsm8k"): {"reported": np.array([correct], dtype=float)}
+             for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b))}
+    table = tables.significance_table(found)
     # rows trained on different sets are not compared (other/u with lora/t, series/t); the base row with each
     assert sorted(zip(table.A, table.B)) == [("base/none", "lora/t"), ("base/none", "other/u"),
                                              ("base/none", "series/t"), ("lora/t", "series/t")]
     row = table[(table.A == "lora/t") & (table.B == "series/t")].iloc[0]
-    expected = paired_comparison({f"i{i}": c for i, c in enumerate(a)}, {f"i{i}": c for i, c in enumerate(b)})
+    expected = paired_comparison(dict(enumerate(a)), dict(enumerate(b)))
     assert row["A - B (points)"] == 40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
-    row = table[(table.A == "base/none") & (table.B == "lora/t")].iloc[0]
-    expected = paired_comparison({f"i{i}": c for i, c in enumerate(b)}, {f"i{i}": c for i, c in enumerate(a)})
-    assert row["A - B (points)"] == -40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
-    assert row["only B right"] == 8 and row["only A right"] == 0
+    assert row.seeds == "1/1" and row.p < 0.01 and row["seed spread >= |A - B|"] is None
+
+
+def test_significance_across_seeds_says_when_the_seed_spread_is_as_large_as_the_difference():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    items = rng.random(200)
+    noisy = np.array([items < q for q in (0.3, 0.6, 0.45)], dtype=float)  # seeds far apart
+    steady = np.array([items < q for q in (0.44, 0.46, 0.45)], dtype=float)
+    found = {("m", "lora", "t", "gsm8k"): {"reported": noisy}, ("m", "series", "t", "gsm8k"): {"reported": steady}}
+    row = tables.significance_table(found).iloc[0]
+    assert row.seeds == "3/3" and pd.isna(row["McNemar p"]) and row["seed spread >= |A - B|"]
+    low, high = (float(x) for x in row["95% CI"].strip("[]").split(","))
+    assert low < 0 < high and row.p > 0.05  # three seeds this far apart leave the difference undecided
 
 
 def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
