@@ -25,12 +25,20 @@ def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[P
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create private (0600/0700) paths; artifacts get the mode a plain open() would give
+        tmp.chmod(_umasked(0o777 if directory else 0o666))
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def _umasked(mode: int) -> int:
+    umask = os.umask(0)  # the only way to read it; restored at once
+    os.umask(umask)
+    return mode & ~umask
 
 
 def write_text(path, text: str) -> None:

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from pipeline_lib.files import atomic_path, read_jsonl, sha256_file, write_json, write_jsonl
@@ -25,6 +27,19 @@ def test_atomic_directory_replaces_old_one_only_on_success(tmp_path):
             raise KeyError
     assert (target / "w").read_text() == "v1"
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_artifacts_get_the_mode_of_a_plain_write_not_a_private_one(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "score.json", {})
+        with atomic_path(tmp_path / "adapter", directory=True) as tmp:
+            (tmp / "w").write_text("v")
+        (tmp_path / "plain").write_text("")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "score.json").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "adapter").stat().st_mode & 0o777 == 0o755
 
 
 def test_jsonl_round_trip_and_bad_line(tmp_path):
