@@ -169,7 +169,8 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     used = set(marks.values())
     notes = ["Accuracy in percent with its 95% interval: over the items (Wilson) for one seed; for several seeds the "
              "mean over seeds, its interval over seeds and items (hierarchical bootstrap); the average's interval "
-             "by the same bootstrap over every set's items. Bold: best in the column."]
+             "by the same bootstrap over every set's items (Wilson's where every outcome is the same, which a "
+             "bootstrap cannot resample). Bold: best in the column."]
     notes += [LEGEND[m] for m in MARKS if m in used]
     if cells is not None and (cells.quantization != "none").any():
         bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))

@@ -44,6 +44,22 @@ def test_hierarchical_interval_widens_with_the_seeds_spread():
     assert high_same - low_same == pytest.approx(2 * 1.96 * np.sqrt(0.25 / 100), rel=0.25)
 
 
+@pytest.mark.parametrize("outcome", [0.0, 1.0])
+def test_all_wrong_or_all_right_is_not_certainty(outcome):
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    from pipeline_lib.stats import seeds_interval
+
+    wilson = proportion_confint(int(outcome * 30), 30, method="wilson")
+    one_set = seeds_interval([np.full((3, 30), outcome)])  # three seeds, every item the same
+    assert one_set == pytest.approx((outcome, *wilson))
+    mean, low, high = seeds_interval([np.full((1, 30), outcome)] * 3)  # the average over three sets of 30
+    assert mean == outcome and high - low > 0.01
+    assert high - low == pytest.approx(proportion_confint(int(outcome * 90), 90, method="wilson")[1]
+                                       - proportion_confint(int(outcome * 90), 90, method="wilson")[0])
+
+
 def test_detectable_difference_matches_the_normal_formula():
     from pipeline_lib.stats import detectable_difference
 
