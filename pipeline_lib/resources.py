@@ -41,13 +41,17 @@ def embedding_params(name: str, source: dict, params: float) -> float:
 
     if name in EMBEDDED:
         return EMBEDDED[name].embedding_params
-    config = Path(source.get("path", "")) / "config.json"
-    if config.is_file():
-        c = json.loads(config.read_text())
-        h = c.get("hidden_size") or c.get("n_embd") or c.get("d_model")
-        if h and c.get("vocab_size"):
-            return c["vocab_size"] * h * (1 if c.get("tie_word_embeddings", True) else 2)
+    c, h = _local_config(source)
+    if h and c.get("vocab_size"):
+        return c["vocab_size"] * h * (1 if c.get("tie_word_embeddings", True) else 2)
     return EMBEDDING_SHARE * params
+
+
+def _local_config(source: dict) -> tuple[dict, int | None]:
+    """A local model's config.json (empty if none) and its hidden size under any architecture's key."""
+    config = Path(source.get("path", "")) / "config.json"
+    c = json.loads(config.read_text()) if config.is_file() else {}
+    return c, c.get("hidden_size") or c.get("n_embd") or c.get("d_model")
 
 
 def model_params(name: str, source: dict) -> float:
@@ -58,13 +62,10 @@ def model_params(name: str, source: dict) -> float:
 
     if name in EMBEDDED:
         return EMBEDDED[name].params
-    config = Path(source.get("path", "")) / "config.json"
-    if config.is_file():
-        c = json.loads(config.read_text())
-        h = c.get("hidden_size") or c.get("n_embd") or c.get("d_model")
-        layers = c.get("num_hidden_layers") or c.get("n_layer") or c.get("num_layers")
-        if h and layers:
-            return 12 * layers * h * h + c.get("vocab_size", 32000) * h
+    c, h = _local_config(source)
+    layers = c.get("num_hidden_layers") or c.get("n_layer") or c.get("num_layers")
+    if h and layers:
+        return 12 * layers * h * h + c.get("vocab_size", 32000) * h
     return 7e9  # unknown: size for a 7B model rather than starve the job
 
 
