@@ -69,14 +69,15 @@ def seeds_interval(per_dataset: list[np.ndarray], n_boot: int = 2000, seed: int 
     return mean, float(np.quantile(replicates, 0.025)), float(np.quantile(replicates, 0.975))
 
 
-def _boundary_interval(p: float, sizes: list[int], z: float = 1.959964) -> tuple[float, float]:
+def _boundary_interval(p: float, sizes: list[int]) -> tuple[float, float]:
     """Every outcome the same (all wrong or all right): the bootstrap has nothing to resample and would claim
     [p, p]. Wilson's interval instead, at the effective number of items of a mean of per-set proportions
     (K^2 / sum(1/n_k), the n giving that mean's binomial variance); seeds that agree add no width."""
+    from statsmodels.stats.proportion import proportion_confint
+
     n = len(sizes) ** 2 / sum(1 / s for s in sizes)
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z / (1 + z * z / n) * math.sqrt(
-        p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = proportion_confint(p * n, n, method="wilson")
+    return float(max(0.0, low)), float(min(1.0, high))
 
 
 def seed_paired_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:

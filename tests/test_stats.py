@@ -58,6 +58,10 @@ def test_all_wrong_or_all_right_is_not_certainty(outcome):
     assert mean == outcome and high - low > 0.01
     assert high - low == pytest.approx(proportion_confint(int(outcome * 90), 90, method="wilson")[1]
                                        - proportion_confint(int(outcome * 90), 90, method="wilson")[0])
+    # unequal sets: the mean of three proportions has the variance of 3^2 / (1/30 + 1/20 + 1/40) = 83.1 items
+    _, low, high = seeds_interval([np.full((1, n), outcome) for n in (30, 20, 40)])
+    expected = proportion_confint(outcome * 83.077, 83.077, method="wilson")
+    assert (low, high) == pytest.approx(expected, abs=1e-4)
 
 
 def test_detectable_difference_matches_the_normal_formula():
