@@ -1,7 +1,8 @@
 """The GPU paths, executed, and the first absolute figures: one script for a lent GPU machine (under 8 minutes
 on one H100), writing every figure as JSON into OUT:
 
-  device.json            the GPU, its measured bf16 matmul peak, versions
+  device.json            the device, the precision chosen for it (bf16 where it computes bf16 natively, else
+                         float32: pipeline_lib/precision.py), its measured matmul peak at that precision, versions
   cuda_check.json        scripts/cuda_check.py: adapters on CUDA (4-bit and 8-bit QLoRA when bitsandbytes is
                          installed, bf16 LoRA, a bottleneck adapter: train, save, reload, generate), 2-GPU DDP
   pipeline.json          the tiny pipeline under Snakemake twice, on CPU and with device cuda and --resources gpu=1
@@ -9,7 +10,7 @@ on one H100), writing every figure as JSON into OUT:
                          tables, and the largest accuracy difference between the two
   train_throughput.json  LLaMA-7B shape (random weights, bf16, LoRA r=32 on q,k,v,up,down, cutoff 256,
                          micro-batch 16): ours against transformers.Trainer + peft, real tokens/s, model FLOPs
-                         utilisation against the measured peak, peak memory
+                         utilisation against the measured peak of the precision both trained in, peak memory
   eval_throughput.json   the same shape: our batched KV-cache generation against upstream's protocol (one item at
                          a time, 4 beams, no cache) on the same prompts and token budget, items/s
 
@@ -38,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
 
-from pipeline_lib import adapters  # noqa: E402
+from pipeline_lib import adapters, precision  # noqa: E402
 from pipeline_lib.training import TrainConfig, tokenize, train  # noqa: E402
 
 LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "lora_dropout": 0.0,
@@ -84,14 +85,14 @@ def records(tokenizer, n: int, words: int, seed: int = 0) -> list[dict]:
     return [{"instruction": text(words // 2), "input": "", "output": text(words), "answer": "1"} for _ in range(n)]
 
 
-def random_model(shape: str, device: str, tokenizer):
+def random_model(shape: str, device: str, tokenizer, dtype=torch.bfloat16):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(**SHAPES[shape], max_position_embeddings=2048, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
     torch.manual_seed(0)
     default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # built in bf16: a float32 7B would need twice the memory first
+    torch.set_default_dtype(dtype)  # built in bf16 where trained in it: a float32 7B would need twice the memory
     try:
         with torch.device(device):
             return LlamaForCausalLM(config)
@@ -107,24 +108,26 @@ def flops_per_token(model) -> float:
     return 4 * frozen + 6 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float, steps: int) -> dict:
-    """Ours against Trainer + peft, same model shape, LoRA, examples, micro-batch 16, cutoff 256."""
+def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float, steps: int,
+                     autocast: str) -> dict:
+    """Ours against Trainer + peft, same model shape, LoRA, examples, micro-batch 16, cutoff 256, both in the
+    precision chosen for the device (`autocast`: bfloat16 or none); utilisation against that precision's peak."""
     import transformers
 
     micro, batch, cutoff = (16, 16, 256) if shape != "tiny" else (4, 8, 64)
     data = records(tokenizer, steps * batch + batch, 300)
     result = {"shape": shape, "device": device, "micro_batch": micro, "batch": batch, "cutoff": cutoff,
-              "steps": steps, "peak_flops": peak}
+              "steps": steps, "peak_flops": peak, "autocast": autocast}
 
     def fresh():
-        model = random_model(shape, device, tokenizer)
+        model = random_model(shape, device, tokenizer, torch.bfloat16 if autocast == "bfloat16" else torch.float32)
         torch.manual_seed(1)
         return adapters.attach(model, dict(LORA))
 
     torch.cuda.reset_peak_memory_stats() if device == "cuda" else None
     model = fresh()
     cfg = TrainConfig(max_steps=steps, batch_size=batch, micro_batch_size=micro, warmup_steps=0, cutoff_len=cutoff,
-                      autocast_bf16=True, group_by_length=True, checkpoint_every=None)
+                      autocast=autocast, group_by_length=True, checkpoint_every=None)
     metrics = train(model, tokenizer, data, cfg, progress=False)
     per_token = flops_per_token(model)
     result["ours"] = {"tokens_per_s": metrics["tokens_per_s"], "mfu": metrics["tokens_per_s"] * per_token / peak,
@@ -146,7 +149,7 @@ def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float,
     args = transformers.TrainingArguments(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
         max_steps=steps, learning_rate=3e-4, warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[],
-        bf16=True, use_cpu=device == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0)
+        bf16=autocast == "bfloat16", use_cpu=device == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=examples, data_collator=collator)
     start = time.perf_counter()
     trainer.train()
@@ -167,7 +170,7 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
     from pipeline_lib.generation import generate
     from pipeline_lib.prompts import evaluation_prompt
 
-    model = random_model(shape, device, tokenizer).eval()
+    model = random_model(shape, device, tokenizer, getattr(torch, precision.resolve("auto", device)[0])).eval()
     prompts = [evaluation_prompt(r["instruction"]) for r in records(tokenizer, items, 60, seed=3)]
     sync(device)
     start = time.perf_counter()
@@ -264,9 +267,10 @@ def main():
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     shape = "tiny" if args.tiny else "llama-7b"
     tokenizer = build_tokenizer()
-    peak = matmul_peak(device)
+    autocast, chosen = precision.training_autocast("auto", device)
+    peak = matmul_peak(device, torch.bfloat16 if autocast == "bfloat16" else torch.float32)
     write(args.out, "device", {"device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
-                               "bf16_matmul_peak_tflops": peak / 1e12, "torch": torch.__version__,
+                               "precision": chosen, "matmul_peak_tflops": peak / 1e12, "torch": torch.__version__,
                                "python": platform.python_version(), "cpus": os.cpu_count()})
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -276,7 +280,7 @@ def main():
         if "pipeline" not in args.skip:
             pipeline(args.out, scratch, model_dir, ["cpu", "cuda"] if device == "cuda" else ["cpu"])
         if "train" not in args.skip:
-            train_throughput(args.out, shape, device, tokenizer, peak, steps=3 if args.tiny else 4)
+            train_throughput(args.out, shape, device, tokenizer, peak, steps=3 if args.tiny else 4, autocast=autocast)
         if "eval" not in args.skip:
             eval_throughput(args.out, shape, device, tokenizer, items=8 if args.tiny else 32,
                             upstream_items=2, new_tokens=16 if args.tiny else 128)

@@ -24,7 +24,7 @@ LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "lora_dropout": 0.0,
 
 def finetune(model, data, out, steps, quantization, device, threads) -> dict:
     training = {"max_steps": steps, "batch_size": 8, "micro_batch_size": 4, "warmup_steps": 0, "cutoff_len": 256,
-                "autocast_bf16": True, "checkpoint_every": None, "group_by_length": True}
+                "autocast": "bfloat16", "checkpoint_every": None, "group_by_length": True}
     cmd = [sys.executable, str(ROOT / "scripts/finetune.py"), "--model", model, "--data", data, "--out", out,
            "--adapter", json.dumps(LORA), "--training", json.dumps(training), "--device", device,
            "--threads", str(threads), "--quantization", quantization]

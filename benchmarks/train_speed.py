@@ -1,8 +1,9 @@
 """Fine-tuning speed: upstream's recipe (HF `Trainer` + peft LoRA, float32, each micro-batch padded to its
-longest row, as LLM-Adapters' finetune.py) against our training loop as the pipeline runs it (bf16 autocast
-with the frozen Linear weights stored in bf16, length-grouped micro-batches, eager attention on CPU). Same
-model, same LoRA, same examples, same number of optimizer steps, one process. Prints real (non-pad) tokens/s
-of each, the ratio, both loss curves, and the achieved FLOP/s against this machine's matmul peaks, measured here.
+longest row, as LLM-Adapters' finetune.py) against our training loop as the pipeline runs it (the precision
+`--precision` chooses, `auto` as the pipeline does: bf16 autocast with the frozen Linear weights stored in bf16 where
+the CPU runs bf16 natively, else float32; length-grouped micro-batches, eager attention on CPU). Same model, same
+LoRA, same examples, same number of optimizer steps, one process. Prints real (non-pad) tokens/s of each, the
+ratio, both loss curves, and the achieved FLOP/s against this machine's matmul peak at the precision each used.
 
   .venv/bin/python benchmarks/train_speed.py --model resources/models/smollm2-135m \\
       --data results/data/train/gsm8k_train.jsonl --steps 8
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from pipeline_lib import adapters, models  # noqa: E402
+from pipeline_lib import adapters, models, precision  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
 from pipeline_lib.training import TrainConfig, cast_frozen_linears, tokenize, train  # noqa: E402
 
@@ -80,9 +81,10 @@ def run_trainer(model_dir, records, args) -> dict:
 
 def run_ours(model_dir, records, args) -> dict:
     model, tok = fresh_lora(model_dir, args.lora_dropout)
-    cast_frozen_linears(model)
+    if args.precision == "bfloat16":
+        cast_frozen_linears(model)
     cfg = TrainConfig(max_steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro, warmup_steps=0,
-                      cutoff_len=args.cutoff, autocast_bf16=True, group_by_length=True, checkpoint_every=None)
+                      cutoff_len=args.cutoff, autocast=args.precision, group_by_length=True, checkpoint_every=None)
     metrics = train(model, tok, records, cfg, progress=False)
     return {"tokens_per_s": metrics["tokens_per_s"], "loss": metrics["loss"],
             "flops_per_token": flops_per_token(model), "attention": metrics["attention"]}
@@ -99,21 +101,23 @@ def main():
     parser.add_argument("--lora-dropout", type=float, default=0.05,
                         help="upstream's 0.05; on this CPU the dropout masks alone cost ~25%% of a step")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=["auto", "bfloat16", "none"], default="auto",
+                        help="our loop's autocast; auto resolves as the pipeline does (pipeline_lib/precision.py)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/train_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records = read_jsonl(args.data)
-    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
-    print(f"matmul peaks: float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
-    results = {"Trainer (fp32, padded)": run_trainer(args.model, records, args),
-               "ours (bf16, grouped)": run_ours(args.model, records, args)}
-    for name, r in results.items():
+    args.precision = precision.training_autocast(args.precision, "cpu")[0]
+    peaks = {"none": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peaks: float32 {peaks['none'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    results = {"Trainer (fp32, padded)": (run_trainer(args.model, records, args), "none"),
+               f"ours ({args.precision} autocast, grouped)": (run_ours(args.model, records, args), args.precision)}
+    for name, (r, used) in results.items():
         achieved = r["tokens_per_s"] * r["flops_per_token"]
         print(f"{name}: {r['tokens_per_s']:.1f} real tokens/s, {achieved / 1e9:.0f} GFLOP/s = "
-              f"{100 * achieved / peaks['float32']:.0f}% of the fp32 peak, "
-              f"{100 * achieved / peaks['bfloat16']:.0f}% of the bf16 peak")
+              f"{100 * achieved / peaks[used]:.0f}% of the {'bf16' if used == 'bfloat16' else 'fp32'} matmul peak")
         print(f"  loss per step: {' '.join(f'{x:.3f}' for x in r['loss'])}")
-    base, ours = results.values()
+    (base, _), (ours, _) = results.values()
     print(f"ours / Trainer tokens/s: {ours['tokens_per_s'] / base['tokens_per_s']:.2f}x; mean loss over the last "
           f"half: Trainer {sum(base['loss'][args.steps // 2:]) / (args.steps - args.steps // 2):.3f}, ours "
           f"{sum(ours['loss'][args.steps // 2:]) / (args.steps - args.steps // 2):.3f}")

@@ -37,7 +37,7 @@ def main():
         torch.manual_seed(0)
         model = adapters.attach(model, dict(LORA))
         cfg = TrainConfig(max_steps=args.steps, batch_size=8, micro_batch_size=4, warmup_steps=0,
-                          autocast_bf16=args.bf16, packing=packing, checkpoint_every=None)
+                          autocast="bfloat16" if args.bf16 else "none", packing=packing, checkpoint_every=None)
         metrics = train(model, tok, records, cfg, progress=False)
         rates.setdefault(packing, []).append(metrics["tokens_per_s"])
         print(f"{'packed' if packing else 'padded'}: {metrics['tokens_per_s']} real tokens/s, "

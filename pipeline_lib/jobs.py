@@ -30,18 +30,26 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     other than the first, which end with the same weights and leave the writing to it)."""
     import torch
 
-    from . import adapters, distributed, models
+    from . import adapters, distributed, methods, models, precision
     from .training import TrainConfig, cast_frozen_linears, train
 
-    cfg = TrainConfig(**training)
     device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
     distributed.init(device)
+    # `auto` resolved here, on the job's own device; the resolved settings fingerprint the checkpoints
+    autocast, precision_record = precision.training_autocast(training.get("autocast", "auto"), device)
+    cfg = TrainConfig(**{**training, "autocast": autocast})
+    quantization = precision.resolved_quantization(quantization, device)
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
     torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
     model = adapters.attach(model, adapter)
+    if quantization and methods.on_4bit(adapter["method"]) == "checked":
+        from .adapters import quantized_check
+
+        quantized_check.check(model, adapter, quantization, f"a {models.describe_quantization(quantization)} base "
+                              f"on {precision.describe(precision.choose(device))}")
     counts = adapters.parameter_counts(model)
-    if cfg.autocast_bf16 and not quantization:
+    if cfg.autocast == "bfloat16" and not quantization:
         cast_frozen_linears(model)  # autocast would cast them to bf16 on every forward anyway
     counts["base_weights_mb"] = round(frozen_bytes(model) / 2 ** 20, 1)  # what quantization saves
     print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
@@ -53,7 +61,8 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     with atomic_path(out, directory=True) as tmp:
         adapters.save(model, tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
-        metrics = {**labels, **counts, **metrics, "adapter_file_bytes": size, "processes": distributed.world()[1],
+        metrics = {**labels, **counts, **metrics, "precision": precision_record, "adapter_file_bytes": size,
+                   "processes": distributed.world()[1],
                    "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,
                    "finished": time.time()}
         write_json(tmp / "metrics.json", metrics)
@@ -73,9 +82,17 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     """Generate, extract and score every item of `data`; write the predictions and the score; return it."""
     import torch
 
-    from . import adapters, models
+    from . import adapters, models, precision
     from .evaluation import evaluate as run
 
+    # `auto` resolved on the job's device: a quantized base computes in its compute dtype, an unquantized one is
+    # cast to the evaluation's dtype
+    if quantization:
+        dtype, precision_record = precision.resolve(quantization.get("compute_dtype", precision.AUTO), device)
+        quantization = precision.resolved_quantization(quantization, device)
+    else:
+        dtype, precision_record = precision.resolve(settings["dtype"], device)
+    settings = {**settings, "dtype": dtype}
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
     if adapter_dir:
@@ -91,7 +108,8 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     partial = Path(paths.partial(predictions))
     done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
     write_jsonl(predictions, done)
-    result = {**labels, **summary, "evaluation": settings, "quantization": quantization}
+    result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
+              "quantization": quantization}
     write_json(score, result)
     partial.unlink()
     return result
@@ -127,7 +145,8 @@ def render(scores: list[str], adapters: list[str], contamination: str, datasets:
     tables.write(tables.accuracy_cells(cells, datasets, marks, averages), out / "accuracy_ci",
                  "Accuracy (%) with 95% intervals", tables.accuracy_notes(marks, cells))
     tables.write(aggregate.per_seed(runs, datasets), out / "accuracy_seeds", "Accuracy (%) of every run (seed)")
-    tables.write(tables.resources_table(metrics, runs), out / "resources", "Resources per fine-tune")
+    tables.write(tables.resources_table(metrics, runs), out / "resources", "Resources per fine-tune",
+                 tables.training_precision_notes(metrics))
     comparison = tables.published_comparison(cells, pd.read_csv(published, keep_default_na=False), published_names,
                                              methods)
     tables.write(comparison, out / "published", "Ours beside the LLM-Adapters README",

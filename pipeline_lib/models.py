@@ -114,8 +114,9 @@ def download_hub(hub_id: str, out_dir: str | Path, revision: str | None = None) 
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
-# QLoRA's settings (Dettmers et al. 2023): nf4 with double-quantized scales, bf16 compute
-FOUR_BIT = {"bits": 4, "quant_type": "nf4", "double_quant": True, "compute_dtype": "bfloat16"}
+# QLoRA's settings (Dettmers et al. 2023): nf4 with double-quantized scales, bf16 compute where the device runs
+# bf16 natively (pipeline_lib.precision; QLoRA used bf16 on GPUs)
+FOUR_BIT = {"bits": 4, "quant_type": "nf4", "double_quant": True, "compute_dtype": "auto"}
 
 
 def quantization_settings(value) -> dict | None:
@@ -141,28 +142,17 @@ def describe_quantization(settings: dict | None) -> str:
                      settings["compute_dtype"]])
 
 
-def check_quantization(settings: dict | None, methods) -> None:
-    """Fail before training on a quantized base that these methods cannot train on (docs/adapter-support.md
-    has what was measured on a 4-bit base)."""
-    if not settings:
-        return
-    from . import methods as table
-
-    bad = sorted(m for m in methods if m not in table.quantizable())
-    if bad:
-        raise ValueError(f"a {describe_quantization(settings)} base supports {', '.join(table.quantizable())} "
-                         f"(docs/adapter-support.md), not {', '.join(bad)}")
-
-
-def bnb_config(settings: dict):
+def bnb_config(settings: dict, device: str = "cpu"):
     import torch
     from transformers import BitsAndBytesConfig
+
+    from .precision import resolve
 
     if settings["bits"] == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=settings["quant_type"],
                               bnb_4bit_use_double_quant=settings["double_quant"],
-                              bnb_4bit_compute_dtype=getattr(torch, settings["compute_dtype"]))
+                              bnb_4bit_compute_dtype=getattr(torch, resolve(settings["compute_dtype"], device)[0]))
 
 
 def load_quantized(path: str | Path, settings: dict, device: str = "cpu", trust_remote_code: bool = False):
@@ -173,8 +163,10 @@ def load_quantized(path: str | Path, settings: dict, device: str = "cpu", trust_
     from transformers import AutoModelForCausalLM
 
     placement = {"": torch.device(device).index or 0} if str(device).startswith("cuda") else {"": "cpu"}
-    compute = getattr(torch, settings.get("compute_dtype", "bfloat16"))
-    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config(settings), dtype=compute,
+    from .precision import resolve
+
+    compute = getattr(torch, resolve(settings.get("compute_dtype", "auto"), device)[0])
+    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config(settings, device), dtype=compute,
                                                  device_map=placement, trust_remote_code=trust_remote_code)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 

@@ -2,7 +2,8 @@
 own `--resources mem_mb=...`) does not overcommit. Deliberately simple and conservative; the formulas:
 
   P            base parameters (model_defs `params_b`, the embedded model's count, or a local config.json)
-  bytes/param  float32 4, bfloat16/float16 2, 8bit 1, 4bit 0.55 (nf4 + double-quantised scales)
+  bytes/param  float32 4, bfloat16/float16 2, 8bit 1, 4bit 0.55 (nf4 + double-quantised scales); precision `auto`
+               counts as bf16 on CUDA and float32 on CPU (precision.planned: the larger where unsure)
   E            embedding and output-head parameters (vocab x hidden, twice when untied; from the embedded
                registry or a local config.json, else 4% of P as in LLaMA-7B)
   weights      P x bytes/param; a quantized base keeps E unquantized in float32 (bitsandbytes quantizes the
@@ -26,6 +27,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+
+from .precision import AUTO, planned
 
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
 GPU_FLOPS, CPU_FLOPS = 0.3 * 300e12, 150e9
@@ -82,8 +85,8 @@ def _weight_bytes(params: float, dtype: str, quantization: dict | None, embeddin
 
 def finetune(params: float, training: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
-    dtype = "bfloat16" if training.get("autocast_bf16") or quantization else "float32"
-    weights = _weight_bytes(params, dtype, quantization, embedding)
+    autocast = planned(training.get("autocast", AUTO), device)  # frozen linears are stored in bf16 under autocast
+    weights = _weight_bytes(params, "bfloat16" if autocast == "bfloat16" else "float32", quantization, embedding)
     adapter = 0.02 * params * 16
     activations = training["micro_batch_size"] * training["cutoff_len"] * 34 * _hl(params)
     if training.get("gradient_checkpointing"):
@@ -95,7 +98,7 @@ def finetune(params: float, training: dict, items: int, device: str, quantizatio
 
 def evaluate(params: float, evaluation: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
-    weights = _weight_bytes(params, evaluation["dtype"], quantization, embedding)
+    weights = _weight_bytes(params, planned(evaluation["dtype"], device), quantization, embedding)
     beams = evaluation.get("generation", {}).get("num_beams", 1)
     batch = (evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16) * beams
     cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2

@@ -43,10 +43,10 @@ def settings(evaluation: dict, suite: str) -> dict:
     if protocol not in PROTOCOLS:
         raise ValueError(f"evaluation.protocol: {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if protocol == "paper":
-        return {"protocol": "paper", "suite": suite, "dtype": evaluation.get("dtype", "float32"), "batch_size": 1,
+        return {"protocol": "paper", "suite": suite, "dtype": evaluation.get("dtype", "auto"), "batch_size": 1,
                 "max_new_tokens": spec.paper_max_new_tokens, "stop_strings": [],
                 "cut_strings": list(spec.paper_cut_strings), "generation": dict(spec.paper_generation)}
-    return {"protocol": "fast", "suite": suite, "dtype": evaluation.get("dtype", "float32"),
+    return {"protocol": "fast", "suite": suite, "dtype": evaluation.get("dtype", "auto"),
             "batch_size": evaluation.get("batch_size", 16),
             "max_new_tokens": evaluation.get("max_new_tokens") or spec.max_new_tokens,
             "stop_strings": list(spec.stop_strings), "cut_strings": list(spec.stop_strings), "generation": {}}

@@ -15,6 +15,7 @@ from .aggregate import ROW_KEYS
 from .files import atomic_path, read_json
 from .methods import published_names as published_methods
 from .models import describe_quantization
+from .precision import describe as describe_precision
 
 BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
 # our training set -> the README table trained on it
@@ -75,6 +76,7 @@ def collect(score_paths: list[str | Path]) -> pd.DataFrame:
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
                      "quantization": describe_quantization(s.get("quantization")),
+                     "precision": describe_precision(s.get("precision")),
                      "paper_ci_low": paper_low, "paper_ci_high": paper_high})
     if not rows:
         raise ValueError("no score files to aggregate")
@@ -175,6 +177,8 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     if cells is not None and (cells.quantization != "none").any():
         bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
         notes.append("Base weights: " + "; ".join(f"{m} {q}" for m, q in bases.items()) + ".")
+    if cells is not None and "precision" in cells:
+        notes.append("Evaluation precision: " + "; ".join(sorted(set(cells.precision))) + ".")
     if cells is not None:
         notes.append(aggregate.detectable(cells))
     return notes
@@ -195,9 +199,16 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFr
                      "peak RSS (MB)": m.get("peak_rss_mb"), "peak CUDA (MB)": m.get("peak_cuda_mb"),
                      "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
                      "base": describe_quantization(m.get("quantization")),
+                     "train precision": describe_precision(m.get("precision"), short=True),
                      "base weights (MB)": m.get("base_weights_mb"),
                      "eval time (s)": round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)})
     return pd.DataFrame(rows)
+
+
+def training_precision_notes(metrics: dict[tuple, dict]) -> list[str]:
+    """Under the resources table: how each fine-tune's precision was chosen (the probe's figures for `auto`)."""
+    chosen = sorted({describe_precision(m.get("precision")) for m in metrics.values()})
+    return [f"Training autocast: {'; '.join(chosen)}."] if chosen else []
 
 
 def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_names: dict[str, str],

@@ -15,7 +15,7 @@ class TrainConfig:
     cutoff_len: int = 256
     train_on_inputs: bool = True       # paper default: the loss covers the prompt too
     weight_decay: float = 0.0
-    autocast_bf16: bool = False
+    autocast: str = "auto"             # "bfloat16", "none", or "auto": bf16 where the device runs it fast
     seed: int = 42
     lr_scheduler: str = "linear"       # "linear" (paper) or "cosine"
     gradient_checkpointing: bool = False

@@ -1,21 +1,22 @@
 """The fine-tuning loop, trained as upstream's transformers.Trainer trains (tests/test_trainer_equivalence.py
 checks it step by step): upstream's tokenization, AdamW, transformers' warmup + linear (or cosine) schedule,
 gradient accumulation with the paper's batch_size / micro_batch_size semantics, a token-weighted loss over the
-whole step, gradient-norm clipping at Trainer's default 1.0; optional bf16 autocast and gradient checkpointing;
+whole step, gradient-norm clipping at Trainer's default 1.0; bf16 autocast where the device runs it fast (or as
+set), optional gradient checkpointing;
 checkpoints every N steps from which a killed run resumes to the same final weights as an uninterrupted one."""
 from __future__ import annotations
 
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from tqdm import tqdm
 
-from . import checkpoints, distributed
+from . import checkpoints, distributed, precision
 from .prompts import training_prompt, training_text
-from .train_config import TrainConfig  # noqa: F401  (re-exported: part of this module's interface)
+from .train_config import TrainConfig
 
 GROUP_CHUNK_STEPS = 8  # optimizer steps' worth of examples sorted together under group_by_length
 
@@ -110,6 +111,12 @@ def set_attention(model, choice: str, device: torch.device) -> str:
     return base.config._attn_implementation
 
 
+def autocast(cfg: TrainConfig, device: torch.device):
+    """The forward's autocast context: bf16 when `cfg.autocast` is or resolves (on `device`) to bfloat16."""
+    chosen = precision.training_autocast(cfg.autocast, device)[0] if cfg.autocast == precision.AUTO else cfg.autocast
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=chosen == "bfloat16")
+
+
 @torch.no_grad()
 def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) -> float:
     """Token-weighted loss over the held-out examples, in eval mode (no dropout)."""
@@ -119,7 +126,7 @@ def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) 
     for i in range(0, len(examples), cfg.micro_batch_size):
         chunk = collate(examples[i:i + cfg.micro_batch_size], pad_id, cfg.padding_side)
         batch = {k: v.to(device) for k, v in chunk.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+        with autocast(cfg, device):
             loss_sum, n = token_loss_sum(model, batch)
         total, count = total + loss_sum.item(), count + n
     model.train()
@@ -237,7 +244,7 @@ def _forward_backward(model, micro: list[dict], cfg: TrainConfig, params) -> tup
     loss_total, tokens = 0.0, 0
     for batch in distributed.share(micro, rank, procs):
         batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+        with autocast(cfg, device):
             loss_sum, _ = token_loss_sum(model, batch)
         (loss_sum / max(n_labels, 1)).backward()
         loss_total += loss_sum.item()
@@ -264,6 +271,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     and a run with the same `fingerprint` resumes from the last checkpoint; `on_checkpoint(step)` is called
     after each save."""
     _check(records, cfg)
+    autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device)
+    cfg = replace(cfg, autocast=autocast)
     torch.manual_seed(cfg.seed)
     examples, held_out = split_validation(
         [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records], cfg.val_set_size, cfg.seed)
@@ -319,7 +328,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     return {
         "steps": total, "examples": len(examples), "loss": state.loss, "learning_rate": state.learning_rate,
         "grad_norm": state.grad_norm, "tokens": state.tokens, "resumed_from_step": first_step,
-        "segments": state.segments + 1, "attention": attention,
+        "segments": state.segments + 1, "attention": attention, "precision": precision_record,
         "validation": state.validation if held_out else None,
         # over every segment of a resumed run (the time between a kill and the resumption not counted)
         "wall_time_s": round(wall, 2), "tokens_per_s": round(state.tokens / wall, 1) if wall > 0 else None,

@@ -23,7 +23,7 @@ def case(model_dir, label, quantization, spec, dtype="float32"):
     model, tok = models.load(model_dir, dtype=dtype, device="cuda", quantization=quantization)
     model = adapters.attach(model, spec)
     metrics = train(model, tok, RECORDS, TrainConfig(max_steps=4, batch_size=8, micro_batch_size=4, warmup_steps=0,
-                                                     autocast_bf16=True), progress=False)
+                                                     autocast="bfloat16"), progress=False)
     ids = tok(["What is 3 plus 3?"], return_tensors="pt").to("cuda")
     with torch.no_grad():
         expected = model(**ids).logits.float()

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the per-machine caches (precision probe, quantized-base checks) start empty in each session, shared by the
+# session's subprocesses (Snakemake jobs included); never the user's own cache
+os.environ.setdefault("PEFT_BENCH_CACHE", tempfile.mkdtemp(prefix="peft-bench-cache-"))
 
 
 @pytest.fixture(scope="session")

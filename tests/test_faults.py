@@ -59,7 +59,7 @@ BAD_CONFIGS = [
     ({"datasets": {"gsm8k": {"path": "/x.json", "sha256": "0" * 64, "format": "llm_adapters", "split": "eval",
                              "answer_type": "number"}}}, "already a built-in dataset"),
     ({"gpus_per_finetune": 2}, "gpus_per_finetune: 2 needs device: cuda"),
-    ({"quantization": "4bit", "adapters": {"x": {"method": "loha"}}}, "not loha"),
+    ({"quantization": {"bits": 4, "compute_dtype": "float8"}}, "compute_dtype"),
     ({"threads": 0}, "threads"),
 ]
 

@@ -28,7 +28,9 @@ def test_quantization_settings_from_names_and_mappings():
     assert models.quantization_settings("4bit") == models.FOUR_BIT
     assert models.quantization_settings({"bits": 4, "double_quant": False}) == {**models.FOUR_BIT, "double_quant": False}
     assert models.quantization_settings({"bits": 8, "quant_type": "nf4"}) == {"bits": 8}
-    assert models.describe_quantization(models.FOUR_BIT) == "4bit nf4 double-quant bfloat16"
+    assert models.describe_quantization(models.FOUR_BIT) == "4bit nf4 double-quant auto"
+    assert models.describe_quantization({**models.FOUR_BIT, "compute_dtype": "bfloat16"}) == \
+        "4bit nf4 double-quant bfloat16"
 
 
 @pytest.mark.parametrize("settings", [models.FOUR_BIT, {"bits": 4, "quant_type": "fp4", "double_quant": False,

@@ -4,7 +4,7 @@ import pytest
 from pipeline_lib import resources
 
 TRAINING = {"micro_batch_size": 4, "cutoff_len": 256, "batch_size": 16, "epochs": 3, "max_steps": None,
-            "autocast_bf16": True, "gradient_checkpointing": False}
+            "autocast": "bfloat16", "gradient_checkpointing": False}
 
 
 @pytest.mark.parametrize("params, hidden, layers", [(134.5e6, 576, 30), (6.74e9, 4096, 32), (13.0e9, 5120, 40)])

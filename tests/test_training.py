@@ -239,6 +239,6 @@ def test_frozen_linears_cast_to_bf16_train_the_same_under_autocast(tiny_dir):
         assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
     def run(with_cast):
-        return short_run(tiny_dir, cast if with_cast else None, autocast_bf16=True)["loss"]
+        return short_run(tiny_dir, cast if with_cast else None, autocast="bfloat16")["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-3)

@@ -133,7 +133,8 @@ def logits(model) -> torch.Tensor:
     return out[:, -IDS.shape[1]:]
 
 
-def _marker(method: str) -> tuple[str, ...]:
+def adapter_markers(method: str) -> tuple[str, ...]:
+    """Substrings of the names of a method's own parameters."""
     spec = table.get(method)
     if spec.family == "bottleneck":
         return (".adapter_",)
@@ -202,7 +203,7 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
     def trainable():
         model = attach(tiny_model(arch), copy.deepcopy(spec))
         names = [n for n, p in model.named_parameters() if p.requires_grad]
-        markers = _marker(method)
+        markers = adapter_markers(method)
         require(bool(names), "no trainable parameters")
         stray = [n for n in names if not any(m in n for m in markers)]
         require(not stray, f"non-adapter parameters train: {stray[:2]}")
@@ -273,6 +274,30 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
                      ("merge", merged), ("generate", generation)]:
         _run(result, name, fn)
     return result
+
+
+def quantized_kernels(device: str = "cpu") -> dict:
+    """What a 4-bit base's results depend on here: bitsandbytes picks its CPU kernels by torch's CPU capability
+    and by its own CPUID check for AVX-512 BF16 (measured: the DoRA identity error on a 4-bit base is 8.2e-2 with
+    that kernel, 1.7e-3 without); on CUDA, the GPU. `key` names the committed matrix of such a device."""
+    import bitsandbytes
+    import peft
+    import transformers
+    from bitsandbytes.functional import has_avx512bf16
+
+    from .. import precision
+
+    facts = {"device": device, "bitsandbytes": bitsandbytes.__version__,
+             "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    if device == "cuda":
+        gpu = torch.cuda.get_device_name()
+        return {**facts, "gpu": gpu, "key": "cuda-" + "-".join(gpu.lower().split())}
+    machine = precision.machine_key()
+    kernel = bool(has_avx512bf16())
+    facts |= {"cpu": machine["cpu"], "cpu_flags": machine["flags"], "torch_capability": machine["capability"],
+              "isa_variables": machine["isa_variables"], "bnb_avx512bf16_kernel": kernel}
+    return {**facts, "key": f"cpu-{machine['capability'].lower()}-{'+'.join(machine['flags'])}"
+                            f"-bnb-{'avx512bf16' if kernel else 'generic'}"}
 
 
 def run_all(tmp_dir, archs=ARCHS, methods=METHODS, quantization: dict | None = None) -> list[Result]:
