@@ -168,14 +168,16 @@ def make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
 
 def token_loss_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropies over labelled tokens, and their count."""
-    labels = batch["labels"][:, 1:]
+    # position t predicts token t + 1, the last position nothing: the labels are shifted, not the logits, whose
+    # slice would be copied (batch x length x vocabulary floats) on the way in and again for the gradient
+    targets = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
     # prompt-learning adapters prepend virtual tokens to the logits: keep the input's positions only
     extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra).logits
     logits = logits[:, -batch["input_ids"].shape[1]:]
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                                             ignore_index=-100, reduction="sum")
-    return loss, int((labels != -100).sum())
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                             reduction="sum")
+    return loss, int((targets != -100).sum())
 
 
 @dataclass

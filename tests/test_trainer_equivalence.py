@@ -42,7 +42,7 @@ def run_ours(tiny_dir, records, padding_side):
     model, tokenizer = _model(tiny_dir)
     cfg = TrainConfig(padding_side=padding_side, max_steps=STEPS, batch_size=BATCH, micro_batch_size=MICRO, warmup_steps=WARMUP,
                       learning_rate=LR, cutoff_len=CUTOFF, shuffle=False, group_by_length=False, attention="sdpa",
-                      checkpoint_every=None, max_grad_norm=CLIP)
+                      checkpoint_every=None, max_grad_norm=CLIP, autocast="none")  # float32, as the Trainer here
     metrics = train(model, tokenizer, records, cfg, progress=False)
     return metrics, _adapter(model)
 
