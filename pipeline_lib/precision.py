@@ -133,7 +133,7 @@ def describe(record: dict | None, short: bool = False) -> str:
         return f"{chosen} (auto: {record.get('gpu')}, bf16 {support})"
     basis = f"cpu {record['capability']}, bf16 matmul {record['bfloat16_gflops']:.0f} vs float32 " \
             f"{record['float32_gflops']:.0f} GFLOP/s"
-    return f"{chosen} (auto: {basis}{', ' + record['forced'] if record.get('forced') else ''})"
+    return f"{chosen} (auto: {basis}{', forced by ' + record['forced'] if record.get('forced') else ''})"
 
 
 def cache_dir() -> Path:
