@@ -1,13 +1,23 @@
 """A distinct GPU for each concurrent job. Snakemake counts a `gpu` resource but never says which device a job
-should use (snakemake issue #281), so every job would see every GPU. Each GPU job runs through this module:
+should use (snakemake issue #281), so every job would see every GPU. Each fine-tune and evaluation job runs
+through this module, with the job's own `gpu` resource (whatever the config, a profile or `--set-resources`
+made it):
 
-    python -m pipeline_lib.gpu --gpus N --lock-dir DIR -- COMMAND ...
+    python -m pipeline_lib.gpu --gpus N [--data-parallel] --lock-dir DIR -- COMMAND ...
 
-It takes an exclusive flock on one file per device until it holds N of them, sets CUDA_VISIBLE_DEVICES to
-those devices and exec()s the command. The lock files stay open (inherited across exec and by child processes,
-e.g. torchrun's workers), so the locks last exactly as long as the job: the kernel releases them when the last
-process holding them exits, SIGKILL included. The devices are the existing CUDA_VISIBLE_DEVICES when set
-(SLURM sets it to the job's allocation), else every device the machine reports."""
+- N = 0: exec()s the command as it is.
+- Inside a SLURM job (SLURM_JOB_ID set): the scheduler has already chosen the devices and set
+  CUDA_VISIBLE_DEVICES to them; they are used as given, without locks. Where SLURM confines devices every job
+  sees its GPUs as 0..N-1, so a per-host lock on "GPU 0" would serialise jobs holding different physical GPUs.
+- Otherwise (one machine, several jobs): it takes an exclusive flock on one file per device until it holds N
+  of them and sets CUDA_VISIBLE_DEVICES to those. The lock files stay open (inherited across exec and by child
+  processes, e.g. torchrun's workers), so the locks last exactly as long as the job: the kernel releases them
+  when the last process holding them exits, SIGKILL included. The devices are the existing
+  CUDA_VISIBLE_DEVICES when set, else every device the machine reports.
+
+`--data-parallel` (the fine-tune): with N > 1 the command, a Python interpreter and its arguments, is started
+as N data-parallel processes by torchrun, one per device. How the devices were obtained is passed on in
+PEFT_BENCH_GPUS_BY, and `allocation()` is what the jobs record in metrics.json and their score files."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +29,7 @@ import time
 from pathlib import Path
 
 DEFAULT_LOCK_DIR = ".snakemake/gpu-locks"
+BY_VARIABLE = "PEFT_BENCH_GPUS_BY"
 
 
 class GpuError(RuntimeError):
@@ -70,12 +81,53 @@ def acquire(count: int, devices: list[str], lock_dir: str | Path, poll_s: float 
         time.sleep(poll_s)
 
 
-def run(count: int, command: list[str], lock_dir: str | Path = DEFAULT_LOCK_DIR, devices: list[str] | None = None):
+def allocation(environ=None) -> dict:
+    """Where a job ran and on which devices, as its metrics record it: the host, how the devices were obtained
+    (slurm, lock or none), CUDA_VISIBLE_DEVICES, and the SLURM job and GPUs when under SLURM."""
+    environ = os.environ if environ is None else environ
+    record = {"host": socket.gethostname(), "by": environ.get(BY_VARIABLE, "none"),
+              "cuda_visible_devices": environ.get("CUDA_VISIBLE_DEVICES")}
+    if environ.get("SLURM_JOB_ID"):
+        record["slurm_job_id"] = environ["SLURM_JOB_ID"]
+        record["slurm_gpus"] = environ.get("SLURM_STEP_GPUS") or environ.get("SLURM_JOB_GPUS")
+    return record
+
+
+def _in_slurm_job(environ) -> bool:
+    return bool(environ.get("SLURM_JOB_ID"))
+
+
+def hold(count: int, lock_dir: str | Path = DEFAULT_LOCK_DIR, environ=None) -> tuple[list[str], list[int], str]:
+    """The `count` devices this job uses, the fds of the locks it holds on them (none under SLURM) and how they
+    were obtained."""
+    environ = os.environ if environ is None else environ
+    if count == 0:
+        return [], [], "none"
+    devices = visible_devices(environ)
+    if _in_slurm_job(environ):  # the scheduler's allocation: trusted as it is
+        if count > len(devices):
+            raise GpuError(f"SLURM job {environ['SLURM_JOB_ID']} needs {count} GPU(s) but its allocation shows "
+                           f"{len(devices)} ({','.join(devices) or 'none'}): request them with --gpus/--gres")
+        return devices[:count], [], "slurm"
+    chosen, fds = acquire(count, devices, lock_dir)
+    return chosen, fds, "lock"
+
+
+def run(count: int, command: list[str], lock_dir: str | Path = DEFAULT_LOCK_DIR, data_parallel: bool = False):
     """Hold `count` devices and become `command` with CUDA_VISIBLE_DEVICES set to them (never returns)."""
-    chosen, fds = acquire(count, visible_devices() if devices is None else devices, lock_dir)
+    chosen, fds, by = hold(count, lock_dir)
     for fd in fds:
         os.set_inheritable(fd, True)  # the locks must outlive exec() and pass to child processes
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
+    if count:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
+        os.environ[BY_VARIABLE] = by
+        where = f"SLURM job {os.environ['SLURM_JOB_ID']}'s allocation" if by == "slurm" else "locked"
+        print(f"pipeline_lib.gpu: {socket.gethostname()} GPU(s) {','.join(chosen)} ({where}) at {time.time():.3f}",
+              file=sys.stderr, flush=True)
+    if data_parallel and count > 1:
+        from pipeline_lib.distributed import launcher  # absolute: the rules run this file as a script
+
+        command = [command[0], *launcher(count), *command[1:]]
     sys.stdout.flush()
     os.execvp(command[0], command)
 
@@ -84,16 +136,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", type=int, required=True)
     parser.add_argument("--lock-dir", default=DEFAULT_LOCK_DIR)
+    parser.add_argument("--data-parallel", action="store_true",
+                        help="start the command (python ...) as one torchrun process per GPU when N > 1")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given after --")
     try:
-        run(args.gpus, command, args.lock_dir)
+        run(args.gpus, command, args.lock_dir, args.data_parallel)
     except GpuError as e:
         raise SystemExit(f"pipeline_lib.gpu: {e}") from e
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()

@@ -30,9 +30,10 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     other than the first, which end with the same weights and leave the writing to it)."""
     import torch
 
-    from . import adapters, distributed, methods, models, precision
+    from . import adapters, distributed, gpu, methods, models, precision
     from .training import TrainConfig, cast_frozen_linears, train
 
+    started = time.time()
     device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
     distributed.init(device)
     # `auto` resolved here, on the job's own device; the resolved settings fingerprint the checkpoints
@@ -64,7 +65,7 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
         metrics = {**labels, **counts, **metrics, "precision": precision_record, "adapter_file_bytes": size,
                    "processes": distributed.world()[1],
                    "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,
-                   "finished": time.time()}
+                   "allocation": gpu.allocation(), "started": started, "finished": time.time()}
         write_json(tmp / "metrics.json", metrics)
         write_manifest(tmp)  # evaluation checks it before loading: a damaged cached adapter is never used
     shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)
@@ -82,9 +83,10 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     """Generate, extract and score every item of `data`; write the predictions and the score; return it."""
     import torch
 
-    from . import adapters, models, precision
+    from . import adapters, gpu, models, precision
     from .evaluation import evaluate as run
 
+    started = time.time()
     # `auto` resolved on the job's device: a quantized base computes in its compute dtype, an unquantized one is
     # cast to the evaluation's dtype
     if quantization:
@@ -109,7 +111,8 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
     write_jsonl(predictions, done)
     result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
-              "quantization": quantization}
+              "quantization": quantization, "allocation": gpu.allocation(), "started": started,
+              "finished": time.time()}
     write_json(score, result)
     partial.unlink()
     return result

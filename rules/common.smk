@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from pipeline_lib import distributed, paths
+from pipeline_lib import paths
 from pipeline_lib.commands import cli
 from pipeline_lib.data.registry import sources
 from pipeline_lib.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
@@ -36,18 +36,18 @@ def script(name, prefix=PY, threads=False):
             + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
 
 
-def on_gpus(count):
-    """Command prefix giving a job `count` GPUs of its own (pipeline_lib/gpu.py: flock per device, then
-    CUDA_VISIBLE_DEVICES); empty on CPU."""
-    if not count:
-        return ""
+def on_gpus(data_parallel=False):
+    """Command prefix giving a job its `gpu` resource's count of GPUs of its own (pipeline_lib/gpu.py: the
+    SLURM allocation inside a SLURM job, else a flock per device; then CUDA_VISIBLE_DEVICES; nothing for 0),
+    read from the job's resources so that a profile's or --set-resources' count is the one used; with
+    `data_parallel`, one torchrun process per GPU."""
     allocator = shlex.quote(str(Path(workflow.basedir) / "pipeline_lib" / "gpu.py"))
-    return f"{PY} {allocator} --gpus {count} --lock-dir {shlex.quote(config['gpu_lock_dir'])} -- "
+    return (f"{PY} {allocator} --gpus {{resources.gpu}}{' --data-parallel' if data_parallel else ''} "
+            f"--lock-dir {shlex.quote(config['gpu_lock_dir'])} -- {PY}")
 
 
-# python, or python -m torch.distributed.run ... for a data-parallel fine-tune, on the GPUs the job holds
-FINETUNE_PY = on_gpus(GPUS_PER_FINETUNE) + " ".join([PY, *distributed.launcher(GPUS_PER_FINETUNE)])
-EVALUATE_PY = on_gpus(GPUS_PER_EVALUATION) + PY
+FINETUNE_PY = on_gpus(data_parallel=True)
+EVALUATE_PY = on_gpus()
 
 
 def alternation(names):

@@ -148,13 +148,12 @@ def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     finetunes = [line for line in out.splitlines() if "scripts/finetune.py" in line]
-    assert len(finetunes) == 3 and all("-m torch.distributed.run --standalone --nproc-per-node=2" in line
-                                       for line in finetunes)
-    # each job first takes its own devices: two for a fine-tune, one for an evaluation
-    assert all("pipeline_lib/gpu.py --gpus 2 --lock-dir .snakemake/gpu-locks -- " in line for line in finetunes)
+    # each job first takes its own devices (its gpu resource): two for a fine-tune, started as two torchrun
+    # processes, one for an evaluation
+    assert len(finetunes) == 3 and all("pipeline_lib/gpu.py --gpus 2 --data-parallel --lock-dir "
+                                       ".snakemake/gpu-locks -- " in line for line in finetunes)
     evaluations = [line for line in out.splitlines() if "scripts/evaluate.py" in line]
-    assert evaluations and all("pipeline_lib/gpu.py --gpus 1 " in line for line in evaluations)
-    assert all("torch.distributed.run" not in line for line in out.splitlines() if "scripts/evaluate.py" in line)
+    assert evaluations and all("pipeline_lib/gpu.py --gpus 1 --lock-dir" in line for line in evaluations)
     assert "gpu=2" in out.replace(" ", "")
 
 

@@ -21,12 +21,14 @@ with open(sys.argv[1], "a") as log:
 """
 
 
-def launch(tmp_path, devices, gpus, seconds, log):
+def launch(tmp_path, devices, gpus, seconds, log, env=(), options=()):
     job = tmp_path / "job.py"
     job.write_text(JOB)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "pipeline_lib.gpu", "--gpus", str(gpus), "--lock-dir",
-                             str(tmp_path / "locks"), "--", sys.executable, str(job), str(log), str(seconds)], env=env)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, "PYTHONPATH": str(ROOT), **dict(env)}
+    env = {k: v for k, v in env.items() if v is not None}
+    return subprocess.Popen([sys.executable, str(ROOT / "pipeline_lib" / "gpu.py"), "--gpus", str(gpus),
+                             *options, "--lock-dir", str(tmp_path / "locks"), "--", sys.executable, str(job),
+                             str(log), str(seconds)], env=env)
 
 
 def intervals(log):
@@ -85,3 +87,44 @@ def test_more_gpus_than_visible_is_a_clear_error(tmp_path):
         gpu.acquire(3, ["0", "1"], tmp_path)
     assert gpu.visible_devices({"CUDA_VISIBLE_DEVICES": "2, 3"}) == ["2", "3"]
     assert gpu.visible_devices({"CUDA_VISIBLE_DEVICES": ""}) == []
+
+
+def test_inside_a_slurm_job_the_allocation_is_trusted_without_locks(tmp_path):
+    """Where SLURM confines devices, two jobs holding different physical GPUs both see theirs as 0: they must run
+    at the same time, not wait for each other's lock on "GPU 0"."""
+    log = tmp_path / "log"
+    jobs = [launch(tmp_path, "0", 1, 1.5, log, env={"SLURM_JOB_ID": str(100 + i)}) for i in range(2)]
+    assert [j.wait(timeout=60) for j in jobs] == [0, 0]
+    (_, s1, e1), (_, s2, e2) = intervals(log)
+    assert max(s1, s2) < min(e1, e2), "the two SLURM jobs did not overlap"
+    assert not (tmp_path / "locks").exists() or not any((tmp_path / "locks").iterdir())
+    with pytest.raises(gpu.GpuError, match=r"SLURM job 7 needs 2 GPU\(s\) but its allocation shows 1 \(0\)"):
+        gpu.hold(2, tmp_path / "locks", {"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "0"})
+
+
+def test_no_gpus_runs_the_command_as_it_is(tmp_path):
+    log = tmp_path / "log"
+    assert launch(tmp_path, "3", 0, 0, log).wait(timeout=30) == 0
+    assert log.read_text().split()[:2] == ["start", "3"]  # CUDA_VISIBLE_DEVICES untouched
+    assert gpu.hold(0, tmp_path / "locks", {}) == ([], [], "none")
+
+
+def test_data_parallel_starts_one_torchrun_process_per_gpu(tmp_path):
+    job = tmp_path / "rank.py"
+    job.write_text("import os, sys\n"
+                   "open(sys.argv[1] + os.environ['RANK'], 'w').write(os.environ['CUDA_VISIBLE_DEVICES'] + ' ' +"
+                   " os.environ['WORLD_SIZE'] + ' ' + os.environ['PEFT_BENCH_GPUS_BY'])\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,6", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "pipeline_lib" / "gpu.py"), "--gpus", "2", "--data-parallel",
+                           "--lock-dir", str(tmp_path / "locks"), "--", sys.executable, str(job),
+                           str(tmp_path / "rank")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = [(tmp_path / f"rank{r}").read_text().split() for r in (0, 1)]
+    assert seen[0] == seen[1] and seen[0][1:] == ["2", "lock"] and len(set(seen[0][0].split(","))) == 2
+
+
+def test_allocation_record_names_the_slurm_job_and_its_gpus():
+    record = gpu.allocation({"SLURM_JOB_ID": "12", "SLURM_STEP_GPUS": "2,3", "CUDA_VISIBLE_DEVICES": "2,3",
+                             gpu.BY_VARIABLE: "slurm"})
+    assert record["by"] == "slurm" and record["slurm_job_id"] == "12" and record["slurm_gpus"] == "2,3"
+    assert gpu.allocation({})["by"] == "none" and "slurm_job_id" not in gpu.allocation({})

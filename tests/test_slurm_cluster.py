@@ -1,0 +1,268 @@
+"""The pipeline on a real SLURM cluster (tests/cluster/local_slurm.py: slurmctld and slurmd on 127.0.0.1, four
+fake GPUs), through profiles/slurm and the executor plugin, every job an sbatch submission: the tiny run's tables
+equal a local run's, each request is what resources.py estimated, GPU jobs run side by side on the devices SLURM
+gave them, a cancelled fine-tune resumes from its checkpoint, a drained node holds jobs until it resumes, a job
+over its memory request fails with the scheduler's reason, and a 2-GPU job trains as two processes."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from cluster.local_slurm import LocalSlurm, problem
+from pipeline_lib.files import read_jsonl
+from snakemake_run import ROOT, SNAKEMAKE, job_counts, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+WHY_NOT = problem()
+if WHY_NOT:
+    pytestmark.append(pytest.mark.skip(reason=f"no local SLURM cluster: {WHY_NOT}"))
+
+LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+SERIES = {"method": "series", "bottleneck_size": 8, "target_modules": ["up_proj"]}
+ADAPTER_DIR = "results/adapters/tiny-llama/{}/gsm8k_train"
+PROFILE = ("--profile", str(ROOT / "profiles/slurm"), "--workflow-profile", str(ROOT / "tests/cluster/profile"))
+TEST_RESOURCES = {"gpu": 1, "cpus_per_gpu": 1}  # tests/cluster/profile's, repeated where --set-resources replaces it
+
+
+def overrides(tiny_dir, data_mirror, **extra_adapters):
+    return {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+            "adapters": {"lora": LORA, "series": SERIES, **extra_adapters}, "eval_sets": ["MultiArith"]}
+
+
+def set_resources(**per_rule):
+    return ["--set-resources", *(f"{rule}:{k}={v}" for rule, res in per_rule.items() for k, v in res.items())]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+    try:
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+def slurm(cluster, workdir, config, *extra, timeout=600):
+    return run(workdir, config, *PROFILE, *extra, env=cluster.env, timeout=timeout)
+
+
+def popen_slurm(cluster, workdir, config, *extra):
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "override.yaml").write_text(yaml.safe_dump(config))
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(ROOT / "config/tiny.yaml"), str(workdir / "override.yaml"), "--replace-workflow-config", *PROFILE,
+           *extra]
+    return subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def jobs_of(cluster, workdir: Path) -> list[dict]:
+    """The SLURM jobs a run in `workdir` submitted, with the rule from the plugin's `rule_<name>...` comment."""
+    found = [j for j in cluster.jobs() if Path(j.get("WorkDir", "")).resolve() == workdir.resolve()]
+    for j in found:
+        j["rule"] = re.match(r"rule_(\w+?)(_wildcards_|$)", j["Comment"]).group(1)
+    return sorted(found, key=lambda j: int(j["JobId"]))
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, tiny_dir, data_mirror):
+    workdir = tmp_path_factory.mktemp("local")
+    done = run(workdir, overrides(tiny_dir, data_mirror))
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster, tmp_path_factory, tiny_dir, data_mirror):
+    """The whole tiny run through SLURM, submitted while the node is drained: the jobs wait until it resumes."""
+    workdir = tmp_path_factory.mktemp("on-slurm")
+    cluster.set_node("DRAIN", "pipeline test")
+    try:
+        started = time.monotonic()
+        proc = popen_slurm(cluster, workdir, overrides(tiny_dir, data_mirror), "--cores", "2")
+        pending = wait_for(lambda: [j for j in jobs_of(cluster, workdir) if j["JobState"] == "PENDING"], 120,
+                           "a pending job on the drained node")
+        time.sleep(3)
+        held = [j for j in jobs_of(cluster, workdir) if j["JobId"] in {p["JobId"] for p in pending}]
+        assert held and all(j["JobState"] == "PENDING" for j in held), held
+        drained = {"state": cluster.node_state(), "reason": held[0]["Reason"], "pending": len(held)}
+    finally:
+        cluster.set_node("RESUME")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-5000:]
+    return {"workdir": workdir, "output": out, "wall_s": time.monotonic() - started, "drained": drained,
+            "config": overrides(tiny_dir, data_mirror)}
+
+
+def test_a_drained_node_holds_the_jobs_until_it_resumes(cluster_run):
+    drained = cluster_run["drained"]
+    assert drained["state"] in ("drained", "draining") and drained["pending"] >= 1
+    assert "DRAINED" in drained["reason"], drained  # Slurm 22.05: Nodes_required_for_job_are_DOWN,_DRAINED...
+    print(f"drained node: {drained}; the run then finished in {cluster_run['wall_s']:.0f} s")
+
+
+def test_every_job_is_submitted_to_slurm(cluster, cluster_run):
+    submitted = {}
+    for j in jobs_of(cluster, cluster_run["workdir"]):
+        submitted[j["rule"]] = submitted.get(j["rule"], 0) + 1
+        assert j["JobState"] == "COMPLETED", j
+    expected = job_counts(cluster_run["output"])
+    assert submitted == {rule: n for rule, n in expected.items() if rule != "all"}
+    # config/tiny.yaml's three adapters (lora and series overridden here) and the base model, on MultiArith
+    assert submitted["finetune"] == 3 and submitted["evaluate"] == 4 and submitted["render"] == 1
+    print(f"jobs submitted per rule: {submitted}; wall {cluster_run['wall_s']:.0f} s, "
+          f"{cluster_run['wall_s'] / sum(submitted.values()):.1f} s per job on 2 CPUs")
+
+
+def test_tables_equal_the_local_run(cluster_run, local_run):
+    remote, local = cluster_run["workdir"], local_run
+    for table in ("accuracy.csv", "accuracy_ci.csv", "significance.csv", "contamination.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(remote / "results/tables" / table),
+                                      pd.read_csv(local / "results/tables" / table))
+    for path in (local / "results/predictions").rglob("*.jsonl"):
+        assert read_jsonl(remote / path.relative_to(local)) == read_jsonl(path), path
+
+
+def _megabytes(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([MGT])", value).groups()
+    return int(number) * {"M": 1, "G": 1024, "T": 1024 ** 2}[unit]
+
+
+def _minutes(limit: str) -> int:
+    days, _, clock = limit.rpartition("-")
+    h, m, s = (int(x) for x in clock.split(":"))
+    return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
+
+
+def test_each_request_is_what_resources_estimated(cluster, cluster_run):
+    from snakemake.utils import update_config, validate
+
+    from pipeline_lib.plan import prepare
+
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    update_config(config, copy.deepcopy(cluster_run["config"]))  # as Snakemake merges config files
+    validate(config, str(ROOT / "schemas/config.schema.yaml"))
+    plan = prepare(config)
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["default-resources"]
+    checked = {}
+    for j in jobs_of(cluster, cluster_run["workdir"]):
+        wildcards = dict(zip(("model", "adapter", "train", "dataset"), j["Comment"].split("_wildcards_")[-1]
+                             .split("_")))
+        if j["rule"] == "finetune":
+            expected = plan.finetune_estimate("tiny-llama", wildcards["adapter"], "gsm8k_train")
+        elif j["rule"] == "evaluate":
+            expected = plan.evaluate_estimate("tiny-llama", "MultiArith")
+        else:
+            expected = profile
+        gpus = TEST_RESOURCES["gpu"] if j["rule"] in ("finetune", "evaluate") else 0
+        assert j["Partition"] == profile["slurm_partition"]
+        assert _megabytes(j["MinMemoryNode"]) == expected["mem_mb"], j
+        assert _minutes(j["TimeLimit"]) == expected["runtime"], j
+        assert j.get("TresPerJob", "") == (f"gres:gpu:{gpus}" if gpus else ""), j
+        assert int(j["NumCPUs"]) == (gpus * TEST_RESOURCES["cpus_per_gpu"] if gpus else 1), j
+        checked[j["rule"]] = (f"-p {j['Partition']} --mem {j['MinMemoryNode']} -t {j['TimeLimit']} "
+                              f"cpus {j['NumCPUs']} {j.get('TresPerJob', '')}")
+    print("sbatch requests per rule:\n" + "\n".join(f"  {rule}: {req}" for rule, req in checked.items()))
+
+
+def test_gpu_jobs_run_side_by_side_on_the_devices_slurm_gave_them(cluster_run):
+    workdir = cluster_run["workdir"]
+    records = [json.loads(p.read_text()) for p in [*(workdir / "results/adapters").rglob("metrics.json"),
+                                                   *(workdir / "results/scores").rglob("*.json")]]
+    spans = []
+    for r in records:
+        a = r["allocation"]
+        assert a["by"] == "slurm" and a["slurm_job_id"] and a["cuda_visible_devices"] == a["slurm_gpus"], a
+        spans.append((r["started"], r["finished"], a["slurm_job_id"], a["slurm_gpus"], r.get("adapter")))
+    overlapping = [(x, y) for i, x in enumerate(spans) for y in spans[i + 1:] if max(x[0], y[0]) < min(x[1], y[1])]
+    assert overlapping, f"no two GPU jobs overlapped: {sorted(spans)}"
+    for x, y in overlapping:
+        assert x[3] != y[3], f"SLURM jobs {x[2]} and {y[2]} ran at once on the same GPU {x[3]}"
+    x, y = overlapping[0]
+    print(f"overlapping GPU jobs: SLURM job {x[2]} on GPU {x[3]} ({x[0]:.1f}-{x[1]:.1f}) and job {y[2]} on GPU "
+          f"{y[3]} ({y[0]:.1f}-{y[1]:.1f}); {len(overlapping)} overlapping pair(s)")
+
+
+def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, local_run):
+    """scancel of the running fine-tune: the profile's retries resubmit it, it resumes from its last checkpoint,
+    and the adapter equals an uninterrupted (local) run's bit for bit."""
+    workdir = cluster_run["workdir"]
+    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 150, "checkpoint_every": 10}}
+    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "long": long}}
+    target = ADAPTER_DIR.format("long")
+    proc = popen_slurm(cluster, workdir, config, target, "--cores", "2")
+    checkpoint = workdir / f"{target}.checkpoint" / "last.pt"
+    wait_for(checkpoint.exists, 300, "the first checkpoint")
+    job = next(j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
+    cluster.run("scancel", job["JobId"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-5000:]
+    finetunes = [j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and "long" in j["Comment"]]
+    assert [j["JobState"] for j in finetunes] == ["CANCELLED", "COMPLETED"], finetunes
+    metrics = json.loads((workdir / target / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 150
+
+    clean = run(local_run, config, target)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    a, b = load_file(workdir / target / "adapter_model.safetensors"), load_file(local_run / target /
+                                                                                 "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    print(f"scancel of SLURM job {job['JobId']} at step >= 10; resubmitted as job {finetunes[1]['JobId']}, "
+          f"resumed from step {metrics['resumed_from_step']}: adapter identical to the uninterrupted run's")
+
+
+def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, cluster_run):
+    workdir = cluster_run["workdir"]
+    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "greedy": LORA}}
+    done = slurm(cluster, workdir, config, ADAPTER_DIR.format("greedy"), "--retries", "0",
+                 *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100}))
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "Error in rule finetune" in out and "SLURM-job" in out and "failed" in out, out[-4000:]
+    job = next(j for j in jobs_of(cluster, workdir) if "greedy" in j["Comment"])
+    slurm_log = Path(job["StdOut"]).read_text()
+    assert "exceeded memory limit" in slurm_log or "Exceeded job memory limit" in slurm_log, slurm_log[-2000:]
+    assert str(job["StdOut"]) in out  # Snakemake's summary points at the scheduler's log
+    assert not (workdir / ADAPTER_DIR.format("greedy")).exists()
+    print(f"over memory: SLURM job {job['JobId']} {job['JobState']}, its log: "
+          f"{[ln for ln in slurm_log.splitlines() if 'memory' in ln][0]}")
+
+
+def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, cluster_run, local_run):
+    workdir = cluster_run["workdir"]
+    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "lora2": LORA}}
+    target = ADAPTER_DIR.format("lora2")
+    done = slurm(cluster, workdir, config, target,
+                 *set_resources(finetune={"gpu": 2, "cpus_per_gpu": 1}))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    metrics = json.loads((workdir / target / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and len(metrics["allocation"]["slurm_gpus"].split(",")) == 2
+    job = next(j for j in jobs_of(cluster, workdir) if "lora2" in j["Comment"])
+    assert job["TresPerJob"] == "gres:gpu:2" and int(job["NumCPUs"]) == 2
+    one = json.loads((local_run / ADAPTER_DIR.format("lora") / "metrics.json").read_text())
+    assert metrics["loss"] == pytest.approx(one["loss"], rel=1e-4) and one["processes"] == 1
+    a = load_file(local_run / ADAPTER_DIR.format("lora") / "adapter_model.safetensors")
+    b = load_file(workdir / target / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    print(f"2-GPU job {job['JobId']} (GPUs {metrics['allocation']['slurm_gpus']}): 2 gloo processes, adapter "
+          f"within 1e-4 of the single-process run's")
