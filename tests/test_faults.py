@@ -168,7 +168,8 @@ def _finals(workdir):
         if path.is_file() and (path.suffix == ".json" and "scores" in path.parts or path.name.endswith(".safetensors")):
             out[str(path.relative_to(workdir))] = path.read_bytes() if path.suffix != ".json" else \
                 {k: v for k, v in json.loads(path.read_text()).items() if k not in ("wall_time_s", "items_per_s",
-                                                                                  "resumed_items")}
+                                                                                  "resumed_items", "started",
+                                                                                  "finished")}
     return out
 
 

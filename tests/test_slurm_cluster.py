@@ -34,9 +34,16 @@ PROFILE = ("--profile", str(ROOT / "profiles/slurm"), "--workflow-profile", str(
 TEST_RESOURCES = {"gpu": 1, "cpus_per_gpu": 1}  # tests/cluster/profile's, repeated where --set-resources replaces it
 
 
-def overrides(tiny_dir, data_mirror, **extra_adapters):
-    return {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
-            "adapters": {"lora": LORA, "series": SERIES, **extra_adapters}, "eval_sets": ["MultiArith"]}
+def run_config(tiny_dir, data_mirror) -> dict:
+    """config/tiny.yaml with two adapters and one evaluation set: the whole config, no file merged under it."""
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    return {**config, "model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+            "data": {**config["data"], "mirror": str(data_mirror)}, "adapters": {"lora": LORA, "series": SERIES},
+            "eval_sets": ["MultiArith"]}
+
+
+def with_adapter(config, name, spec) -> dict:
+    return {**config, "adapters": {**config["adapters"], name: spec}}
 
 
 def set_resources(**per_rule):
@@ -53,16 +60,19 @@ def cluster(tmp_path_factory):
 
 
 def slurm(cluster, workdir, config, *extra, timeout=600):
-    return run(workdir, config, *PROFILE, *extra, env=cluster.env, timeout=timeout)
+    return run(workdir, config, *PROFILE, *extra, env=cluster.env, timeout=timeout, configfiles=())
 
 
-def popen_slurm(cluster, workdir, config, *extra):
+def local(workdir, config, *extra):
+    return run(workdir, config, *extra, configfiles=())
+
+
+def popen(workdir, config, *extra, env=None):
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "override.yaml").write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile",
-           str(ROOT / "config/tiny.yaml"), str(workdir / "override.yaml"), "--replace-workflow-config", *PROFILE,
-           *extra]
-    return subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           str(workdir / "override.yaml"), "--replace-workflow-config", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def jobs_of(cluster, workdir: Path) -> list[dict]:
@@ -83,21 +93,15 @@ def wait_for(predicate, timeout_s, what):
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, tiny_dir, data_mirror):
-    workdir = tmp_path_factory.mktemp("local")
-    done = run(workdir, overrides(tiny_dir, data_mirror))
-    assert done.returncode == 0, done.stderr[-4000:]
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def cluster_run(cluster, tmp_path_factory, tiny_dir, data_mirror):
-    """The whole tiny run through SLURM, submitted while the node is drained: the jobs wait until it resumes."""
-    workdir = tmp_path_factory.mktemp("on-slurm")
+def runs(cluster, tmp_path_factory, tiny_dir, data_mirror):
+    """The tiny run through SLURM, submitted while the node is drained (the jobs wait until it resumes), and
+    the same run locally (at the same time: the SLURM run mostly waits on the scheduler)."""
+    config = run_config(tiny_dir, data_mirror)
+    local_dir, workdir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("on-slurm")
     cluster.set_node("DRAIN", "pipeline test")
     try:
         started = time.monotonic()
-        proc = popen_slurm(cluster, workdir, overrides(tiny_dir, data_mirror), "--cores", "2")
+        proc = popen(workdir, config, *PROFILE, "--cores", "2", env=cluster.env)
         pending = wait_for(lambda: [j for j in jobs_of(cluster, workdir) if j["JobState"] == "PENDING"], 120,
                            "a pending job on the drained node")
         time.sleep(3)
@@ -106,10 +110,24 @@ def cluster_run(cluster, tmp_path_factory, tiny_dir, data_mirror):
         drained = {"state": cluster.node_state(), "reason": held[0]["Reason"], "pending": len(held)}
     finally:
         cluster.set_node("RESUME")
+    local_proc = popen(local_dir, config, "--cores", "1")
     out, _ = proc.communicate(timeout=900)
+    wall_s = time.monotonic() - started
+    local_out, _ = local_proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-5000:]
-    return {"workdir": workdir, "output": out, "wall_s": time.monotonic() - started, "drained": drained,
-            "config": overrides(tiny_dir, data_mirror)}
+    assert local_proc.returncode == 0, local_out[-5000:]
+    return {"workdir": workdir, "local": local_dir, "output": out, "wall_s": wall_s, "drained": drained,
+            "config": config}
+
+
+@pytest.fixture(scope="module")
+def cluster_run(runs):
+    return runs
+
+
+@pytest.fixture(scope="module")
+def local_run(runs):
+    return runs["local"]
 
 
 def test_a_drained_node_holds_the_jobs_until_it_resumes(cluster_run):
@@ -119,26 +137,34 @@ def test_a_drained_node_holds_the_jobs_until_it_resumes(cluster_run):
     print(f"drained node: {drained}; the run then finished in {cluster_run['wall_s']:.0f} s")
 
 
-def test_every_job_is_submitted_to_slurm(cluster, cluster_run):
-    submitted = {}
+def rules_run_inside(job: dict) -> list[str]:
+    """The rules the Snakemake inside a SLURM job ran, from the job's SLURM log."""
+    return re.findall(r"^\s*(?:local)?rule (\w+):", Path(job["StdOut"]).read_text(), re.MULTILINE)
+
+
+def test_every_job_runs_inside_a_slurm_job(cluster, cluster_run):
+    submitted, ran = {}, {}
     for j in jobs_of(cluster, cluster_run["workdir"]):
-        submitted[j["rule"]] = submitted.get(j["rule"], 0) + 1
         assert j["JobState"] == "COMPLETED", j
-    expected = job_counts(cluster_run["output"])
-    assert submitted == {rule: n for rule, n in expected.items() if rule != "all"}
-    # config/tiny.yaml's three adapters (lora and series overridden here) and the base model, on MultiArith
-    assert submitted["finetune"] == 3 and submitted["evaluate"] == 4 and submitted["render"] == 1
-    print(f"jobs submitted per rule: {submitted}; wall {cluster_run['wall_s']:.0f} s, "
-          f"{cluster_run['wall_s'] / sum(submitted.values()):.1f} s per job on 2 CPUs")
+        submitted[j["rule"]] = submitted.get(j["rule"], 0) + 1
+        for rule in rules_run_inside(j):
+            ran[rule] = ran.get(rule, 0) + 1
+    expected = {rule: n for rule, n in job_counts(cluster_run["output"]).items() if rule != "all"}
+    assert submitted == ran == expected  # one SLURM job per Snakemake job, each ran its rule inside
+    assert submitted["finetune"] == 2 and submitted["evaluate"] == 3 and submitted["render"] == 1
+    print(f"jobs run per rule: {ran}; SLURM submissions: {submitted}; wall {cluster_run['wall_s']:.0f} s, "
+          f"{cluster_run['wall_s'] / sum(submitted.values()):.1f} s per submission")
 
 
 def test_tables_equal_the_local_run(cluster_run, local_run):
-    remote, local = cluster_run["workdir"], local_run
+    remote, here = cluster_run["workdir"], local_run
     for table in ("accuracy.csv", "accuracy_ci.csv", "significance.csv", "contamination.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(remote / "results/tables" / table),
-                                      pd.read_csv(local / "results/tables" / table))
-    for path in (local / "results/predictions").rglob("*.jsonl"):
-        assert read_jsonl(remote / path.relative_to(local)) == read_jsonl(path), path
+                                      pd.read_csv(here / "results/tables" / table))
+    predictions = list((here / "results/predictions").rglob("*.jsonl"))
+    assert len(predictions) == 3
+    for path in predictions:
+        assert read_jsonl(remote / path.relative_to(here)) == read_jsonl(path), path
 
 
 def _megabytes(value: str) -> int:
@@ -153,12 +179,11 @@ def _minutes(limit: str) -> int:
 
 
 def test_each_request_is_what_resources_estimated(cluster, cluster_run):
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import validate
 
     from pipeline_lib.plan import prepare
 
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
-    update_config(config, copy.deepcopy(cluster_run["config"]))  # as Snakemake merges config files
+    config = copy.deepcopy(cluster_run["config"])
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
     plan = prepare(config)
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["default-resources"]
@@ -170,7 +195,7 @@ def test_each_request_is_what_resources_estimated(cluster, cluster_run):
             expected = plan.finetune_estimate("tiny-llama", wildcards["adapter"], "gsm8k_train")
         elif j["rule"] == "evaluate":
             expected = plan.evaluate_estimate("tiny-llama", "MultiArith")
-        else:
+        else:  # data preparation and render: the profile's defaults
             expected = profile
         gpus = TEST_RESOURCES["gpu"] if j["rule"] in ("finetune", "evaluate") else 0
         assert j["Partition"] == profile["slurm_partition"]
@@ -206,9 +231,9 @@ def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, 
     and the adapter equals an uninterrupted (local) run's bit for bit."""
     workdir = cluster_run["workdir"]
     long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 150, "checkpoint_every": 10}}
-    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "long": long}}
+    config = with_adapter(cluster_run["config"], "long", long)
     target = ADAPTER_DIR.format("long")
-    proc = popen_slurm(cluster, workdir, config, target, "--cores", "2")
+    proc = popen(workdir, config, *PROFILE, target, "--cores", "2", env=cluster.env)
     checkpoint = workdir / f"{target}.checkpoint" / "last.pt"
     wait_for(checkpoint.exists, 300, "the first checkpoint")
     job = next(j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
@@ -220,7 +245,7 @@ def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, 
     metrics = json.loads((workdir / target / "metrics.json").read_text())
     assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 150
 
-    clean = run(local_run, config, target)
+    clean = local(local_run, config, target)
     assert clean.returncode == 0, clean.stderr[-3000:]
     a, b = load_file(workdir / target / "adapter_model.safetensors"), load_file(local_run / target /
                                                                                  "adapter_model.safetensors")
@@ -231,7 +256,7 @@ def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, 
 
 def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, cluster_run):
     workdir = cluster_run["workdir"]
-    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "greedy": LORA}}
+    config = with_adapter(cluster_run["config"], "greedy", LORA)
     done = slurm(cluster, workdir, config, ADAPTER_DIR.format("greedy"), "--retries", "0",
                  *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100}))
     assert done.returncode != 0
@@ -240,7 +265,7 @@ def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster,
     job = next(j for j in jobs_of(cluster, workdir) if "greedy" in j["Comment"])
     slurm_log = Path(job["StdOut"]).read_text()
     assert "exceeded memory limit" in slurm_log or "Exceeded job memory limit" in slurm_log, slurm_log[-2000:]
-    assert str(job["StdOut"]) in out  # Snakemake's summary points at the scheduler's log
+    assert str(job["StdOut"]) in out and "exceeded memory limit" in out  # the SLURM log, shown by Snakemake
     assert not (workdir / ADAPTER_DIR.format("greedy")).exists()
     print(f"over memory: SLURM job {job['JobId']} {job['JobState']}, its log: "
           f"{[ln for ln in slurm_log.splitlines() if 'memory' in ln][0]}")
@@ -248,7 +273,7 @@ def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster,
 
 def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, cluster_run, local_run):
     workdir = cluster_run["workdir"]
-    config = {**cluster_run["config"], "adapters": {**cluster_run["config"]["adapters"], "lora2": LORA}}
+    config = with_adapter(cluster_run["config"], "lora2", LORA)
     target = ADAPTER_DIR.format("lora2")
     done = slurm(cluster, workdir, config, target,
                  *set_resources(finetune={"gpu": 2, "cpus_per_gpu": 1}))

@@ -42,6 +42,9 @@ def problem() -> str | None:
                 "slurm-client munge)")
     if os.geteuid() != 0:
         return "the local SLURM cluster needs root (slurmd runs each job as its submitting user)"
+    if DEFAULT_CONF.exists():  # a dangling link (a test session that was killed) does not count
+        return (f"{DEFAULT_CONF} exists (a real cluster's, or another test cluster's): the jobs' inner srun "
+                "would read it instead of the local cluster's configuration")
     address = _host_address()
     if not address.startswith("127."):
         return f"hostname {socket.gethostname()!r} resolves to {address}, not 127.x: the daemons bind to loopback"
@@ -154,7 +157,9 @@ class LocalSlurm:
         if (why := problem()) is not None:
             raise RuntimeError(f"cannot start a local SLURM cluster: {why}")
         self._write_config()
-        if not DEFAULT_CONF.exists() and not DEFAULT_CONF.is_symlink():
+        if DEFAULT_CONF.is_symlink() and not DEFAULT_CONF.exists():
+            DEFAULT_CONF.unlink()  # left dangling by a killed session
+        if not DEFAULT_CONF.exists():
             DEFAULT_CONF.parent.mkdir(parents=True, exist_ok=True)
             DEFAULT_CONF.symlink_to(self.conf)
             self.linked_default = True
@@ -203,7 +208,16 @@ class LocalSlurm:
     # --- teardown
 
     def stop(self) -> None:
-        """Stop only the daemons this object started (by pid, their whole sessions), and undo the link."""
+        """Cancel the cluster's jobs (their steps would outlive slurmd), stop only the daemons this object
+        started (by pid, their whole sessions), and undo the link."""
+        if _alive(self.pids.get("slurmctld", -1)):
+            jobs = self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+            if jobs:
+                self.run("scancel", *jobs, check=False)
+                deadline = time.monotonic() + 15
+                while self.run("squeue", "-h", "-o", "%i", check=False).stdout.split() and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.3)
         for name in reversed(DAEMONS):
             pid = self.pids.pop(name, None)
             if pid is not None:
@@ -229,6 +243,8 @@ def _record(line: str) -> dict[str, str]:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:  # not our child (the `down` command): ask the kernel
