@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` (the default pipeline run) and `make test` (ruff, then the test suite).
+# The two commands of the README: `make run` (the default pipeline run) and `make test` (ruff, then the test suite);
+# `make test-fast` for the inner loop.
 # Both create or reuse the virtual environment in .venv and install the pinned requirements first.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ CORES ?= all
 DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 MIRROR_ARG := $(if $(DATA_MIRROR),--config "data={mirror: $(DATA_MIRROR)}")
 
-.PHONY: run test clean-results
+.PHONY: run test test-fast clean-results
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	PEFT_BENCH_DATA_MIRROR=$(DATA_MIRROR) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+# the inner loop: unit tests only (no Snakemake runs, no SLURM cluster, no support matrix)
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	PEFT_BENCH_DATA_MIRROR=$(DATA_MIRROR) $(BIN)/python -m pytest tests -m "not slow and not cluster" $(PYTEST_ARGS)
 
 clean-results:
 	rm -rf results logs

@@ -127,7 +127,7 @@ def render(scores: list[str], adapters: list[str], contamination: str, datasets:
 
     import pandas as pd
 
-    from . import aggregate, figures, tables
+    from . import aggregate, outputs, tables
     from .files import read_json
 
     missing = [p for p in scores if not Path(p).is_file()]
@@ -136,36 +136,17 @@ def render(scores: list[str], adapters: list[str], contamination: str, datasets:
     runs = tables.collect([p for p in scores if Path(p).is_file()])  # one row per run (each seed's)
     found = aggregate.outcomes(runs)  # per-item outcomes of every cell's seeds
     cells = aggregate.cells(runs, found)  # one row per cell: means over seeds, intervals over seeds and items
-    overlap = read_json(contamination) if Path(contamination).is_file() else \
-        {"policy": "report", "level": "near", "pairs": {}, "levels": [], "ngram": 8, "threshold": 0.8}
-    marks = tables.contamination_marks(overlap, train_parts, datasets)
+    overlap = read_json(contamination) if Path(contamination).is_file() else None
+    marks = tables.contamination_marks(overlap or {"policy": "report", "level": "near", "pairs": {}, "levels": [],
+                                                   "ngram": 8, "threshold": 0.8}, train_parts, datasets)
     metrics = tables.load_metrics([paths.metrics(d) for d in adapters if Path(paths.metrics(d)).is_file()])
-    out, figs = Path(tables_dir), Path(figures_dir)
-
     numeric = tables.accuracy_table(cells, datasets)
-    averages = aggregate.averages(found, datasets)
-    tables.write_accuracy(numeric, out / "accuracy", marks)
-    tables.write(tables.accuracy_cells(cells, datasets, marks, averages), out / "accuracy_ci",
-                 "Accuracy (%) with 95% intervals", tables.accuracy_notes(marks, cells))
-    tables.write(aggregate.per_seed(runs, datasets), out / "accuracy_seeds", "Accuracy (%) of every run (seed)")
-    tables.write(tables.resources_table(metrics, runs), out / "resources", "Resources per fine-tune",
-                 tables.training_precision_notes(metrics))
-    comparison = tables.published_comparison(cells, pd.read_csv(published, keep_default_na=False), published_names,
-                                             methods)
-    tables.write(comparison, out / "published", "Ours beside the LLM-Adapters README",
-                 [] if len(comparison) else ["This run reproduces no published cell (model, adapter, training set)."])
-    tables.write(tables.significance_table(found), out / "significance",
-                 "Pairwise comparison of adapters on the same items, across their seeds", [aggregate.detectable(cells)])
-    if Path(contamination).is_file():
-        tables.write_contamination(overlap, out / "contamination")
-
-    figures.accuracy_by_dataset(cells, datasets, figs / "accuracy", runs)
-    params = {k[:3]: m.get("trainable_params") for k, m in metrics.items()}
-    figures.accuracy_vs_parameters(numeric, params, figs / "tradeoff")
-    figures.loss_curves(metrics, figs / "loss")
-    figures.job_times(metrics, runs, figs / "time")
-    if any(c["placement"] for c in sweeps.values()):
-        figures.placement(cells, sweeps, figs / "placement", averages, runs)
-    if any(c["size"] is not None for c in sweeps.values()):
-        figures.size(cells, sweeps, params, figs / "size", averages)
+    context = outputs.Context(
+        runs=runs, found=found, cells=cells, numeric=numeric, averages=aggregate.averages(found, datasets),
+        marks=marks, metrics=metrics, overlap=overlap, datasets=datasets,
+        published=pd.read_csv(published, keep_default_na=False), published_names=published_names, methods=methods,
+        sweeps=sweeps)
+    where = {"table": Path(tables_dir), "figure": Path(figures_dir)}
+    for output in outputs.applicable(sweeps):  # exactly the render rule's declared outputs
+        output.write(context, where[output.kind] / output.name)
     print(numeric.to_string(index=False))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -45,6 +45,8 @@ class RunPlan:
     rows: tuple[tuple[str, str, str], ...]   # (model, run, training set) of every fine-tune/evaluation; base first
     train_parts: tuple[str, ...]             # the training datasets, mixtures expanded, each once
     unpinned: tuple[str, ...]                # download-only files the run needs without a pinned sha256
+    # estimates and sizes, computed once per key: the rules ask for each job's memory, GPU memory and runtime
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def eval_sets(self) -> list[str]:
@@ -53,6 +55,56 @@ class RunPlan:
     @property
     def train_sets(self) -> list[str]:
         return list(self.config["train_sets"])
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    @property
+    def mixtures(self) -> list[str]:
+        return list(self.config["mixtures"])
+
+    @property
+    def threads(self) -> int:
+        return self.config["threads"]
+
+    @property
+    def gpu_lock_dir(self) -> str:
+        return self.config["gpu_lock_dir"]
+
+    def gpus(self, rule: str) -> int:
+        """The GPUs a fine-tune or evaluation job asks for (its `gpu` resource): none off CUDA."""
+        if self.config["device"] != "cuda":
+            return 0
+        return self.config["gpus_per_finetune"] if rule == "finetune" else 1
+
+    def model_options(self, model: str) -> dict:
+        """The options of every script that loads a base model (scripts/_common.add_model_args)."""
+        return {"device": self.config["device"], "quantization": self.quantization(model) or "none",
+                "trust_remote_code": bool(self.model_sources[model].get("trust_remote_code"))}
+
+    def data_origin(self) -> dict:
+        """Where the data files come from: a mirror or the base URL (not a job setting: the bytes are verified)."""
+        return {"mirror": self.config["data"]["mirror"], "base_url": self.config["data"]["base_url"]}
+
+    def contamination_options(self) -> dict:
+        c = self.config["contamination"]
+        return {"ngram": c["ngram"], "threshold": c["threshold"], "level": c["level"],
+                "policy": self.config["decontaminate"]}
+
+    def waits_for_contamination(self, split: str) -> bool:
+        """Only the split the policy drops from depends on the run's other sets; under `fail`, training waits
+        for the check."""
+        return self.config["decontaminate"] in (split, "fail" if split == "train" else None)
+
+    def selection_options(self, name: str, split: str) -> dict:
+        """How a prepared set is selected from the normalized one: its limit, the sampling seed, the policy."""
+        return {"limit": self.data_limit(name, split), "seed": self.config["data"]["seed"],
+                "policy": self.config["decontaminate"], "level": self.config["contamination"]["level"]}
+
+    def published_names(self) -> dict[str, str]:
+        """Our model name -> the LLM-Adapters README's, where the config says."""
+        return {m: d["published_as"] for m, d in self.config["model_defs"].items() if d.get("published_as")}
 
     def mixture_parts(self, train_set: str) -> list[str]:
         return list(self.config["mixtures"].get(train_set, [train_set]))
@@ -97,21 +149,32 @@ class RunPlan:
     def model_params(self, model: str) -> float:
         return resources.model_params(model, self.model_sources[model])
 
+    def _once(self, key: tuple, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return copy.deepcopy(self._memo[key])  # callers may change what they get
+
     def _sizes(self, model: str) -> dict:
-        params = self.model_params(model)
-        return {"params": params, "quantization": self.quantization(model),
-                "embedding": resources.embedding_params(model, self.model_sources[model], params)}
+        def compute():
+            params = self.model_params(model)  # reads a local model's config.json: once per model
+            return {"params": params, "quantization": self.quantization(model),
+                    "embedding": resources.embedding_params(model, self.model_sources[model], params)}
+        return self._once(("sizes", model), compute)
 
     def finetune_estimate(self, model: str, run: str, train: str) -> dict:
-        sizes = self._sizes(model)
-        return resources.finetune(sizes["params"], self.train_config(run), self.estimated_items(train, "train"),
-                                  self.config["device"], sizes["quantization"], sizes["embedding"])
+        def compute():
+            sizes = self._sizes(model)
+            return resources.finetune(sizes["params"], self.train_config(run), self.estimated_items(train, "train"),
+                                      self.config["device"], sizes["quantization"], sizes["embedding"])
+        return self._once(("finetune", model, run, train), compute)
 
     def evaluate_estimate(self, model: str, dataset: str) -> dict:
-        sizes = self._sizes(model)
-        return resources.evaluate(sizes["params"], self.evaluation_settings(dataset),
-                                  self.estimated_items(dataset, "eval"), self.config["device"],
-                                  sizes["quantization"], sizes["embedding"])
+        def compute():
+            sizes = self._sizes(model)
+            return resources.evaluate(sizes["params"], self.evaluation_settings(dataset),
+                                      self.estimated_items(dataset, "eval"), self.config["device"],
+                                      sizes["quantization"], sizes["embedding"])
+        return self._once(("evaluate", model, dataset), compute)
 
 
 def train_config(training: Mapping, adapter: Mapping, name: str) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from pipeline_lib import paths
+from pipeline_lib import outputs, paths
 from pipeline_lib.commands import cli
 from pipeline_lib.data.registry import sources
 from pipeline_lib.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
@@ -21,9 +21,7 @@ for problem in PLAN.unpinned:
 
 PY = shlex.quote(sys.executable)
 SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
-THREADS = config["threads"]
-GPUS_PER_EVALUATION = 1 if config["device"] == "cuda" else 0
-GPUS_PER_FINETUNE = config["gpus_per_finetune"] if config["device"] == "cuda" else 0
+THREADS = PLAN.threads
 SOURCES = sources(PLAN.datasets)  # every data file the registry knows, by its path in the mirror layout
 
 
@@ -43,7 +41,7 @@ def on_gpus(data_parallel=False):
     `data_parallel`, one torchrun process per GPU."""
     allocator = shlex.quote(str(Path(workflow.basedir) / "pipeline_lib" / "gpu.py"))
     return (f"{PY} {allocator} --gpus {{resources.gpu}}{' --data-parallel' if data_parallel else ''} "
-            f"--lock-dir {shlex.quote(config['gpu_lock_dir'])} -- {PY}")
+            f"--lock-dir {shlex.quote(PLAN.gpu_lock_dir)} -- {PY}")
 
 
 FINETUNE_PY = on_gpus(data_parallel=True)
@@ -58,12 +56,6 @@ def alternation(names):
 def model_dir(wildcards):
     """A model given by path is used in place; others are converted or downloaded by a rule."""
     return PLAN.model_sources[wildcards.model].get("path") or paths.model_dir(wildcards.model)
-
-
-def model_options(model):
-    """The options of every script that loads a base model (scripts/_common.add_model_args)."""
-    return {"device": config["device"], "quantization": PLAN.quantization(model) or "none",
-            "trust_remote_code": bool(PLAN.model_sources[model].get("trust_remote_code"))}
 
 
 # the run's result rows: every score and prediction, every fine-tuned adapter

@@ -16,7 +16,7 @@ rule fetch_data:
     run:
         # The mirror and base URL are read here rather than declared as params: where the bytes come from does
         # not change them (sha256-verified), so switching mirror <-> download must not re-run anything.
-        origin = cli(mirror=config["data"]["mirror"], base_url=config["data"]["base_url"])
+        origin = cli(**PLAN.data_origin())
         command = f"{PY} {SCRIPTS}/fetch_data.py {params.files} {params.options} {origin} > {shlex.quote(log[0])} 2>&1"
         shell(command.replace("{", "{{").replace("}", "}}"))  # complete: nothing left for shell() to fill in
 
@@ -76,8 +76,7 @@ rule contamination:
     params:
         files=cli("contamination", paths.CONTAMINATION, train=[f"{n}={paths.full_data(n)}" for n in PLAN.train_parts],
                   eval=[f"{n}={paths.full_data(n)}" for n in PLAN.eval_sets]),
-        options=cli(ngram=config["contamination"]["ngram"], threshold=config["contamination"]["threshold"],
-                    level=config["contamination"]["level"], policy=config["decontaminate"]),
+        options=cli(**PLAN.contamination_options()),
     log:
         paths.log("contamination", "contamination"),
     shell:
@@ -85,10 +84,7 @@ rule contamination:
 
 
 def contamination_input(wildcards):
-    """Only the split the policy drops from depends on the run's other sets; under `fail`, training waits for
-    the check."""
-    waits = config["decontaminate"] in (wildcards.split, "fail" if wildcards.split == "train" else None)
-    return [paths.CONTAMINATION] if waits else []
+    return [paths.CONTAMINATION] if PLAN.waits_for_contamination(wildcards.split) else []
 
 
 rule prepare_data:
@@ -103,8 +99,7 @@ rule prepare_data:
     params:
         files=lambda wc, input, output: cli("select", wc.name, wc.split, input.full, output[0],
                                             contamination=input.contamination),
-        options=lambda wc: cli(limit=PLAN.data_limit(wc.name, wc.split), seed=config["data"]["seed"],
-                               policy=config["decontaminate"], level=config["contamination"]["level"]),
+        options=lambda wc: cli(**PLAN.selection_options(wc.name, wc.split)),
     log:
         paths.log("prepare_data", "{split}/{name}"),
     shell:
@@ -117,7 +112,7 @@ rule mix_data:
     output:
         paths.prepared_data("train", "{mixture}"),
     wildcard_constraints:
-        mixture=alternation(config["mixtures"]),
+        mixture=alternation(PLAN.mixtures),
     params:
         files=lambda wc, input, output: cli("mix", output[0], *input),
         options="",

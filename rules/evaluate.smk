@@ -14,7 +14,7 @@ rule evaluate:
         predictions=paths.predictions("{model}", "{adapter}", "{train}", "{dataset}"),
         score=paths.score("{model}", "{adapter}", "{train}", "{dataset}"),
     wildcard_constraints:
-        model=alternation(config["models"]),
+        model=alternation(PLAN.models),
         adapter=alternation([BASE, *PLAN.runs]),
         train=alternation([NO_TRAIN_SET, *PLAN.train_sets]),
         dataset=alternation(PLAN.eval_sets),
@@ -22,10 +22,10 @@ rule evaluate:
         files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
                                             predictions=output.predictions, score=output.score),
         options=lambda wc: cli(labels={**PLAN.labels(wc.model, wc.adapter, wc.train), "dataset": wc.dataset},
-                               evaluation=PLAN.evaluation_settings(wc.dataset), **model_options(wc.model)),
+                               evaluation=PLAN.evaluation_settings(wc.dataset), **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=GPUS_PER_EVALUATION,
+        gpu=PLAN.gpus("evaluate"),
         mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["mem_mb"],
         gpu_mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["gpu_mem_mb"],
         runtime=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["runtime"],

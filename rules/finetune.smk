@@ -8,7 +8,7 @@ rule finetune:
     output:
         directory(paths.adapter_dir("{model}", "{adapter}", "{train}")),
     wildcard_constraints:
-        model=alternation(config["models"]),
+        model=alternation(PLAN.models),
         adapter=alternation(PLAN.runs),  # an adapter's name, or <adapter>-seed<N> for each of its seeds
         train=alternation(PLAN.train_sets),
     params:
@@ -16,10 +16,10 @@ rule finetune:
         # settings as params: changing an adapter's options re-runs that adapter's jobs only
         options=lambda wc: cli(adapter=PLAN.adapter_spec(wc.adapter), training=PLAN.train_config(wc.adapter),
                                labels=PLAN.labels(wc.model, wc.adapter, wc.train),
-                               **model_options(wc.model)),
+                               **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=GPUS_PER_FINETUNE,
+        gpu=PLAN.gpus("finetune"),
         # estimates (pipeline_lib/resources.py) so that a scheduler does not overcommit
         mem_mb=lambda wc: PLAN.finetune_estimate(wc.model, wc.adapter, wc.train)["mem_mb"],
         gpu_mem_mb=lambda wc: PLAN.finetune_estimate(wc.model, wc.adapter, wc.train)["gpu_mem_mb"],

@@ -1,24 +1,15 @@
 # Tables and figures from every score of the run (`render`), or from whatever scores exist (`tables`).
 
-# every table (CSV for the HTML report; Markdown and LaTeX beside it) and figure (PNG for the report; PDF beside),
-# with the caption the HTML report shows it with (report/*.rst)
-TABLES = {"accuracy_ci": "accuracy_table", "accuracy": None, "resources": "resources_table",
-          "published": "published_table", "significance": "significance_table",
-          "contamination": "contamination_table"}
-FIGURES = ["accuracy", "tradeoff", "loss", "time"]
-FIGURES += [f for f, on in (("placement", any(c["placement"] for c in PLAN.sweep_coordinates.values())),
-                            ("size", any(c["size"] is not None for c in PLAN.sweep_coordinates.values()))) if on]
+# every table and figure, as pipeline_lib/outputs.py declares them (the render job writes exactly these)
+OUTPUTS = outputs.applicable(PLAN.sweep_coordinates)
 
 
 def render_outputs():
-    """The HTML report's entries (CSV tables, PNG figures, captioned), and every other format beside them."""
-    captioned = {f"table_{t}": report(paths.table(t, "csv"), category="Tables", caption=f"../report/{caption}.rst")
-                 for t, caption in TABLES.items() if caption}
-    captioned |= {f"figure_{f}": report(paths.figure(f, "png"), category="Figures",
-                                        caption=f"../report/{f}_figure.rst") for f in FIGURES}
-    others = [paths.table(t, ext) for t, caption in TABLES.items() for ext in ("csv", "md", "tex")
-              if ext != "csv" or not caption]
-    return {**captioned, "other": others + [paths.figure(f, "pdf") for f in FIGURES]}
+    """The HTML report's entries (CSV tables, PNG figures, captioned), and every other file beside them."""
+    captioned = {f"{o.kind}_{o.name}": report(o.reported_file(), category=f"{o.kind.title()}s",
+                                              caption=f"../report/{o.caption}.rst") for o in OUTPUTS if o.caption}
+    reported = {o.reported_file() for o in OUTPUTS if o.caption}
+    return {**captioned, "other": [f for o in OUTPUTS for f in o.files() if f not in reported]}
 
 
 def render_options():
@@ -27,7 +18,7 @@ def render_options():
         datasets=PLAN.eval_sets,
         train_parts={t: PLAN.mixture_parts(t) for t in PLAN.train_sets},
         published=str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
-        published_names={m: d["published_as"] for m, d in config["model_defs"].items() if d.get("published_as")},
+        published_names=PLAN.published_names(),
         methods={a: spec["method"] for a, spec in PLAN.adapters.items()},
         sweeps=PLAN.sweep_coordinates, tables=paths.TABLES, figures=paths.FIGURES)
 

@@ -1,4 +1,5 @@
-"""Run the real Snakefile in a scratch directory, as a user would."""
+"""Run the real Snakefile in a scratch directory, as a user would: the one place the tests build Snakemake's
+command line."""
 from __future__ import annotations
 
 import re
@@ -12,15 +13,28 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run(workdir: Path, overrides: dict, *extra: str, configfiles=("config/tiny.yaml",), timeout=900, env=None):
-    """Config = the given files (project-relative) + overrides, replacing the workflow's config.yaml; `env`: the
-    environment of Snakemake and its jobs (default: this process's)."""
+def command(workdir: Path, overrides: dict, *extra: str, configfiles=("config/tiny.yaml",), cores=2) -> list[str]:
+    """Config = the given files (project-relative) + overrides (written to workdir/override.yaml), replacing the
+    workflow's config.yaml."""
     workdir.mkdir(parents=True, exist_ok=True)
     override = workdir / "override.yaml"
     override.write_text(yaml.safe_dump(overrides))
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", *(str(ROOT / c) for c in configfiles), str(override), "--replace-workflow-config", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", str(cores),
+            "--configfile", *(str(ROOT / c) for c in configfiles), str(override), "--replace-workflow-config", *extra]
+
+
+def run(workdir: Path, overrides: dict, *extra: str, configfiles=("config/tiny.yaml",), timeout=900, env=None,
+        cores=2, **kwargs):
+    """Run to completion; `env`: the environment of Snakemake and its jobs (default: this process's)."""
+    return subprocess.run(command(workdir, overrides, *extra, configfiles=configfiles, cores=cores),
+                          capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+
+
+def popen(workdir: Path, overrides: dict, *extra: str, configfiles=("config/tiny.yaml",), env=None, cores=2,
+          **kwargs):
+    """Start in the background (its own session, so that a test can kill the whole process group)."""
+    return subprocess.Popen(command(workdir, overrides, *extra, configfiles=configfiles, cores=cores), env=env,
+                            start_new_session=True, **kwargs)
 
 
 def job_counts(output: str) -> dict[str, int]:

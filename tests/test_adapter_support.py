@@ -3,6 +3,8 @@ import pytest
 
 from pipeline_lib.adapters import support
 
+pytestmark = pytest.mark.slow  # 15 methods x 10 architectures, each trained, saved, merged and decoded
+
 # What peft itself does not support; each must keep failing for the stated reason (else update the docs).
 KNOWN_UNSUPPORTED = {("gpt2", m): "Conv1D" for m in ("loha", "lokr", "oft")}
 

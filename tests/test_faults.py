@@ -1,20 +1,20 @@
 """Fault injection: bad inputs, kills at seeded random points of every stage, damaged caches, a full disk,
 an unwritable directory, two runs on one directory. Ends with a summary line:
 faults: N bad inputs tried, K kills survived, L artifacts lost (must be 0)."""
-import errno
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import time
 
 import pytest
-import yaml
 
-from pipeline_lib.files import CorruptArtifact, atomic_path, verify_manifest, write_manifest
-from snakemake_run import ROOT, SNAKEMAKE, run
+from pipeline_lib.files import CorruptArtifact, verify_manifest, write_manifest
+from snakemake_run import ROOT, popen, run
 
+pytestmark = pytest.mark.slow  # Snakemake runs, kills and re-runs
 TALLY = {"bad inputs": [], "kills": 0, "lost": 0}
 
 
@@ -108,17 +108,33 @@ def test_truncated_adapter_stops_evaluation_under_snakemake(tmp_path, tiny_dir, 
     TALLY["bad inputs"].append("truncated adapter under Snakemake")
 
 
-def test_full_disk_leaves_no_partial_file(tmp_path):
-    final = tmp_path / "out.json"
-    with pytest.raises(OSError) as err:
-        with atomic_path(final) as tmp:
-            tmp.write_text("half")
-            raise OSError(errno.ENOSPC, "No space left on device")
-    assert err.value.errno == errno.ENOSPC
-    assert not final.exists() and list(tmp_path.iterdir()) == []
-    TALLY["bad inputs"].append("disk full while writing")
+def _file_size_limit(limit_bytes):
+    """A child's pre-exec hook: writes past `limit_bytes` fail (EFBIG, as a full disk fails them with ENOSPC)
+    instead of killing the writer with SIGXFSZ."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
 
 
+def test_out_of_space_fails_the_job_clearly_and_leaves_no_artifact(tmp_path, tiny_dir, data_mirror):
+    """A real write failure: Snakemake and its jobs under a 1 MB file-size limit, fetching GSM8K's 4.2 MB
+    training file. The job fails naming the error, nothing complete-looking is left, and the run without the
+    limit then completes."""
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+    target = "results/data/full/gsm8k_train.jsonl"
+    full = run(tmp_path, overrides, target, preexec_fn=_file_size_limit(2 ** 20))
+    assert full.returncode != 0
+    log = next((tmp_path / "logs/fetch_data").rglob("*train.jsonl.log")).read_text()
+    assert "File too large" in log, log[-2000:]
+    assert "Error in rule fetch_data" in full.stdout + full.stderr
+    assert not (tmp_path / target).exists()
+    left = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    assert left == [], left  # no truncated raw file under its final name, no temporary beside it
+    again = run(tmp_path, overrides, target)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sum(1 for _ in open(tmp_path / target)) == 7473
+    TALLY["bad inputs"].append("file-size limit (out of space) while fetching")
 
 
 def test_unwritable_output_directory_is_a_clear_error(tmp_path, tiny_dir, data_mirror):
@@ -133,17 +149,14 @@ def test_unwritable_output_directory_is_a_clear_error(tmp_path, tiny_dir, data_m
 
 
 def test_second_invocation_is_refused_by_the_lock(tmp_path, tiny_dir, data_mirror):
-    overrides = tmp_path / "o.yaml"
-    overrides.write_text(yaml.safe_dump({"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
-                                         "data": {"mirror": str(data_mirror)}, "training": {"max_steps": 200}}))
-    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"), "--cores", "1",
-               "--configfile", str(ROOT / "config/tiny.yaml"), str(overrides), "--replace-workflow-config"]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "training": {"max_steps": 200}}
+    first = popen(tmp_path / "w", overrides, cores=1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while not list((tmp_path / "w/.snakemake/locks").glob("*")) and time.time() < deadline:
             time.sleep(0.1)
-        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        second = run(tmp_path / "w", overrides, cores=1, timeout=120)
         assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
         assert first.poll() is None  # the first run goes on
     finally:
@@ -154,11 +167,6 @@ def test_second_invocation_is_refused_by_the_lock(tmp_path, tiny_dir, data_mirro
 
 # -- kills at seeded random points of every stage, then a plain re-run ----------------------------------------
 STAGES = ["fetch_data", "normalize_data", "prepare_data", "convert_model", "finetune", "evaluate", "render"]
-
-
-def _snakemake(workdir, overrides_file, *extra):
-    return [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", "--configfile",
-            str(ROOT / "config/tiny.yaml"), str(overrides_file), "--replace-workflow-config", *extra]
 
 
 def _finals(workdir):
@@ -174,19 +182,16 @@ def _finals(workdir):
 
 
 def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
-    overrides = tmp_path / "o.yaml"
-    overrides.write_text(yaml.safe_dump({"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
-                                         "data": {"mirror": str(data_mirror)},
-                                         "training": {"max_steps": 20, "checkpoint_every": 3}}))
-    clean = subprocess.run(_snakemake(tmp_path / "clean", overrides), capture_output=True, text=True, timeout=900)
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "training": {"max_steps": 20, "checkpoint_every": 3}}
+    clean = run(tmp_path / "clean", overrides)
     assert clean.returncode == 0, clean.stderr[-3000:]
     expected = _finals(tmp_path / "clean")
     rng = random.Random(20261128)
     killed = tmp_path / "killed"
     kills, stages_hit = 0, set()
     for trial in range(10):  # bounded: at most 10 kills, each at a seeded random moment
-        proc = subprocess.Popen(_snakemake(killed, overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        proc = popen(killed, overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(rng.uniform(2.0, 12.0))
         if proc.poll() is not None:
             proc.communicate()
@@ -196,11 +201,11 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
         proc.wait()
         kills += 1
         stages_hit |= running
-        subprocess.run(_snakemake(killed, overrides, "--unlock"), capture_output=True)
+        run(killed, overrides, "--unlock")
         # nothing half-written under a final name: every score file is complete JSON
         for score in (killed / "results/scores").rglob("*.json") if (killed / "results/scores").exists() else []:
             json.loads(score.read_text())
-    final = subprocess.run(_snakemake(killed, overrides), capture_output=True, text=True, timeout=900)
+    final = run(killed, overrides)
     assert final.returncode == 0, final.stdout[-3000:]
     got = _finals(killed)
     lost = [k for k in expected if got.get(k) != expected[k]]
@@ -208,5 +213,6 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
     TALLY["lost"] += len(lost)
     print(f"kills: {kills}, stages seen running: {sorted(stages_hit)}")
     assert kills >= 5
+    assert {"prepare_data", "finetune"} <= stages_hit, stages_hit  # the kills reached the resumable stages
     assert not lost, lost[:5]
     assert got.keys() == expected.keys()

@@ -9,30 +9,23 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from snakemake_run import ROOT, SNAKEMAKE
+from snakemake_run import popen, run
 
 pytestmark = pytest.mark.slow
 
 
-def _command(workdir, overrides_file, *extra):
-    return [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "1", "--configfile",
-            str(ROOT / "config/tiny.yaml"), str(overrides_file), "--replace-workflow-config", *extra]
-
-
 def test_killed_finetune_resumes_under_snakemake(tmp_path, tiny_dir, data_mirror):
-    import yaml
+    import json
 
-    overrides = tmp_path / "o.yaml"
-    overrides.write_text(yaml.safe_dump({
+    overrides = {
         "model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
         "adapters": {"lora": {"method": "lora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.1,
                               "target_modules": ["q_proj", "v_proj", "up_proj"]}},
         "include_base": False, "eval_sets": ["MultiArith"],
-        "training": {"max_steps": 300, "checkpoint_every": 10}}))
+        "training": {"max_steps": 100, "checkpoint_every": 10}}
     target = "results/adapters/tiny-llama/lora/gsm8k_train"
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen(_command(killed_dir, overrides, target), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = popen(killed_dir, overrides, target, cores=1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = killed_dir / f"{target}.checkpoint" / "last.pt"
     deadline = time.time() + 300
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
@@ -42,17 +35,14 @@ def test_killed_finetune_resumes_under_snakemake(tmp_path, tiny_dir, data_mirror
     assert checkpoint.exists(), "the fine-tune ended before it could be killed"
     assert not (killed_dir / target).exists()  # nothing half-written under the final name
 
-    subprocess.run(_command(killed_dir, overrides, "--unlock"), capture_output=True, check=True)
-    again = subprocess.run(_command(killed_dir, overrides, target, "--rerun-incomplete"), capture_output=True,
-                           text=True, timeout=600)
+    assert run(killed_dir, overrides, "--unlock", cores=1).returncode == 0
+    again = run(killed_dir, overrides, target, "--rerun-incomplete", cores=1, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    import json
-
     metrics = json.loads((killed_dir / target / "metrics.json").read_text())
-    assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 300
+    assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 100
     assert not checkpoint.parent.exists()  # cleaned up after success
 
-    clean = subprocess.run(_command(clean_dir, overrides, target), capture_output=True, text=True, timeout=600)
+    clean = run(clean_dir, overrides, target, cores=1, timeout=600)
     assert clean.returncode == 0, clean.stderr[-3000:]
     a = load_file(killed_dir / target / "adapter_model.safetensors")
     b = load_file(clean_dir / target / "adapter_model.safetensors")

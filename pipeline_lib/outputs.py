@@ -1,0 +1,181 @@
+"""Every table and figure a run writes, declared once: its name, its writer, the caption the HTML report shows it
+with (report/<caption>.rst; none: written but not in the report) and when it applies. The render rule's outputs
+(rules/render.smk) and the render job (`jobs.render`) both read this catalogue, so a file written is a file
+declared, tracked by Snakemake and, when captioned, in the report.
+
+A table is written as CSV (the report's), Markdown and LaTeX; a figure as PNG (the report's) and PDF. Writers
+take the render's `Context` (everything computed once from the scores, predictions and metrics) and the path
+stem to write."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import paths
+
+FORMATS = {"table": ("csv", "md", "tex"), "figure": ("png", "pdf")}
+REPORTED = {"table": "csv", "figure": "png"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the writers read, computed once per render (see `jobs.render`)."""
+    runs: object        # one row per run (each seed's) with its score
+    found: dict         # per-item outcomes of every cell's seeds
+    cells: object       # one row per cell: means over seeds, intervals
+    numeric: object     # the accuracy table (numbers)
+    averages: dict
+    marks: dict         # contamination marks per cell
+    metrics: dict       # fine-tune metrics per (model, adapter, training set, run)
+    overlap: dict | None  # the contamination report (None: not computed yet)
+    datasets: list
+    published: object   # the published results beside ours
+    published_names: dict
+    methods: dict
+    sweeps: dict
+
+    @property
+    def params(self) -> dict:
+        return {k[:3]: m.get("trainable_params") for k, m in self.metrics.items()}
+
+
+def _sweeps_vary(coordinate: str) -> Callable[[dict], bool]:
+    """A sweep figure applies when some sweep member has this coordinate (pipeline_lib/sweeps.py)."""
+    def applies(sweeps: dict) -> bool:
+        return any(c.get(coordinate) is not None for c in sweeps.values())
+    return applies
+
+
+def _always(sweeps: dict) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    kind: str                                   # "table" or "figure"
+    write: Callable[[Context, str], object]
+    caption: str | None = None                  # report/<caption>.rst
+    when: Callable[[dict], bool] = _always      # of the run's sweep coordinates
+
+    def files(self) -> list[str]:
+        where = paths.table if self.kind == "table" else paths.figure
+        return [where(self.name, ext) for ext in FORMATS[self.kind]]
+
+    def reported_file(self) -> str:
+        return (paths.table if self.kind == "table" else paths.figure)(self.name, REPORTED[self.kind])
+
+
+# --- writers: each one table or figure
+
+
+def _accuracy(ctx: Context, stem: str):
+    from . import tables
+
+    return tables.write_accuracy(ctx.numeric, stem, ctx.marks)
+
+
+def _accuracy_ci(ctx: Context, stem: str):
+    from . import tables
+
+    return tables.write(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages), stem,
+                        "Accuracy (%) with 95% intervals", tables.accuracy_notes(ctx.marks, ctx.cells))
+
+
+def _accuracy_seeds(ctx: Context, stem: str):
+    from . import aggregate, tables
+
+    return tables.write(aggregate.per_seed(ctx.runs, ctx.datasets), stem, "Accuracy (%) of every run (seed)")
+
+
+def _resources(ctx: Context, stem: str):
+    from . import tables
+
+    return tables.write(tables.resources_table(ctx.metrics, ctx.runs), stem, "Resources per fine-tune",
+                        tables.training_precision_notes(ctx.metrics))
+
+
+def _published(ctx: Context, stem: str):
+    from . import tables
+
+    comparison = tables.published_comparison(ctx.cells, ctx.published, ctx.published_names, ctx.methods)
+    return tables.write(comparison, stem, "Ours beside the LLM-Adapters README",
+                        [] if len(comparison) else ["This run reproduces no published cell (model, adapter, "
+                                                    "training set)."])
+
+
+def _significance(ctx: Context, stem: str):
+    from . import aggregate, tables
+
+    return tables.write(tables.significance_table(ctx.found), stem,
+                        "Pairwise comparison of adapters on the same items, across their seeds",
+                        [aggregate.detectable(ctx.cells)])
+
+
+def _contamination(ctx: Context, stem: str):
+    from . import tables
+
+    if ctx.overlap is not None:  # the `tables` target before the data stage ran: nothing to show yet
+        return tables.write_contamination(ctx.overlap, stem)
+
+
+def _accuracy_figure(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.accuracy_by_dataset(ctx.cells, ctx.datasets, stem, ctx.runs)
+
+
+def _tradeoff(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.accuracy_vs_parameters(ctx.numeric, ctx.params, stem)
+
+
+def _loss(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.loss_curves(ctx.metrics, stem)
+
+
+def _time(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.job_times(ctx.metrics, ctx.runs, stem)
+
+
+def _placement(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.placement(ctx.cells, ctx.sweeps, stem, ctx.averages, ctx.runs)
+
+
+def _size(ctx: Context, stem: str):
+    from . import figures
+
+    return figures.size(ctx.cells, ctx.sweeps, ctx.params, stem, ctx.averages)
+
+
+CATALOGUE: tuple[Output, ...] = (
+    Output("accuracy", "table", _accuracy),
+    Output("accuracy_ci", "table", _accuracy_ci, "accuracy_table"),
+    Output("accuracy_seeds", "table", _accuracy_seeds, "accuracy_seeds_table"),
+    Output("resources", "table", _resources, "resources_table"),
+    Output("published", "table", _published, "published_table"),
+    Output("significance", "table", _significance, "significance_table"),
+    Output("contamination", "table", _contamination, "contamination_table"),
+    Output("accuracy", "figure", _accuracy_figure, "accuracy_figure"),
+    Output("tradeoff", "figure", _tradeoff, "tradeoff_figure"),
+    Output("loss", "figure", _loss, "loss_figure"),
+    Output("time", "figure", _time, "time_figure"),
+    Output("placement", "figure", _placement, "placement_figure", _sweeps_vary("placement")),
+    Output("size", "figure", _size, "size_figure", _sweeps_vary("size")),
+)
+
+
+def applicable(sweeps: dict) -> list[Output]:
+    """The outputs of a run with these sweep coordinates."""
+    return [o for o in CATALOGUE if o.when(sweeps)]
+
+
+def declared_files(sweeps: dict) -> list[str]:
+    return [f for o in applicable(sweeps) for f in o.files()]
