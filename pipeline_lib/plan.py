@@ -7,7 +7,6 @@ Importable without torch: planning a large run stays fast."""
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -335,7 +334,3 @@ def prepare(config: dict) -> RunPlan:
         rows=tuple(rows), train_parts=train_parts,
         unpinned=_unpinned([*train_parts, *config["eval_sets"]], registry))
 
-
-def dumps(value) -> str:
-    """JSON of a plan value (frozen views included), keys sorted: how settings travel to a job."""
-    return json.dumps(thawed(value), sort_keys=True)

@@ -1,8 +1,9 @@
-"""From upstream file to the records a job uses, in three steps:
+"""From upstream file to the records a job uses, in four steps:
 
 1. normalize: parse and validate every item of one file into the pipeline's schema (all of them);
 2. contamination: overlap of every (training, evaluation) pair of the run, on the full sets;
-3. select: apply the run's decontamination policy, drop training items with no response, subsample.
+3. select: apply the run's decontamination policy, drop training items with no response, subsample;
+4. mix: concatenate selected training sets into a mixture (config `mixtures`).
 """
 from __future__ import annotations
 
