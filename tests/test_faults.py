@@ -192,7 +192,7 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
     kills, stages_hit = 0, set()
     for trial in range(10):  # bounded: at most 10 kills, each at a seeded random moment
         proc = popen(killed, overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(rng.uniform(2.0, 12.0))
+        time.sleep(rng.uniform(2.0, 9.0))
         if proc.poll() is not None:
             proc.communicate()
             break  # the run finished before this kill: nothing left to interrupt

@@ -97,7 +97,7 @@ def runs(cluster, tmp_path_factory, tiny_dir, data_mirror):
         proc = popen(workdir, config, *PROFILE, configfiles=(), env=cluster.env, **CAPTURE)
         pending = wait_for(lambda: [j for j in jobs_of(cluster, workdir) if j["JobState"] == "PENDING"], 120,
                            "a pending job on the drained node")
-        time.sleep(3)
+        time.sleep(1.5)
         held = [j for j in jobs_of(cluster, workdir) if j["JobId"] in {p["JobId"] for p in pending}]
         assert held and all(j["JobState"] == "PENDING" for j in held), held
         drained = {"state": cluster.node_state(), "reason": held[0]["Reason"], "pending": len(held)}
