@@ -87,7 +87,7 @@ def allocation(environ=None) -> dict:
     environ = os.environ if environ is None else environ
     record = {"host": socket.gethostname(), "by": environ.get(BY_VARIABLE, "none"),
               "cuda_visible_devices": environ.get("CUDA_VISIBLE_DEVICES")}
-    if environ.get("SLURM_JOB_ID"):
+    if _in_slurm_job(environ):
         record["slurm_job_id"] = environ["SLURM_JOB_ID"]
         record["slurm_gpus"] = environ.get("SLURM_STEP_GPUS") or environ.get("SLURM_JOB_GPUS")
     return record

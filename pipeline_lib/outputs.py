@@ -58,12 +58,14 @@ class Output:
     caption: str | None = None                  # report/<caption>.rst
     when: Callable[[dict], bool] = _always      # of the run's sweep coordinates
 
+    def _path(self, ext: str) -> str:
+        return (paths.table if self.kind == "table" else paths.figure)(self.name, ext)
+
     def files(self) -> list[str]:
-        where = paths.table if self.kind == "table" else paths.figure
-        return [where(self.name, ext) for ext in FORMATS[self.kind]]
+        return [self._path(ext) for ext in FORMATS[self.kind]]
 
     def reported_file(self) -> str:
-        return (paths.table if self.kind == "table" else paths.figure)(self.name, REPORTED[self.kind])
+        return self._path(REPORTED[self.kind])
 
 
 # --- writers: each one table or figure

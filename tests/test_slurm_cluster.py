@@ -32,7 +32,8 @@ SERIES = {"method": "series", "bottleneck_size": 8, "target_modules": ["up_proj"
 ADAPTER_DIR = "results/adapters/tiny-llama/{}/gsm8k_train"
 PROFILE = ("--profile", str(ROOT / "profiles/slurm"), "--workflow-profile", str(ROOT / "tests/cluster/profile"))
 CAPTURE = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-TEST_RESOURCES = {"gpu": 1, "cpus_per_gpu": 1}  # tests/cluster/profile's, repeated where --set-resources replaces it
+# tests/cluster/profile's GPU-job requests (a --set-resources on the command line replaces them all)
+TEST_RESOURCES = yaml.safe_load((ROOT / "tests/cluster/profile/config.yaml").read_text())["set-resources"]["finetune"]
 
 
 def run_config(tiny_dir, data_mirror) -> dict:
