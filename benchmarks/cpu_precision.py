@@ -22,14 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from bench import LORA  # noqa: E402
 
 from pipeline_lib import adapters, models, precision  # noqa: E402
 from pipeline_lib.generation import generate  # noqa: E402
 from pipeline_lib.prompts import evaluation_prompt  # noqa: E402
 from pipeline_lib.training import token_loss_sum  # noqa: E402
-
-LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "lora_dropout": 0.05,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}
 
 
 def sliced_loss(model, batch):
@@ -60,7 +58,7 @@ def training(model_dir: str, dtypes: list[str]) -> None:
     model, _ = models.load(model_dir)
     model.set_attn_implementation("eager")
     torch.manual_seed(0)
-    model = adapters.attach(model, dict(LORA)).train()
+    model = adapters.attach(model, dict(LORA, lora_dropout=0.05)).train()
     for dtype in dtypes:
         old = micro_batch_seconds(model, sliced_loss, dtype == "bfloat16")
         new = micro_batch_seconds(model, token_loss_sum, dtype == "bfloat16")

@@ -38,12 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
+from bench import LORA, flops_per_token, matmul_peak, sync, trainer_baseline  # noqa: E402
 
 from pipeline_lib import adapters, precision  # noqa: E402
 from pipeline_lib.training import TrainConfig, tokenize, train  # noqa: E402
 
-LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "lora_dropout": 0.0,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}
 SHAPES = {  # LLaMA-7B as published; the tiny one runs anywhere
     "llama-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                      num_key_value_heads=32, vocab_size=32000),
@@ -56,25 +55,6 @@ def write(out: Path, name: str, figures: dict) -> dict:
     (out / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print(f"== {name}: {json.dumps(figures, default=str)[:600]}", flush=True)
     return figures
-
-
-def matmul_peak(device: str, dtype=torch.bfloat16, n: int = 8192, reps: int = 20) -> float:
-    """FLOP/s of an n x n matmul, after warm-ups: the device's practical ceiling."""
-    n = n if device == "cuda" else 1024
-    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
-    for _ in range(3):
-        a @ b
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - start)
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def records(tokenizer, n: int, words: int, seed: int = 0) -> list[dict]:
@@ -100,19 +80,10 @@ def random_model(shape: str, device: str, tokenizer, dtype=torch.bfloat16):
         torch.set_default_dtype(default)
 
 
-def flops_per_token(model) -> float:
-    """Training FLOPs per token with a frozen base: 4 per frozen matmul weight (forward, input gradients), 6 per
-    adapter weight (attention scores left out: an understatement)."""
-    frozen = sum(m.weight.numel() for m in model.modules()
-                 if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
-    return 4 * frozen + 6 * sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float, steps: int,
                      autocast: str) -> dict:
     """Ours against Trainer + peft, same model shape, LoRA, examples, micro-batch 16, cutoff 256, both in the
     precision chosen for the device (`autocast`: bfloat16 or none); utilisation against that precision's peak."""
-    import transformers
 
     micro, batch, cutoff = (16, 16, 256) if shape != "tiny" else (4, 8, 64)
     data = records(tokenizer, steps * batch + batch, 300)
@@ -138,28 +109,14 @@ def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float,
     torch.cuda.reset_peak_memory_stats() if device == "cuda" else None
     model = fresh()
     examples = [tokenize(tokenizer, r, cutoff, True) for r in data]
-    real = []
-    pad = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, return_tensors="pt", padding=True)
-
-    def collator(features):
-        padded = pad(features)
-        real.append(int(padded["attention_mask"].sum()))
-        return padded
-
-    args = transformers.TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,
-        max_steps=steps, learning_rate=3e-4, warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[],
-        bf16=autocast == "bfloat16", use_cpu=device == "cpu", dataloader_num_workers=0, disable_tqdm=True, seed=0)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=examples, data_collator=collator)
-    start = time.perf_counter()
-    trainer.train()
-    wall = time.perf_counter() - start
-    rate = sum(real) / wall
+    trainer = trainer_baseline(model, tokenizer, examples, micro=micro, batch=batch, steps=steps,
+                               scratch=tempfile.mkdtemp(), device=device, bf16=autocast == "bfloat16")
+    rate = trainer["tokens_per_s"]
     result["trainer"] = {"tokens_per_s": rate, "mfu": rate * per_token / peak,
                          "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda" else None,
-                         "loss": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
+                         "loss": trainer["loss"]}
     result["ours_over_trainer"] = result["ours"]["tokens_per_s"] / rate
-    del model, trainer
+    del model
     torch.cuda.empty_cache() if device == "cuda" else None
     return write(out, "train_throughput", result)
 

@@ -16,10 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline_lib import models, resources  # noqa: E402
+from bench import LORA  # noqa: E402
 
-LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "lora_dropout": 0.0,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}
+from pipeline_lib import models, resources  # noqa: E402
 
 
 def finetune(model, data, out, steps, quantization, device, threads) -> dict:

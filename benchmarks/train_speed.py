@@ -10,40 +10,16 @@ ratio, both loss curves, and the achieved FLOP/s against this machine's matmul p
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from bench import LORA, flops_per_token, matmul_peak, trainer_baseline  # noqa: E402
 
 from pipeline_lib import adapters, models, precision  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
 from pipeline_lib.training import TrainConfig, cast_frozen_linears, tokenize, train  # noqa: E402
-
-LORA = {"method": "lora", "r": 32, "lora_alpha": 64,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}
-
-
-def matmul_peak(dtype, n=2048, reps=10) -> float:
-    """FLOP/s of an n x n matmul in `dtype` (after 2 warm-ups), this machine's practical ceiling."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - start)
-
-
-def flops_per_token(model) -> float:
-    """Training FLOPs per token with a frozen base: forward (2 per matmul weight) plus input gradients
-    (2 more); frozen weights need no weight gradient; the adapter's own weights add 6 each. Attention
-    scores are left out (under 5% at these lengths), which understates our rate, not inflates it."""
-    frozen = sum(m.weight.numel() for m in model.modules()
-                 if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return 4 * frozen + 6 * trainable
 
 
 def fresh_lora(model_dir, dropout):
@@ -53,30 +29,12 @@ def fresh_lora(model_dir, dropout):
 
 
 def run_trainer(model_dir, records, args) -> dict:
-    """The upstream recipe: transformers Trainer, DataCollatorForSeq2Seq padding to a multiple of 8."""
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
-
+    """The upstream recipe: transformers Trainer, float32, DataCollatorForSeq2Seq padding to a multiple of 8."""
     model, tok = fresh_lora(model_dir, args.lora_dropout)
     data = [tokenize(tok, r, args.cutoff, True) for r in records]  # a list is a map-style dataset
-    real = []
-    pad = DataCollatorForSeq2Seq(tok, pad_to_multiple_of=8, return_tensors="pt", padding=True)
-
-    def collator(features):
-        batch = pad(features)
-        real.append(int(batch["attention_mask"].sum()))
-        return batch
-
-    targs = TrainingArguments(
-        output_dir=str(args.scratch / "trainer"), per_device_train_batch_size=args.micro,
-        gradient_accumulation_steps=args.batch // args.micro, max_steps=args.steps, learning_rate=3e-4,
-        warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=0,
-        dataloader_num_workers=0, disable_tqdm=True)
-    trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collator)
-    start = time.perf_counter()
-    trainer.train()
-    wall = time.perf_counter() - start
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {"tokens_per_s": sum(real) / wall, "loss": losses, "flops_per_token": flops_per_token(model)}
+    result = trainer_baseline(model, tok, data, micro=args.micro, batch=args.batch, steps=args.steps,
+                              scratch=args.scratch / "trainer")
+    return {**result, "flops_per_token": flops_per_token(model)}
 
 
 def run_ours(model_dir, records, args) -> dict:
@@ -108,7 +66,7 @@ def main():
     torch.set_num_threads(args.threads)
     records = read_jsonl(args.data)
     args.precision = precision.training_autocast(args.precision, "cpu")[0]
-    peaks = {"none": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    peaks = {"none": matmul_peak("cpu", torch.float32, 2048), "bfloat16": matmul_peak("cpu", torch.bfloat16, 2048)}
     print(f"matmul peaks: float32 {peaks['none'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
     results = {"Trainer (fp32, padded)": (run_trainer(args.model, records, args), "none"),
                f"ours ({args.precision} autocast, grouped)": (run_ours(args.model, records, args), args.precision)}

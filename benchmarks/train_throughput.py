@@ -12,13 +12,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from bench import LORA  # noqa: E402
 
 from pipeline_lib import adapters, models  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
 from pipeline_lib.training import TrainConfig, train  # noqa: E402
-
-LORA = {"method": "lora", "r": 32, "lora_alpha": 64, "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj",
-                                                                          "down_proj"]}
 
 
 def main():

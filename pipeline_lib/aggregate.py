@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import paths, stats
+from . import stats
 from .files import read_jsonl
 
 ROW_KEYS = ["model", "adapter", "train_set"]
@@ -15,20 +15,23 @@ CELL_KEYS = [*ROW_KEYS, "dataset"]
 
 
 def outcomes(runs: pd.DataFrame) -> dict[tuple, dict]:
-    """Cell -> its seeds and the seeds x items 0/1 outcomes under the reported and the paper rule, on the items
-    every seed's predictions share (ordered by id). Cells whose predictions are missing are left out."""
+    """Cell -> its seeds and the seeds x items 0/1 outcomes under the reported and the paper rule (the run's
+    `paper_rule`), on the items every seed's predictions share (ordered by id). Cells whose predictions are
+    missing are left out."""
     out = {}
     for key, group in runs.sort_values("seed", na_position="first").groupby(CELL_KEYS, sort=False):
-        files = [paths.predictions(r.model, r.run, r.train_set, r.dataset) for r in group.itertuples()]
+        if group.predictions.isna().any():
+            continue
         try:
-            predictions = [{p["id"]: p for p in read_jsonl(f)} for f in files]
+            predictions = [{p["id"]: p for p in read_jsonl(f)} for f in group.predictions]
         except FileNotFoundError:
             continue
         ids = sorted(set.intersection(*(set(p) for p in predictions)))
+        rules = list(group.paper_rule)
         out[key] = {"seeds": list(group.seed),
                     "reported": np.array([[bool(p[i]["correct"]) for i in ids] for p in predictions], dtype=float),
-                    "paper": np.array([[bool(p[i]["rules"].get("paper", p[i]["correct"])) for i in ids]
-                                       for p in predictions], dtype=float)}
+                    "paper": np.array([[bool(p[i]["rules"].get(rule, p[i]["correct"])) for i in ids]
+                                       for p, rule in zip(predictions, rules)], dtype=float)}
     return out
 
 

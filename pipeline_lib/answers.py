@@ -140,6 +140,7 @@ class AnswerType:
     labels: tuple[str, ...] | None = None       # the valid gold answers (label types); None: any number
     tolerance: float | None = None              # numbers: correct when |pred - gold| <= tolerance; labels: equal
     paper: str = "paper"                        # the rule upstream used (published numbers were computed by it)
+    suite: str = "commonsense"                  # the evaluation suite (pipeline_lib.suites) of sets of this type
 
     @property
     def numeric(self) -> bool:
@@ -165,8 +166,9 @@ def _options(name: str, labels: tuple[str, ...]) -> AnswerType:
 
 
 ANSWER_TYPES: dict[str, AnswerType] = {t.name: t for t in [
-    AnswerType("number", {"paper": number_paper, "strict": number_strict}, "paper", tolerance=TOLERANCE),
-    AnswerType("letter", {"stated": letter_stated, "paper": letter_paper}, "stated", tuple("ABCDE")),
+    AnswerType("number", {"paper": number_paper, "strict": number_strict}, "paper", tolerance=TOLERANCE,
+               suite="math"),
+    AnswerType("letter", {"stated": letter_stated, "paper": letter_paper}, "stated", tuple("ABCDE"), suite="math"),
     _options("true_false", ("true", "false")),
     _options("solution", ("solution1", "solution2")),
     _options("answer5", ("answer1", "answer2", "answer3", "answer4", "answer5")),

@@ -50,8 +50,8 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
         quantized_check.check(model, adapter, quantization, f"a {models.describe_quantization(quantization)} base "
                               f"on {precision.describe(precision.choose(device))}")
     counts = adapters.parameter_counts(model)
-    if cfg.autocast == "bfloat16" and not quantization:
-        cast_frozen_linears(model)  # autocast would cast them to bf16 on every forward anyway
+    if precision.frozen_weights_dtype(cfg.autocast, quantization) == "bfloat16":
+        cast_frozen_linears(model)
     counts["base_weights_mb"] = round(frozen_bytes(model) / 2 ** 20, 1)  # what quantization saves
     print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
     metrics = train(model, tokenizer, read_jsonl(data), cfg, checkpoint_dir=paths.checkpoint_dir(out),
@@ -87,13 +87,9 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     from .evaluation import evaluate as run
 
     started = time.time()
-    # `auto` resolved on the job's device: a quantized base computes in its compute dtype, an unquantized one is
-    # cast to the evaluation's dtype
-    if quantization:
-        dtype, precision_record = precision.resolve(quantization.get("compute_dtype", precision.AUTO), device)
-        quantization = precision.resolved_quantization(quantization, device)
-    else:
-        dtype, precision_record = precision.resolve(settings["dtype"], device)
+    # `auto` resolved on the job's device
+    dtype, precision_record = precision.resolve(precision.evaluation_dtype(settings["dtype"], quantization), device)
+    quantization = precision.resolved_quantization(quantization, device)
     settings = {**settings, "dtype": dtype}
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
@@ -118,11 +114,10 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     return result
 
 
-def render(scores: list[str], adapters: list[str], contamination: str, datasets: list[str],
-           train_parts: dict[str, list[str]], published: str, published_names: dict[str, str],
-           methods: dict[str, str], sweeps: dict[str, dict], tables_dir: str, figures_dir: str) -> None:
-    """Every table and figure of the run from its score files, predictions, fine-tune metrics and contamination
-    report. Scores not computed yet are skipped, saying so (the `tables` target renders whatever exists)."""
+def render(scores: list[str], predictions: list[str], adapters: list[str], contamination: str, plan: dict) -> None:
+    """Every table and figure of the run from its score files, their predictions (parallel to the scores),
+    fine-tune metrics and contamination report, as `plan` (rules/render.smk `render_plan`) says. Scores not
+    computed yet are skipped, saying so (the `tables` target renders whatever exists)."""
     import sys
 
     import pandas as pd
@@ -133,20 +128,23 @@ def render(scores: list[str], adapters: list[str], contamination: str, datasets:
     missing = [p for p in scores if not Path(p).is_file()]
     if missing:
         print(f"skipping {len(missing)} score file(s) not computed yet, e.g. {missing[0]}", file=sys.stderr)
-    runs = tables.collect([p for p in scores if Path(p).is_file()])  # one row per run (each seed's)
+    present = [i for i, p in enumerate(scores) if Path(p).is_file()]
+    runs = tables.collect([scores[i] for i in present], plan["paper_rules"],  # one row per run (each seed's)
+                          [predictions[i] for i in present])
+    datasets = plan["datasets"]
     found = aggregate.outcomes(runs)  # per-item outcomes of every cell's seeds
     cells = aggregate.cells(runs, found)  # one row per cell: means over seeds, intervals over seeds and items
     overlap = read_json(contamination) if Path(contamination).is_file() else None
     marks = tables.contamination_marks(overlap or {"policy": "report", "level": "near", "pairs": {}, "levels": [],
-                                                   "ngram": 8, "threshold": 0.8}, train_parts, datasets)
+                                                   "ngram": 8, "threshold": 0.8}, plan["train_parts"], datasets)
     metrics = tables.load_metrics([paths.metrics(d) for d in adapters if Path(paths.metrics(d)).is_file()])
     numeric = tables.accuracy_table(cells, datasets)
     context = outputs.Context(
         runs=runs, found=found, cells=cells, numeric=numeric, averages=aggregate.averages(found, datasets),
         marks=marks, metrics=metrics, overlap=overlap, datasets=datasets,
-        published=pd.read_csv(published, keep_default_na=False), published_names=published_names, methods=methods,
-        sweeps=sweeps)
-    where = {"table": Path(tables_dir), "figure": Path(figures_dir)}
-    for output in outputs.applicable(sweeps):  # exactly the render rule's declared outputs
+        published=pd.read_csv(plan["published"], keep_default_na=False), published_names=plan["published_names"],
+        methods=plan["methods"], sweeps=plan["sweeps"])
+    where = {"table": Path(plan["tables"]), "figure": Path(plan["figures"])}
+    for output in outputs.applicable(plan["sweeps"]):  # exactly the render rule's declared outputs
         output.write(context, where[output.kind] / output.name)
     print(numeric.to_string(index=False))

@@ -8,7 +8,7 @@ family       "bottleneck" (ours: pipeline_lib.adapters.bottleneck), "peft" (peft
              (peft's prompt learning: virtual tokens, nothing to merge)
 peft_type    peft's PeftType value the method is built from (bottleneck: None)
 fixed        peft options the method fixes (DoRA is LoRA with use_dora)
-placement    bottlenecks: "series" (on a linear's input or output, by its role) or "parallel" (beside it)
+kind         bottlenecks: "series" (on a linear's input or output, by its role) or "parallel" (beside it)
 scaling      bottlenecks: the default scale of the added path
 roles        bottlenecks: default targets, by module role (upstream's forked peft mapping.py)
 paper        targets of upstream's published math runs (math_running_commands), per architecture
@@ -34,7 +34,7 @@ class Method:
     family: str
     peft_type: str | None = None
     fixed: dict = field(default_factory=dict)
-    placement: str | None = None
+    kind: str | None = None
     scaling: float | None = None
     roles: tuple[str, ...] = ()
     paper: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -42,8 +42,8 @@ class Method:
     published_as: str | None = None
 
 
-def _bottleneck(name, placement, scaling, roles, paper=None, published_as=None) -> Method:
-    return Method(name, "bottleneck", placement=placement, scaling=scaling, roles=roles, paper=paper or {},
+def _bottleneck(name, kind, scaling, roles, paper=None, published_as=None) -> Method:
+    return Method(name, "bottleneck", kind=kind, scaling=scaling, roles=roles, paper=paper or {},
                   on_4bit="ok", published_as=published_as)
 
 

@@ -162,12 +162,12 @@ def load_quantized(path: str | Path, settings: dict, device: str = "cpu", trust_
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    placement = {"": torch.device(device).index or 0} if str(device).startswith("cuda") else {"": "cpu"}
+    device_map = {"": torch.device(device).index or 0} if str(device).startswith("cuda") else {"": "cpu"}
     from .precision import resolve
 
     compute = getattr(torch, resolve(settings.get("compute_dtype", "auto"), device)[0])
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config(settings, device), dtype=compute,
-                                                 device_map=placement, trust_remote_code=trust_remote_code)
+                                                 device_map=device_map, trust_remote_code=trust_remote_code)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from . import methods, models, placement, resources, suites, sweeps
+from . import answers, methods, models, resources, suites, sweeps, targets
 from .data import registry as data_registry
 from .train_config import TrainConfig
 
@@ -100,6 +100,10 @@ class RunPlan:
         """How a prepared set is selected from the normalized one: its limit, the sampling seed, the policy."""
         return {"limit": self.data_limit(name, split), "seed": self.config["data"]["seed"],
                 "policy": self.config["decontaminate"], "level": self.config["contamination"]["level"]}
+
+    def paper_rules(self) -> dict[str, str]:
+        """Evaluation set -> the extraction rule upstream scored it by (its answer type's `paper` rule)."""
+        return {d: answers.get_type(self.datasets[d].answer_type).paper for d in self.eval_sets}
 
     def published_names(self) -> dict[str, str]:
         """Our model name -> the LLM-Adapters README's, where the config says."""
@@ -252,16 +256,16 @@ def _target_problems(config: dict, adapters: Mapping[str, dict]) -> list[str]:
     problems = []
     for model in config["models"]:
         model_type = models.model_type(model, config["model_defs"].get(model))
-        if model_type not in placement.ARCHITECTURES:
+        if model_type not in targets.ARCHITECTURES:
             continue
         for name, spec in adapters.items():
-            targets = spec.get("target_modules")
-            if isinstance(targets, list):
-                bad = placement.unknown_targets(model_type, targets)
+            modules = spec.get("target_modules")
+            if isinstance(modules, list):
+                bad = targets.unknown_targets(model_type, modules)
                 if bad:
                     problems.append(f"adapters.{name}.target_modules: {bad} not in {model} ({model_type}); valid: "
-                                    f"{', '.join(placement.known_modules(model_type))}, or a placement: "
-                                    f"{', '.join(placement.PLACEMENTS)}, paper")
+                                    f"{', '.join(targets.known_modules(model_type))}, or a target preset: "
+                                    f"{', '.join(targets.PRESETS)}, paper")
     return problems
 
 

@@ -55,6 +55,21 @@ def training_autocast(requested: str, device) -> tuple[str, dict]:
     return autocast, {**record, "requested": requested, "chosen": autocast}
 
 
+def frozen_weights_dtype(autocast: str, quantization: dict | None) -> str | None:
+    """How a fine-tune stores its frozen base weights: as bitsandbytes quantized them (None), in bf16 under bf16
+    autocast (autocast would cast them on every forward anyway), else float32. The job and its memory estimate
+    both ask here."""
+    if quantization:
+        return None
+    return "bfloat16" if autocast == "bfloat16" else "float32"
+
+
+def evaluation_dtype(dtype: str, quantization: dict | None) -> str:
+    """The dtype an evaluation computes in, as requested (`auto` still unresolved): a quantized base's compute
+    dtype, else the evaluation's own."""
+    return quantization.get("compute_dtype", AUTO) if quantization else dtype
+
+
 def resolved_quantization(settings: dict | None, device) -> dict | None:
     """A 4-bit base's settings with its compute dtype resolved (8-bit and unquantized: unchanged)."""
     if not settings or settings.get("bits") != 4:

@@ -28,7 +28,7 @@ import json
 import math
 from pathlib import Path
 
-from .precision import AUTO, planned
+from .precision import evaluation_dtype, frozen_weights_dtype, planned
 
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
 GPU_FLOPS, CPU_FLOPS = 0.3 * 300e12, 150e9
@@ -76,7 +76,7 @@ def _hl(params: float) -> float:
     return 0.8 * params ** 0.533
 
 
-def _weight_bytes(params: float, dtype: str, quantization: dict | None, embedding: float | None = None) -> float:
+def _weight_bytes(params: float, dtype: str | None, quantization: dict | None, embedding: float | None = None) -> float:
     if not quantization:
         return params * BYTES_PER_PARAM[dtype]
     embedding = EMBEDDING_SHARE * params if embedding is None else embedding
@@ -85,8 +85,8 @@ def _weight_bytes(params: float, dtype: str, quantization: dict | None, embeddin
 
 def finetune(params: float, training: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
-    autocast = planned(training.get("autocast", AUTO), device)  # frozen linears are stored in bf16 under autocast
-    weights = _weight_bytes(params, "bfloat16" if autocast == "bfloat16" else "float32", quantization, embedding)
+    stored = frozen_weights_dtype(planned(training["autocast"], device), quantization)
+    weights = _weight_bytes(params, stored, quantization, embedding)
     adapter = 0.02 * params * 16
     activations = training["micro_batch_size"] * training["cutoff_len"] * 34 * _hl(params)
     if training.get("gradient_checkpointing"):
@@ -98,7 +98,8 @@ def finetune(params: float, training: dict, items: int, device: str, quantizatio
 
 def evaluate(params: float, evaluation: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
-    weights = _weight_bytes(params, planned(evaluation["dtype"], device), quantization, embedding)
+    weights = _weight_bytes(params, planned(evaluation_dtype(evaluation["dtype"], quantization), device),
+                            quantization, embedding)
     beams = evaluation.get("generation", {}).get("num_beams", 1)
     batch = (evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16) * beams
     cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2

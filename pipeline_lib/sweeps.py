@@ -16,9 +16,9 @@ from __future__ import annotations
 import itertools
 import re
 
-from .placement import PLACEMENTS
+from .targets import PRESETS
 
-PLACEMENT_NAMES = tuple(PLACEMENTS)  # resolved per architecture when an adapter is attached
+PLACEMENT_NAMES = tuple(PRESETS)  # the placement study's coordinate: a target preset, resolved per architecture
 
 # short forms of the usual size keys in member names
 ABBREVIATIONS = {"r": "r", "bottleneck_size": "b", "num_virtual_tokens": "vt", "lora_alpha": "a"}

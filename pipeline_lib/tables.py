@@ -12,14 +12,13 @@ import pandas as pd
 
 from . import aggregate, stats
 from .aggregate import ROW_KEYS
+from .data.registry import PUBLISHED_TABLES
 from .files import atomic_path, read_json
 from .methods import published_names as published_methods
 from .models import describe_quantization
 from .precision import describe as describe_precision
 
 BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
-# our training set -> the README table trained on it
-PUBLISHED_SUITES = {"math_10k": "math", "commonsense_170k": "commonsense"}
 
 
 def write(table: pd.DataFrame, stem: str | Path, caption: str | None, notes: list[str] = (),
@@ -60,16 +59,19 @@ def _interval(accuracy: float, n: int) -> list[float]:
     return stats.accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
 
 
-def collect(score_paths: list[str | Path]) -> pd.DataFrame:
+def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
+            predictions: list[str | Path] | None = None) -> pd.DataFrame:
     """One row per score file (one run): model, adapter, train_set, dataset, seed, run, accuracy (percent), n,
-    its 95% Wilson
-    interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule (percent,
-    with its interval), which is what a published number is compared with."""
+    its 95% Wilson interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule
+    (`paper_rules`: dataset -> the rule of its answer type; percent, with its interval), which is what a published
+    number is compared with. `predictions`, parallel to the scores, are where aggregate.outcomes reads each run's
+    items (None: no per-item outcomes)."""
     rows = []
-    for path in score_paths:
+    for i, path in enumerate(score_paths):
         s = read_json(path)
         low, high = s.get("ci95") or _interval(s["accuracy"], s["n"])
-        paper = s.get("rules", {}).get("paper", s["accuracy"])
+        rule = paper_rules[s["dataset"]]
+        paper = s.get("rules", {}).get(rule, s["accuracy"])
         paper_low, paper_high = _interval(paper, s["n"])
         rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"], "seed": s.get("seed"),
                      "run": s.get("run", s["adapter"]),
@@ -77,7 +79,8 @@ def collect(score_paths: list[str | Path]) -> pd.DataFrame:
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
                      "quantization": describe_quantization(s.get("quantization")),
                      "precision": describe_precision(s.get("precision")),
-                     "paper_ci_low": paper_low, "paper_ci_high": paper_high})
+                     "paper_ci_low": paper_low, "paper_ci_high": paper_high, "paper_rule": rule,
+                     "predictions": str(predictions[i]) if predictions else None})
     if not rows:
         raise ValueError("no score files to aggregate")
     return pd.DataFrame(rows)
@@ -219,7 +222,7 @@ def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_na
     reported accuracy (a stricter rule for letters and option labels) stands beside it."""
     rows = []
     for s in scores.itertuples():
-        suite = PUBLISHED_SUITES.get(s.train_set)
+        suite = PUBLISHED_TABLES.get(s.train_set)
         theirs_model = model_names.get(s.model)
         theirs_adapter = published_methods().get(methods.get(s.adapter, ""))
         if not (suite and theirs_model and theirs_adapter):

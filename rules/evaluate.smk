@@ -1,8 +1,8 @@
-# One evaluation per (model, adapter, training set, evaluation set); adapter `base` means no adapter.
+# One evaluation per (model, run, training set, evaluation set); run `base` means no adapter.
 
 
 def adapter_input(wildcards):
-    return [] if wildcards.adapter == BASE else [paths.adapter_dir(wildcards.model, wildcards.adapter, wildcards.train)]
+    return [] if wildcards.run == BASE else [paths.adapter_dir(wildcards.model, wildcards.run, wildcards.train)]
 
 
 rule evaluate:
@@ -11,17 +11,17 @@ rule evaluate:
         adapter=adapter_input,
         data=paths.prepared_data("eval", "{dataset}"),
     output:
-        predictions=paths.predictions("{model}", "{adapter}", "{train}", "{dataset}"),
-        score=paths.score("{model}", "{adapter}", "{train}", "{dataset}"),
+        predictions=paths.predictions("{model}", "{run}", "{train}", "{dataset}"),
+        score=paths.score("{model}", "{run}", "{train}", "{dataset}"),
     wildcard_constraints:
         model=alternation(PLAN.models),
-        adapter=alternation([BASE, *PLAN.runs]),
+        run=alternation([BASE, *PLAN.runs]),
         train=alternation([NO_TRAIN_SET, *PLAN.train_sets]),
         dataset=alternation(PLAN.eval_sets),
     params:
         files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
                                             predictions=output.predictions, score=output.score),
-        options=lambda wc: cli(labels={**PLAN.labels(wc.model, wc.adapter, wc.train), "dataset": wc.dataset},
+        options=lambda wc: cli(labels={**PLAN.labels(wc.model, wc.run, wc.train), "dataset": wc.dataset},
                                evaluation=PLAN.evaluation_settings(wc.dataset), **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
@@ -30,6 +30,6 @@ rule evaluate:
         gpu_mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["gpu_mem_mb"],
         runtime=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset)["runtime"],
     log:
-        paths.log("evaluate", "{model}/{adapter}/{train}/{dataset}"),
+        paths.log("evaluate", "{model}/{run}/{train}/{dataset}"),
     shell:
         script("evaluate.py", EVALUATE_PY, threads=True)

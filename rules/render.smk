@@ -12,10 +12,10 @@ def render_outputs():
     return {**captioned, "other": [f for o in OUTPUTS for f in o.files() if f not in reported]}
 
 
-def render_options():
+def render_plan():
     """What the tables and figures depend on besides the score, prediction and metrics files."""
     return dict(
-        datasets=PLAN.eval_sets,
+        datasets=PLAN.eval_sets, paper_rules=PLAN.paper_rules(),
         train_parts={t: PLAN.mixture_parts(t) for t in PLAN.train_sets},
         published=str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
         published_names=PLAN.published_names(),
@@ -32,8 +32,9 @@ rule render:
     output:
         **render_outputs(),
     params:
-        files=lambda wc, input: cli(scores=input.scores, adapters=input.adapters, contamination=input.contamination),
-        options=cli(**render_options()),
+        files=lambda wc, input: cli(scores=input.scores, predictions=input.predictions, adapters=input.adapters,
+                                    contamination=input.contamination),
+        options=cli(plan=render_plan()),
     log:
         paths.log("render", "render"),
     shell:
@@ -43,8 +44,8 @@ rule render:
 rule tables:
     # Re-render every table and figure from the scores that exist: no training, no evaluation.
     params:
-        files=cli(scores=SCORES, adapters=ADAPTERS, contamination=paths.CONTAMINATION),
-        options=cli(**render_options()),
+        files=cli(scores=SCORES, predictions=PREDICTIONS, adapters=ADAPTERS, contamination=paths.CONTAMINATION),
+        options=cli(plan=render_plan()),
     log:
         paths.log("tables", "tables"),
     shell:

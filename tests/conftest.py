@@ -23,6 +23,12 @@ def data_mirror() -> Path:
 
 
 @pytest.fixture(scope="session")
+def machine(tiny_dir, data_mirror) -> dict:
+    """The config this machine adds under any test run: the tiny model's folder and the data mirror."""
+    return {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+
+
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     from tiny_model import save_tiny
 

@@ -11,6 +11,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+ONE_LORA = ("tests/configs/one-lora.yaml",)  # the tiny run with one adapter (tests/configs/)
+
+
+def merged(*configs: dict) -> dict:
+    """The configs merged in order as Snakemake merges --configfile's (mappings deep, the rest replaced)."""
+    import copy
+
+    from snakemake.utils import update_config
+
+    out: dict = {}
+    for config in configs:
+        update_config(out, copy.deepcopy(config))
+    return out
 
 
 def command(workdir: Path, overrides: dict, *extra: str, configfiles=("config/tiny.yaml",), cores=2) -> list[str]:

@@ -6,7 +6,7 @@ import torch
 from pipeline_lib import adapters
 from pipeline_lib.adapters.bottleneck import BottleneckLinear
 from pipeline_lib.methods import TABLE
-from pipeline_lib.placement import ARCHITECTURES, default_targets, placement_for
+from pipeline_lib.targets import ARCHITECTURES, default_targets, position_for
 
 INPUT = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29]])
 
@@ -16,34 +16,34 @@ def logits(model):
         return model(input_ids=INPUT).logits
 
 
-def test_bottleneck_placements_match_hand_computation():
+def test_bottleneck_positions_match_hand_computation():
     torch.manual_seed(0)
     base = torch.nn.Linear(6, 10)
     x = torch.randn(3, 6)
-    for placement, config in [("input", dict(method="series")), ("output", dict(method="series")),
+    for position, config in [("input", dict(method="series")), ("output", dict(method="series")),
                               ("parallel", dict(method="parallel"))]:
         cfg = adapters.bottleneck.BottleneckConfig.from_dict({**config, "bottleneck_size": 4, "scaling": 0.5})
-        layer = BottleneckLinear(base, placement, cfg)
+        layer = BottleneckLinear(base, position, cfg)
         down, up = layer.adapter_down.weight, layer.adapter_up.weight
         f = lambda h: torch.tanh(h @ down.T) @ up.T * 0.5  # noqa: E731
         W, b = base.weight, base.bias
         expected = {"input": lambda: (x + f(x)) @ W.T + b,
                     "output": lambda: (x @ W.T + b) + f(x @ W.T + b),
-                    "parallel": lambda: (x @ W.T + b) + f(x)}[placement]()
+                    "parallel": lambda: (x @ W.T + b) + f(x)}[position]()
         torch.testing.assert_close(layer(x), expected)
 
 
-def test_placement_map_is_data():
-    assert placement_for("series", "llama", "down_proj") == "output"
-    assert placement_for("series", "llama", "gate_proj") == "input"
-    assert placement_for("series", "bloom", "dense_h_to_4h") == "input"
-    assert placement_for("series", "gptj", "fc_out") == "output"
-    assert placement_for("series", "opt", "fc1") == "input"
-    assert placement_for("series", "gpt_neo", "mlp.c_proj") == "output"
-    assert placement_for("parallel", "llama", "q_proj") == "parallel"
+def test_position_map_is_data():
+    assert position_for("series", "llama", "down_proj") == "output"
+    assert position_for("series", "llama", "gate_proj") == "input"
+    assert position_for("series", "bloom", "dense_h_to_4h") == "input"
+    assert position_for("series", "gptj", "fc_out") == "output"
+    assert position_for("series", "opt", "fc1") == "input"
+    assert position_for("series", "gpt_neo", "mlp.c_proj") == "output"
+    assert position_for("parallel", "llama", "q_proj") == "parallel"
     assert set(ARCHITECTURES) >= {"llama", "bloom", "gptj", "opt", "gpt_neo", "gpt2", "gpt_neox", "mistral"}
-    with pytest.raises(ValueError, match="'q_proj' has no placement in the llama map"):
-        placement_for("series", "llama", "q_proj")
+    with pytest.raises(ValueError, match="'q_proj' has no series position in the llama map"):
+        position_for("series", "llama", "q_proj")
 
 
 def test_upstream_default_targets_and_paper_overrides():
@@ -56,11 +56,11 @@ def test_upstream_default_targets_and_paper_overrides():
     assert TABLE["parallel"].paper["gptj"] == ("fc_in", "fc_out")
 
 
-def test_scaled_parallel_scale_and_adapterp_placement(tiny):
+def test_scaled_parallel_scale_and_adapterp_position(tiny):
     model, _ = tiny
     model = adapters.attach(model, {"method": "scaled_parallel", "bottleneck_size": 8})
     layer = model.model.layers[0].self_attn.q_proj
-    assert layer.placement == "parallel" and float(layer.adapter_scale) == 4.0
+    assert layer.position == "parallel" and float(layer.adapter_scale) == 4.0
     from pipeline_lib import models  # noqa: F401
 
     cfg = adapters.bottleneck.BottleneckConfig.from_dict({"method": "adapterp", "bottleneck_size": 8})
@@ -168,15 +168,15 @@ def test_bad_adapter_options_fail_clearly(tiny):
         adapters.attach(model, {"method": "parallel", "target_modules": ["fc_in"]})
 
 
-def test_saved_bottleneck_config_records_placements(tiny, tmp_path):
+def test_saved_bottleneck_config_records_positions(tiny, tmp_path):
     model, _ = tiny
     adapters.save(adapters.attach(model, {"method": "series", "bottleneck_size": 8}), tmp_path)
     config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert config["placements"] == {"gate_proj": "input", "up_proj": "input", "down_proj": "output"}
+    assert config["positions"] == {"gate_proj": "input", "up_proj": "input", "down_proj": "output"}
 
 
-def test_placement_names_resolve_per_architecture():
-    from pipeline_lib.placement import resolve_targets
+def test_target_presets_resolve_per_architecture():
+    from pipeline_lib.targets import resolve_targets
 
     assert resolve_targets("lora", "attention", "llama") == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert resolve_targets("lora", "mlp", "llama") == ["gate_proj", "up_proj", "down_proj"]
@@ -188,7 +188,7 @@ def test_placement_names_resolve_per_architecture():
     assert resolve_targets("lora", ["q_proj"], "llama") == ["q_proj"]
 
 
-def test_a_placement_name_in_a_spec_attaches_to_those_modules(tiny):
+def test_a_target_preset_in_a_spec_attaches_to_those_modules(tiny):
     from pipeline_lib import adapters
 
     model, _ = tiny

@@ -11,13 +11,14 @@ def runs(tmp_path, monkeypatch):
     """lora with three seeds and the base model, on two sets of 40 items, as score and prediction files."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
-    scores = []
+    scores, predictions = [], []
     for adapter, train, seeds, rate in (("base", "none", [None], 0.2), ("lora", "t", [1, 2, 3], 0.5)):
         for seed in seeds:
             run = adapter if seed is None else f"{adapter}-seed{seed}"
             for dataset in ("gsm8k", "AQuA"):
                 correct = rng.random(40) < rate + (0.1 * (seed - 2) if seed else 0)
-                write_jsonl(paths.predictions("m", run, train, dataset),
+                predictions.append(paths.predictions("m", run, train, dataset))
+                write_jsonl(predictions[-1],
                             [{"id": f"{dataset}-{i}", "correct": bool(c), "rules": {"paper": bool(c)}}
                              for i, c in enumerate(correct)])
                 score = paths.score("m", run, train, dataset)
@@ -25,7 +26,7 @@ def runs(tmp_path, monkeypatch):
                                    "seed": seed, "run": run, "accuracy": float(correct.mean()), "n": 40,
                                    "rules": {"paper": float(correct.mean())}})
                 scores.append(score)
-    return tables.collect(scores)
+    return tables.collect(scores, {"gsm8k": "paper", "AQuA": "paper"}, predictions)
 
 
 def test_cells_average_the_seeds_and_widen_the_interval(runs):

@@ -13,7 +13,7 @@ import pytest
 from pipeline_lib.data import hf
 from pipeline_lib.data.loaders import DataError
 from pipeline_lib.data.registry import config_dataset
-from snakemake_run import ROOT, job_counts, run
+from snakemake_run import ONE_LORA, ROOT, job_counts, run
 
 # MetaMathQA's layout: query / response, the answer stated at the end as "The answer is: N"
 ROWS = [{"query": f"What is {i} + {i}?", "response": f"{i} + {i} = {2 * i}\nThe answer is: {2 * i}", "type": "GSM"}
@@ -93,29 +93,28 @@ def test_a_hub_dataset_not_in_the_cache_fails_clearly_offline(tmp_path):
 
 
 @pytest.mark.slow
-def test_local_datasets_run_through_the_pipeline_and_a_changed_file_reruns_its_jobs(tmp_path, tiny_dir, data_mirror):
+def test_local_datasets_run_through_the_pipeline_and_a_changed_file_reruns_its_jobs(tmp_path, machine):
     path, folder = parquet(tmp_path), saved(tmp_path)
     overrides = {
-        "model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+        **machine,
         "datasets": {"metamath": {**TRAIN_ENTRY, "path": str(path)},
                      "legs": {"format": "hf", "path": str(folder), "hf_split": "test", "split": "eval",
                               "answer_type": "number", "fields": {"instruction": "question", "answer": "label"}}},
-        "train_sets": ["metamath"], "eval_sets": ["legs", "gsm8k"],
-        "adapters": {"lora": {"method": "lora", "r": 4, "target_modules": ["q_proj"]}}, "include_base": False}
+        "train_sets": ["metamath"], "eval_sets": ["legs", "gsm8k"], "include_base": False}
     work = tmp_path / "run"
-    first = run(work, overrides, configfiles=("config/tiny.yaml",))
+    first = run(work, overrides, configfiles=ONE_LORA)
     assert first.returncode == 0, first.stderr[-4000:]
     counts = job_counts(first.stdout + first.stderr)
     assert counts["load_dataset"] == 2 and counts["fetch_data"] == 1 and counts["normalize_data"] == 1
     table = pd.read_csv(work / "results/tables/accuracy.csv")
     assert list(table.columns[3:5]) == ["legs", "gsm8k"] and "metamath" in set(table.train_set)
     assert json.loads((work / "results/data/full/legs.source.json").read_text())["items"] == 5
-    assert "Nothing to be done" in run(work, overrides, "--dry-run").stdout
+    assert "Nothing to be done" in run(work, overrides, "--dry-run", configfiles=ONE_LORA).stdout
     parquet(tmp_path, ROWS[:10])  # the training file changes: its load and everything trained on it re-run
-    again = run(work, overrides, "--dry-run")
+    again = run(work, overrides, "--dry-run", configfiles=ONE_LORA)
     changed = job_counts(again.stdout + again.stderr)
-    assert changed["load_dataset"] == 1 and changed["finetune"] == 3 and "fetch_data" not in changed
-    assert changed["evaluate"] == 3 * 2  # the three adapters of tiny.yaml on the two sets, nothing of the base
+    assert changed["load_dataset"] == 1 and changed["finetune"] == 1 and "fetch_data" not in changed
+    assert changed["evaluate"] == 2  # the adapter on the two sets, nothing of the base
 
 
 def test_the_metamath_example_config_dry_runs(tmp_path):

@@ -18,7 +18,7 @@ def test_every_peft_method_is_known_and_every_table_entry_is_a_peft_type_or_ours
     for name, spec in methods.TABLE.items():
         assert spec.family in methods.FAMILIES
         if spec.family == "bottleneck":
-            assert spec.peft_type is None and spec.placement in ("series", "parallel") and spec.roles
+            assert spec.peft_type is None and spec.kind in ("series", "parallel") and spec.roles
         else:
             config = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(spec.peft_type)]
             prompt_learning = issubclass(config, PromptLearningConfig)
@@ -35,8 +35,8 @@ def test_the_bottleneck_family_is_what_the_implementation_accepts(tiny_dir):
         model = adapters.attach(model, {"method": name, "bottleneck_size": 4})
         layers = [m for m in model.modules() if isinstance(m, BottleneckLinear)]
         assert layers, name
-        kinds = {"parallel"} if spec.placement == "parallel" else {"input", "output"}
-        assert {m.placement for m in layers} <= kinds, name
+        positions = {"parallel"} if spec.kind == "parallel" else {"input", "output"}
+        assert {m.position for m in layers} <= positions, name
         assert all(torch.equal(m.adapter_scale, torch.tensor([spec.scaling])) for m in layers), name
     with pytest.raises(ValueError, match="method must be one of series, adapterp, parallel, scaled_parallel"):
         BottleneckConfig.from_dict({"method": "lora"})

@@ -71,6 +71,6 @@ def test_slurm_profile_dry_run_requests_gpus_memory_and_time(tmp_path):
         assert 10_000 < mem < 60_000 and 14_000 < gpu_mem < 80_000  # 6-13B in bf16 on one 80 GB GPU
     # the 13B model asks for more than the 7B one
     def gpu_mem(model):
-        block = next(b for b in finetunes if f"model={model}, adapter=lora" in b)
+        block = next(b for b in finetunes if f"model={model}, run=lora" in b)
         return int(block.split("gpu_mem_mb=", 1)[1].split(",")[0])
     assert gpu_mem("llama-13b") > 1.5 * gpu_mem("llama-7b")

@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
+import snakemake_run
 from pipeline_lib.files import read_jsonl
-from snakemake_run import run
+from snakemake_run import ONE_LORA
 
 pytestmark = pytest.mark.slow
 ITEM = {"instruction": "Ann has 3 pens and buys 4 more. How many pens does she have?", "input": "",
@@ -19,10 +20,13 @@ def dataset_entry(path, split="eval"):
             "split": split, "answer_type": "number"}
 
 
+def run(workdir, overrides, *targets):
+    return snakemake_run.run(workdir, overrides, *targets, configfiles=ONE_LORA)
+
+
 @pytest.fixture()
-def base(tmp_path, tiny_dir, data_mirror):
-    return {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
-            "adapters": {"lora": {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}}}
+def base(machine):
+    return machine
 
 
 def test_a_dataset_added_by_config_runs_like_a_built_in_one(tmp_path, base):
@@ -33,7 +37,7 @@ def test_a_dataset_added_by_config_runs_like_a_built_in_one(tmp_path, base):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(read_jsonl(tmp_path / "w/results/data/eval/pens.jsonl")) == 3  # eval_limit of the tiny config
     table = pd.read_csv(tmp_path / "w/results/tables/accuracy.csv")
-    assert list(table.columns)[3] == "pens" and len(table) == 4
+    assert list(table.columns)[3] == "pens" and list(table.adapter) == ["base", "lora"]
 
 
 def test_a_malformed_file_stops_the_data_stage_and_keeps_what_was_prepared(tmp_path, base):

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline_lib import methods, precision
 from portability import avx2_env
-from snakemake_run import ROOT, run
+from snakemake_run import ONE_LORA, ROOT, run
 
 CHOICE = "import json, sys; sys.path.insert(0, %r); from pipeline_lib import precision; " \
          "print(json.dumps(precision.resolve('auto', 'cpu')[1]))" % str(ROOT)
@@ -63,12 +63,9 @@ def test_the_4bit_support_matrix_on_the_avx2_path(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_pipeline_run_on_the_avx2_path_trains_and_evaluates_in_float32(tmp_path, tiny_dir, data_mirror):
-    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
-                 "adapters": {"lora": {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}},
-                 "eval_sets": ["gsm8k"], "include_base": False, "evaluation": {"batch_size": 3, "max_new_tokens": 8,
-                                                                                "dtype": "auto"}}
-    done = run(tmp_path, overrides, env=avx2_env())
+def test_a_pipeline_run_on_the_avx2_path_trains_and_evaluates_in_float32(tmp_path, machine):
+    overrides = {**machine, "eval_sets": ["gsm8k"], "include_base": False, "evaluation": {"dtype": "auto"}}
+    done = run(tmp_path, overrides, env=avx2_env(), configfiles=ONE_LORA)
     assert done.returncode == 0, done.stderr[-4000:]
     metrics = json.loads((tmp_path / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
     score = json.loads((tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/gsm8k.json").read_text())

@@ -182,10 +182,10 @@ def test_each_request_is_what_resources_estimated(cluster, cluster_run):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["default-resources"]
     checked = {}
     for j in jobs_of(cluster, cluster_run["workdir"]):
-        wildcards = dict(zip(("model", "adapter", "train", "dataset"), j["Comment"].split("_wildcards_")[-1]
+        wildcards = dict(zip(("model", "run", "train", "dataset"), j["Comment"].split("_wildcards_")[-1]
                              .split("_")))
         if j["rule"] == "finetune":
-            expected = plan.finetune_estimate("tiny-llama", wildcards["adapter"], "gsm8k_train")
+            expected = plan.finetune_estimate("tiny-llama", wildcards["run"], "gsm8k_train")
         elif j["rule"] == "evaluate":
             expected = plan.evaluate_estimate("tiny-llama", "MultiArith")
         else:  # data preparation and render: the profile's defaults

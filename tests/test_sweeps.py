@@ -52,7 +52,7 @@ def test_clash_with_an_adapter_name():
 
 def test_every_placement_name_of_a_sweep_attaches_on_every_architecture():
     """A sweep's placement coordinate must resolve, for each method family, to modules that exist."""
-    from pipeline_lib.placement import ARCHITECTURES, known_modules, resolve_targets
+    from pipeline_lib.targets import ARCHITECTURES, known_modules, resolve_targets
 
     for arch in ARCHITECTURES:
         for method in ("lora", "series", "parallel"):

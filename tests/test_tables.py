@@ -92,6 +92,9 @@ def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
     assert r"\textbf{40.0 [" in latex and r"$^\dagger$" in latex and r"train\_set" in latex and "**" not in latex
 
 
+PAPER_RULES = {"gsm8k": "paper", "AQuA": "paper"}
+
+
 def _score_files(tmp_path):
     from pipeline_lib.files import write_json
 
@@ -106,7 +109,7 @@ def _score_files(tmp_path):
 
 
 def test_accuracy_table_has_paper_layout(tmp_path):
-    frame = tables.collect(_score_files(tmp_path))
+    frame = tables.collect(_score_files(tmp_path), PAPER_RULES)
     table = tables.accuracy_table(frame, ["gsm8k", "AQuA", "SVAMP"])
     assert list(table.columns) == ["model", "adapter", "train_set", "gsm8k", "AQuA", "average"]
     lora = table[table.adapter == "lora"].iloc[0]
@@ -115,8 +118,15 @@ def test_accuracy_table_has_paper_layout(tmp_path):
     assert frame[frame.adapter == "lora"].paper_accuracy.tolist() == [15.0, 25.0]  # from each score's rules
 
 
+def test_the_paper_accuracy_is_under_the_rule_each_set_names(tmp_path):
+    frame = tables.collect(_score_files(tmp_path), {"gsm8k": "stated", "AQuA": "paper"})
+    lora = frame[frame.adapter == "lora"]
+    assert lora.paper_accuracy.tolist() == [30.0, 25.0]  # gsm8k's files have no `stated` rule: its accuracy
+    assert lora.paper_rule.tolist() == ["stated", "paper"]
+
+
 def test_numeric_accuracy_table_is_written_with_its_marks(tmp_path):
-    table = tables.accuracy_table(tables.collect(_score_files(tmp_path)), ["gsm8k", "AQuA"])
+    table = tables.accuracy_table(tables.collect(_score_files(tmp_path), PAPER_RULES), ["gsm8k", "AQuA"])
     csv, md, tex = tables.write_accuracy(table, tmp_path / "t", {("gsm8k_train", "AQuA"): "contaminated"})
     written = pd.read_csv(csv)
     assert written["marks"].fillna("").tolist() == ["", "AQuA:contaminated"]

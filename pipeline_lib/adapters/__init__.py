@@ -16,7 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .. import methods, placement
+from .. import methods, targets
 from ..files import verify_manifest
 from . import bottleneck
 
@@ -42,10 +42,10 @@ def attach(model: nn.Module, spec: dict) -> nn.Module:
     options = dict(spec)
     method = options.pop("method")
     family = methods.get(method).family
-    if "target_modules" in options:  # a placement name (attention / mlp / both / paper) becomes module names
-        targets = placement.resolve_targets(method, options["target_modules"], model.config.model_type)
-        options["target_modules"] = targets
-        if targets is None:
+    if "target_modules" in options:  # a target preset (attention / mlp / both / paper) becomes module names
+        modules = targets.resolve_targets(method, options["target_modules"], model.config.model_type)
+        options["target_modules"] = modules
+        if modules is None:
             del options["target_modules"]
     if family == "bottleneck":
         return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))

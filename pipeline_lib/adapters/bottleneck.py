@@ -1,7 +1,7 @@
 """The bottleneck adapter family of LLM-Adapters, which peft lacks.
 
 A bottleneck is down-projection -> non-linearity -> up-projection, times a scale. It wraps a linear layer
-(nn.Linear, or GPT-2's Conv1D) in one of three placements (see placement.py). The methods:
+(nn.Linear, or GPT-2's Conv1D) in one of three positions (see targets.py). The methods:
   series           AdapterH in the paper's tables (Houlsby): series bottlenecks on the MLP linears
   adapterp         AdapterP (Pfeiffer): one series bottleneck, after the MLP output linear
   parallel         a bottleneck beside a linear, added to its output (He et al.)
@@ -22,7 +22,7 @@ from transformers.activations import ACT2FN
 
 from .. import methods
 from ..files import atomic_path
-from ..placement import default_targets, matches, placement_for
+from ..targets import default_targets, matches, position_for
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -38,11 +38,11 @@ class BottleneckConfig:
     scaling: float | str | None = None  # a number, or "learned"; None: the method's default
     init: str = "bert"                  # "bert": normal(0.02) on both projections; "mam": zero up-projection
     target_modules: list[str] | None = None  # None: the method's default targets for the architecture
-    placements: dict[str, str] = field(default_factory=dict)  # filled at injection: target -> placement
+    positions: dict[str, str] = field(default_factory=dict)  # filled at injection: target -> position
 
     @classmethod
     def from_dict(cls, options: dict) -> "BottleneckConfig":
-        valid = {f.name for f in fields(cls)} - {"placements"}
+        valid = {f.name for f in fields(cls)} - {"positions"}
         unknown = sorted(set(options) - valid)
         method = options.get("method", "series")
         if unknown:
@@ -69,7 +69,7 @@ class BottleneckConfig:
 
     @property
     def kind(self) -> str:
-        return methods.get(self.method).placement
+        return methods.get(self.method).kind
 
 
 def linear_dims(module: nn.Module) -> tuple[int, int]:
@@ -86,15 +86,15 @@ def is_linear(module: nn.Module) -> bool:
 
 
 class BottleneckLinear(nn.Module):
-    """A frozen linear layer with a bottleneck adapter in the given placement."""
+    """A frozen linear layer with a bottleneck adapter in the given position."""
 
-    def __init__(self, base: nn.Module, placement: str, config: BottleneckConfig):
+    def __init__(self, base: nn.Module, position: str, config: BottleneckConfig):
         super().__init__()
         self.base = base
-        self.placement = placement
+        self.position = position
         features_in, features_out = linear_dims(base)
-        dim_in = features_out if placement == "output" else features_in
-        dim_out = features_in if placement == "input" else features_out
+        dim_in = features_out if position == "output" else features_in
+        dim_out = features_in if position == "input" else features_out
         weight = base.weight
         dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
         self.adapter_down = nn.Linear(dim_in, config.bottleneck_size, bias=False, device=weight.device, dtype=dtype)
@@ -123,10 +123,10 @@ class BottleneckLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.base(x)
-        if self.placement == "input":
+        if self.position == "input":
             return self.base(x + self.bottleneck(x))
         y = self.base(x)
-        return y + self.bottleneck(y if self.placement == "output" else x)
+        return y + self.bottleneck(y if self.position == "output" else x)
 
 
 def _targets(model: nn.Module, targets: list[str]) -> list[tuple[str, str]]:
@@ -149,9 +149,9 @@ def inject(model: nn.Module, config: BottleneckConfig) -> nn.Module:
     for path, target in _targets(model, config.target_modules):
         parent_name, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_name)
-        placement = placement_for(config.kind, model_type, target)
-        config.placements[target] = placement
-        setattr(parent, child, BottleneckLinear(getattr(parent, child), placement, config))
+        position = position_for(config.kind, model_type, target)
+        config.positions[target] = position
+        setattr(parent, child, BottleneckLinear(getattr(parent, child), position, config))
     model.bottleneck_config = config
     return model
 
@@ -174,7 +174,7 @@ def save(model: nn.Module, out_dir: str | Path) -> None:
 def load(model: nn.Module, adapter_dir: str | Path, config: dict) -> nn.Module:
     from safetensors.torch import load_file
 
-    options = {k: v for k, v in config.items() if k not in ("format", "placements")}
+    options = {k: v for k, v in config.items() if k not in ("format", "positions", "placements")}
     inject(model, BottleneckConfig.from_dict(options))
     weights = load_file(str(Path(adapter_dir) / WEIGHTS_NAME))
     expected = set(adapter_state_dict(model))

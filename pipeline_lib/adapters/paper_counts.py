@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..placement import resolve_targets
+from ..targets import resolve_targets
 from . import attach, parameter_counts
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import methods as table
-from ..placement import modules_for
+from ..targets import modules_for
 from . import attach, disabled, load, merge, merge_for_inference, parameter_counts, save
 
 VOCAB = 96
@@ -153,7 +153,7 @@ def analytic_trainable(model, method: str, spec: dict) -> int | None:
         for m in model.modules():
             if isinstance(m, BottleneckLinear):
                 d_in, d_out = linear_dims(m.base)
-                d_in, d_out = (d_out, d_out) if m.placement == "output" else (d_in, d_in) if m.placement == "input" \
+                d_in, d_out = (d_out, d_out) if m.position == "output" else (d_in, d_in) if m.position == "input" \
                     else (d_in, d_out)
                 total += spec["bottleneck_size"] * (d_in + d_out) + (spec.get("scaling") == "learned")
         return total

@@ -57,6 +57,7 @@ class DatasetSpec:
     suite: str | None = None  # evaluation sets: key into pipeline_lib.suites.SUITES
     items: int | None = None  # items in the file (measured on the pinned file, or as upstream documents it), for
     #                           the jobs' resource estimates before any file is read; None: unknown
+    published: str | None = None  # training sets: the suite of the LLM-Adapters README table trained on it
     hf: dict | None = field(default=None, compare=False)  # a `format: hf` entry: read with the datasets library
 
     @property
@@ -65,94 +66,87 @@ class DatasetSpec:
 
 
 def default_suite(answer_type: str) -> str:
-    """Numbers and letters are the math suite's answers; option labels the commonsense suite's."""
-    return "math" if answer_type in ("number", "letter") else "commonsense"
+    """The suite of the answer type's sets (pipeline_lib.answers.AnswerType.suite)."""
+    from ..answers import get_type
+    return get_type(answer_type).suite
 
 
-def _src(repo, path, sha256) -> Source:
-    return Source(repo[0], repo[1], repo[2], path, sha256)
+def _la(path, sha256) -> Source:
+    return Source(*LLM_ADAPTERS, path, sha256)
 
 
-_LA_FILES = {
-    "dataset/AQuA/test.json": "de677f5f0139340009eb01f17c0db781b4161912cd1f4efa77292f2fcf3478ee",
-    "dataset/AddSub/test.json": "62a8662b1ad40879953c4df0e61883a749d03aa3fc5e71f1cdb842b816e139ff",
-    "dataset/MultiArith/test.json": "a40f426807c8a563802c2a5b66bda3bcd1eba9c099038fd1199f0dd57de5fd28",
-    "dataset/SVAMP/test.json": "ffed015784f738f317c5603177861d044c4fc94e09211d78b25e96d46c656e2c",
-    "dataset/SingleEq/test.json": "712b15edb851c97aab42a5de106d94008f94d917366c92537ed5400a8aacb207",
-    "dataset/gsm8k/test.json": "2cc616a1e0b23ea1df29370476365cde71c4e0aa823fb06cc194c5a8a9381abe",
-    "dataset/mawps/test.json": "c1a708979cbf2b3df9ac4020baacf3e8e73fcf089e1de7dd1b305b810bfaa15f",
-    "dataset/mawps/trainset.json": "42e631004e46e71f5e050bfd6f0af2e27c9d76315cee66cc6412d66a19b47c1a",
-    "ft-training_set/math_data.json": "1d06633b4db748b7cfa38f2891f8d7b17b3636717b3188dd382045b94cf999a7",
-    "dataset/boolq/test.json": "89df2397cbca81dc31adcc6f7f5b635821aa0565aafde46725b2b4bd39b4dfa9",
-    "dataset/boolq/train.json": "5ccbaceebaddc69765e1c4a363632196b81851d303696672165ab59ec4e48c83",
-    "dataset/piqa/test.json": "3860d11b9b42e590b6b4bbc1643214d373ed0b0d4ac62fcc7bdceb8e044ad141",
-    "dataset/social_i_qa/test.json": "71543f41127451945379d106ffedaef502f1c8770dff6d2f543aca85e3080b1d",
-    "dataset/winogrande/test.json": "6946f5209e7114c65c6d04f8f644c5a061af20d730b1cfe158fff3dc44076fb9",
-    "dataset/ARC-Easy/test.json": "3f32a84716ca6d57d38728bf80cc8117aecd17445c2cf29a68b571b810eb82dc",
-    "dataset/ARC-Easy/train.json": "6a06cece3dec32f4fb1c1b0fc29dab14be7cf3053b417290dbc6cd845359f5ff",
-    "dataset/ARC-Challenge/test.json": "4a89ce368ae01a71d268d9851686738b2a0a1d84271116bab49a1dd2b48ecad7",
-    "dataset/ARC-Challenge/train.json": "a9debff28aafed86a08211dc3584a3b6cb38edca8c56bb34cd5002ed54aeebfb",
-    "dataset/openbookqa/test.json": "8479930f7b8a26052c78250280b5465a4016ca7fc806af440d0f37e243f3099e",
-    "dataset/openbookqa/train.json": "a1e094eeea01f70c0baa880f37497b26700ae99b243927b9c529984de9b1fe90",
-    # download-only: not in the mirror; without a pinned checksum fetch refuses them, saying so
-    "dataset/hellaswag/test.json": None,
-    "ft-training_set/commonsense_170k.json":  # as published upstream (96,529,741 bytes); not mirrored
-        "e606f7c16d121ff540d08d31921305786f2c95161e7ddd23893bc854ec603d70",
-    "ft-training_set/math_10k.json": None,
-}
-_GSM_FILES = {
-    "grade_school_math/data/train.jsonl": "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465",
-    "grade_school_math/data/test.jsonl": "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
-}
-SOURCES: Mapping[str, Source] = MappingProxyType({
-    **{p: _src(LLM_ADAPTERS, p, h) for p, h in _LA_FILES.items()},
-    **{p: _src(GSM8K_REPO, p, h) for p, h in _GSM_FILES.items()},
-})
-
-
-def _eval(name, folder, items, answer_type="number") -> DatasetSpec:
-    return DatasetSpec(name, SOURCES[f"dataset/{folder}/test.json"], "llm_adapters", "eval", answer_type,
+def _eval(name, folder, sha256, items, answer_type="number") -> DatasetSpec:
+    """An LLM-Adapters evaluation set, `dataset/<folder>/test.json`."""
+    return DatasetSpec(name, _la(f"dataset/{folder}/test.json", sha256), "llm_adapters", "eval", answer_type,
                        default_suite(answer_type), items)
 
 
-def _train(name, path, answer_type, items, loader="llm_adapters") -> DatasetSpec:
-    return DatasetSpec(name, SOURCES[path], loader, "train", answer_type, items=items)
+def _train(name, source, answer_type, items, loader="llm_adapters", published=None) -> DatasetSpec:
+    return DatasetSpec(name, source, loader, "train", answer_type, items=items, published=published)
 
 
+# One record per dataset: name, file (pinned commit + sha256; None: not pinned yet, fetch refuses it saying so),
+# items in the file (counted on the pinned file, or as upstream documents it), answer type (whose suite it takes)
+# and, for a training set, the LLM-Adapters README table trained on it.
 BUILTIN: Mapping[str, DatasetSpec] = MappingProxyType({
     d.name: d for d in [
-        _eval("gsm8k", "gsm8k", 1319),
-        _eval("SVAMP", "SVAMP", 1000),
-        _eval("AQuA", "AQuA", 254, "letter"),
-        _eval("MultiArith", "MultiArith", 600),
-        _eval("AddSub", "AddSub", 395),
-        _eval("SingleEq", "SingleEq", 508),
-        _eval("mawps", "mawps", 238),
-        _train("gsm8k_train", "grade_school_math/data/train.jsonl", "number", 7473, "gsm8k_jsonl"),
-        _train("mawps_train", "dataset/mawps/trainset.json", "number", 1898, "mawps_equations"),
+        _eval("gsm8k", "gsm8k", "2cc616a1e0b23ea1df29370476365cde71c4e0aa823fb06cc194c5a8a9381abe", 1319),
+        _eval("SVAMP", "SVAMP", "ffed015784f738f317c5603177861d044c4fc94e09211d78b25e96d46c656e2c", 1000),
+        _eval("AQuA", "AQuA", "de677f5f0139340009eb01f17c0db781b4161912cd1f4efa77292f2fcf3478ee", 254, "letter"),
+        _eval("MultiArith", "MultiArith", "a40f426807c8a563802c2a5b66bda3bcd1eba9c099038fd1199f0dd57de5fd28", 600),
+        _eval("AddSub", "AddSub", "62a8662b1ad40879953c4df0e61883a749d03aa3fc5e71f1cdb842b816e139ff", 395),
+        _eval("SingleEq", "SingleEq", "712b15edb851c97aab42a5de106d94008f94d917366c92537ed5400a8aacb207", 508),
+        _eval("mawps", "mawps", "c1a708979cbf2b3df9ac4020baacf3e8e73fcf089e1de7dd1b305b810bfaa15f", 238),
+        _train("gsm8k_train", Source(*GSM8K_REPO, "grade_school_math/data/train.jsonl",
+                                     "17f347dc51477c50d4efb83959dbb7c56297aba886e5544ee2aaed3024813465"),
+               "number", 7473, "gsm8k_jsonl"),
+        _train("mawps_train", _la("dataset/mawps/trainset.json",
+                                  "42e631004e46e71f5e050bfd6f0af2e27c9d76315cee66cc6412d66a19b47c1a"),
+               "number", 1898, "mawps_equations"),
         # numbers and AQuA letters
-        _train("math_data", "ft-training_set/math_data.json", "auto", 3260),
-        _train("math_10k", "ft-training_set/math_10k.json", "auto", 10_000),
+        _train("math_data", _la("ft-training_set/math_data.json",
+                                "1d06633b4db748b7cfa38f2891f8d7b17b3636717b3188dd382045b94cf999a7"), "auto", 3260),
+        _train("math_10k", _la("ft-training_set/math_10k.json", None), "auto", 10_000, published="math"),
         # commonsense suite
-        _eval("boolq", "boolq", 3270, "true_false"),
-        _eval("piqa", "piqa", 1838, "solution"),
-        _eval("social_i_qa", "social_i_qa", 1954, "answer5"),
-        _eval("winogrande", "winogrande", 1267, "option2"),
-        _eval("ARC-Easy", "ARC-Easy", 2376, "answer5"),
-        _eval("ARC-Challenge", "ARC-Challenge", 1172, "answer5"),
-        _eval("openbookqa", "openbookqa", 500, "answer5"),
-        _eval("hellaswag", "hellaswag", 10_042, "ending4"),
-        _train("boolq_train", "dataset/boolq/train.json", "true_false", 9427),
-        _train("ARC-Easy_train", "dataset/ARC-Easy/train.json", "answer5", 2251),
-        _train("ARC-Challenge_train", "dataset/ARC-Challenge/train.json", "answer5", 1119),
-        _train("openbookqa_train", "dataset/openbookqa/train.json", "answer5", 4957),
-        # all eight commonsense sets' label kinds
-        _train("commonsense_170k", "ft-training_set/commonsense_170k.json", "auto", 170_000),
+        _eval("boolq", "boolq", "89df2397cbca81dc31adcc6f7f5b635821aa0565aafde46725b2b4bd39b4dfa9", 3270,
+              "true_false"),
+        _eval("piqa", "piqa", "3860d11b9b42e590b6b4bbc1643214d373ed0b0d4ac62fcc7bdceb8e044ad141", 1838, "solution"),
+        _eval("social_i_qa", "social_i_qa", "71543f41127451945379d106ffedaef502f1c8770dff6d2f543aca85e3080b1d",
+              1954, "answer5"),
+        _eval("winogrande", "winogrande", "6946f5209e7114c65c6d04f8f644c5a061af20d730b1cfe158fff3dc44076fb9",
+              1267, "option2"),
+        _eval("ARC-Easy", "ARC-Easy", "3f32a84716ca6d57d38728bf80cc8117aecd17445c2cf29a68b571b810eb82dc", 2376,
+              "answer5"),
+        _eval("ARC-Challenge", "ARC-Challenge", "4a89ce368ae01a71d268d9851686738b2a0a1d84271116bab49a1dd2b48ecad7",
+              1172, "answer5"),
+        _eval("openbookqa", "openbookqa", "8479930f7b8a26052c78250280b5465a4016ca7fc806af440d0f37e243f3099e", 500,
+              "answer5"),
+        _eval("hellaswag", "hellaswag", None, 10_042, "ending4"),  # download-only: not in the mirror
+        _train("boolq_train", _la("dataset/boolq/train.json",
+                                  "5ccbaceebaddc69765e1c4a363632196b81851d303696672165ab59ec4e48c83"),
+               "true_false", 9427),
+        _train("ARC-Easy_train", _la("dataset/ARC-Easy/train.json",
+                                     "6a06cece3dec32f4fb1c1b0fc29dab14be7cf3053b417290dbc6cd845359f5ff"),
+               "answer5", 2251),
+        _train("ARC-Challenge_train", _la("dataset/ARC-Challenge/train.json",
+                                          "a9debff28aafed86a08211dc3584a3b6cb38edca8c56bb34cd5002ed54aeebfb"),
+               "answer5", 1119),
+        _train("openbookqa_train", _la("dataset/openbookqa/train.json",
+                                       "a1e094eeea01f70c0baa880f37497b26700ae99b243927b9c529984de9b1fe90"),
+               "answer5", 4957),
+        # all eight commonsense sets' label kinds; as published upstream (96,529,741 bytes), not mirrored
+        _train("commonsense_170k", _la("ft-training_set/commonsense_170k.json",
+                                       "e606f7c16d121ff540d08d31921305786f2c95161e7ddd23893bc854ec603d70"),
+               "auto", 170_000, published="commonsense"),
     ]
 })
 DATASETS = BUILTIN  # the built-in registry; a run's own (with its config's datasets and pins) comes from with_config
 EVAL_SETS = sorted(n for n, d in BUILTIN.items() if d.split == "eval")
 TRAIN_SETS = sorted(n for n, d in BUILTIN.items() if d.split == "train")
+# every built-in file by its path in its repository
+SOURCES: Mapping[str, Source] = MappingProxyType({d.source.path: d.source for d in BUILTIN.values()})
+# the training set -> the LLM-Adapters README table (suite) trained on it
+PUBLISHED_TABLES: Mapping[str, str] = MappingProxyType({n: d.published for n, d in BUILTIN.items() if d.published})
 
 
 CONFIG_FOLDER = "config-datasets"  # where datasets declared in the config are placed under resources/data/

@@ -1,4 +1,8 @@
-"""Where adapters go, per architecture, as data.
+"""Where adapters go, per architecture, as data: module roles, target presets, bottleneck positions.
+
+Words: a method's *kind* of bottleneck (series or parallel, pipeline_lib.methods); a bottleneck's *position* on a
+linear (input, output or parallel); a *target preset* (attention / mlp / both: roles resolved to module names
+here); *placement* only for the paper's placement study, whose sweep coordinate is the preset.
 
 Module names are dotted suffixes of module paths ("mlp.c_proj" matches "h.0.mlp.c_proj" but not
 "h.0.attn.c_proj"). Each architecture lists its linear layers by role:
@@ -7,10 +11,10 @@ Module names are dotted suffixes of module paths ("mlp.c_proj" matches "h.0.mlp.
   mlp_in        the MLP's input projection(s)
   mlp_out       the MLP's output projection
 
-Series-type bottlenecks (series, adapterp) take their placement from the role, following upstream
+Series-type bottlenecks (series, adapterp) take their position from the role, following upstream
 LLM-Adapters `peft/src/peft/tuners/bottleneck.py` (TRANSFORMERS_MODELS_TO_ADAPTER_TYPE_MAPPING): its
-`mh_adapter` on the MLP input linears is our "input" placement (bottleneck + residual applied to the
-linear's input), its `output_adapter` on the MLP output linear our "output" placement (applied to the
+`mh_adapter` on the MLP input linears is our "input" position (bottleneck + residual applied to the
+linear's input), its `output_adapter` on the MLP output linear our "output" position (applied to the
 linear's output, plus residual). Upstream mapped MLP linears only; we also place an "output" adapter on the
 attention output projection, which is what "a series adapter after the attention" means in the paper's
 placement study. Parallel-type bottlenecks (parallel, scaled_parallel) are "parallel" on any linear
@@ -38,26 +42,26 @@ ARCHITECTURES: dict[str, dict[str, list[str]]] = {
     "gpt_neox": {"attention_in": ["query_key_value"], "attention_out": ["attention.dense"],
                  "mlp_in": ["dense_h_to_4h"], "mlp_out": ["dense_4h_to_h"]},
 }
-SERIES_PLACEMENT = {"attention_out": "output", "mlp_in": "input", "mlp_out": "output"}
+SERIES_POSITION = {"attention_out": "output", "mlp_in": "input", "mlp_out": "output"}
 
-# Placements by name, resolved per architecture: the module roles in each part of a transformer block.
-PLACEMENTS = {"attention": ["attention_in", "attention_out"], "mlp": ["mlp_in", "mlp_out"],
+# Target presets, resolved per architecture: the module roles in each part of a transformer block.
+PRESETS = {"attention": ["attention_in", "attention_out"], "mlp": ["mlp_in", "mlp_out"],
               "both": ["attention_in", "attention_out", "mlp_in", "mlp_out"]}
 
 
 def resolve_targets(method: str, targets, model_type: str):
-    """`target_modules` as given, or resolved from a placement name: `attention` / `mlp` / `both` (the roles'
+    """`target_modules` as given, or resolved from a target preset: `attention` / `mlp` / `both` (the roles'
     modules, kept to those the method can place on: series-type adapters have no place on q/k/v), or `paper`
     (upstream's published math-run targets for this architecture, else the method's default)."""
-    if not isinstance(targets, str) or targets not in (*PLACEMENTS, "paper"):
+    if not isinstance(targets, str) or targets not in (*PRESETS, "paper"):
         return targets
     spec = methods.get(method)
     if targets == "paper":
         paper = spec.paper.get(model_type)
         return list(paper) if paper else (default_targets(method, model_type) if spec.roles else None)
-    roles = PLACEMENTS[targets]
-    if spec.placement == "series":
-        roles = [r for r in roles if r in SERIES_PLACEMENT]
+    roles = PRESETS[targets]
+    if spec.kind == "series":
+        roles = [r for r in roles if r in SERIES_POSITION]
     return modules_for(model_type, roles)
 
 
@@ -78,7 +82,8 @@ def known_modules(model_type: str) -> list[str]:
 
 def architecture(model_type: str) -> dict[str, list[str]]:
     if model_type not in ARCHITECTURES:
-        raise ValueError(f"no placement map for architecture {model_type!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+        raise ValueError(f"no module-role map for architecture {model_type!r}; "
+                         f"known: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[model_type]
 
 
@@ -100,16 +105,16 @@ def role_of(model_type: str, target: str) -> str | None:
     return next((role for role, names in architecture(model_type).items() if target in names), None)
 
 
-def placement_for(kind: str, model_type: str, target: str) -> str:
+def position_for(kind: str, model_type: str, target: str) -> str:
     """'input', 'output' or 'parallel' for a bottleneck of `kind` ('series' or 'parallel') on `target`."""
     if kind == "parallel":
         return "parallel"
     role = role_of(model_type, target)
-    if role not in SERIES_PLACEMENT:
-        valid = modules_for(model_type, list(SERIES_PLACEMENT))
-        raise ValueError(f"series adapter: module {target!r} has no placement in the {model_type} map; "
+    if role not in SERIES_POSITION:
+        valid = modules_for(model_type, list(SERIES_POSITION))
+        raise ValueError(f"series adapter: module {target!r} has no series position in the {model_type} map; "
                          f"valid: {', '.join(valid)}")
-    return SERIES_PLACEMENT[role]
+    return SERIES_POSITION[role]
 
 
 def matches(module_path: str, target: str) -> bool:
