@@ -1,5 +1,5 @@
-"""From evaluated runs to table cells: each cell (model, adapter, training set, dataset) gathers the runs of its
-seeds, each a vector of per-item outcomes on the same items; its accuracy is the mean over seeds, with a 95%
+"""From evaluated runs to table cells: each cell (model, adapter, training set, protocol, dataset) gathers the
+runs of its seeds, each a vector of per-item outcomes on the same items; its accuracy is the mean over seeds, with a 95%
 interval over items (Wilson) for one seed and over seeds and items together (hierarchical bootstrap,
 pipeline_lib.stats) for several. A row's average over datasets gets its interval the same way."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pandas as pd
 from . import stats
 from .files import read_jsonl
 
-ROW_KEYS = ["model", "adapter", "train_set"]
+FINETUNE_KEYS = ["model", "adapter", "train_set"]  # what a fine-tune's metrics are keyed by
+ROW_KEYS = [*FINETUNE_KEYS, "protocol"]            # a table row: one fine-tune (or the base) under one protocol
 CELL_KEYS = [*ROW_KEYS, "dataset"]
 
 
@@ -63,8 +64,8 @@ def averages(found: dict[tuple, dict], datasets: list[str]) -> dict[tuple, tuple
     (one fine-tune serves them all), items within each dataset."""
     by_row: dict[tuple, list[np.ndarray]] = {}
     for key, cell in found.items():
-        if key[3] in datasets:
-            by_row.setdefault(key[:3], []).append(cell["reported"])
+        if key[-1] in datasets:
+            by_row.setdefault(key[:-1], []).append(cell["reported"])
     return {row: stats.seeds_interval(parts) for row, parts in by_row.items()
             if len({p.shape[0] for p in parts}) == 1}
 

@@ -1,7 +1,7 @@
 """Evaluate one (model, adapter) on one prepared evaluation set: generate, extract, score, with uncertainty.
 
-`settings` are one evaluation's generation settings as pipeline_lib.suites resolves them (protocol `fast`,
-ours, or `paper`, upstream's). Predictions are appended to a partial file batch by batch, so an evaluation
+`settings` are one evaluation's settings as pipeline_lib.protocols resolves them (protocol `generate`, ours, or
+`paper`, upstream's). Predictions are appended to a partial file batch by batch, so an evaluation
 killed midway resumes with the items not yet written; the score is computed from the complete set only.
 """
 from __future__ import annotations

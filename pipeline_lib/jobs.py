@@ -80,7 +80,8 @@ def frozen_bytes(model) -> int:
 def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: str, score: str, labels: dict,
              settings: dict, device: str = "cpu", quantization: dict | None = None,
              trust_remote_code: bool = False) -> dict:
-    """Generate, extract and score every item of `data`; write the predictions and the score; return it."""
+    """Score every item of `data` under the settings' protocol (generate and extract, or lm-eval's
+    log-likelihoods); write the predictions and the score; return it."""
     import torch
 
     from . import adapters, gpu, models, precision
@@ -100,17 +101,21 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     if not quantization:
         model = model.to(getattr(torch, settings["dtype"]))
     model.eval()
-    # a partial file from an interrupted run is reused only if every input is the same
-    weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
-    fingerprint = _fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
     partial = Path(paths.partial(predictions))
-    done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
+    if settings["scorer"] == "loglikelihood":  # lm-eval scores the whole set in one call: nothing to resume
+        from . import harness
+
+        done, summary = harness.evaluate(model, tokenizer, read_jsonl(data), settings, where=data)
+    else:  # a partial file from an interrupted run is reused only if every input is the same
+        weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
+        fingerprint = _fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
+        done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
     write_jsonl(predictions, done)
     result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
               "quantization": quantization, "allocation": gpu.allocation(), "started": started,
               "finished": time.time()}
     write_json(score, result)
-    partial.unlink()
+    partial.unlink(missing_ok=True)
     return result
 
 
@@ -143,8 +148,8 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
         runs=runs, found=found, cells=cells, numeric=numeric, averages=aggregate.averages(found, datasets),
         marks=marks, metrics=metrics, overlap=overlap, datasets=datasets,
         published=pd.read_csv(plan["published"], keep_default_na=False), published_names=plan["published_names"],
-        methods=plan["methods"], sweeps=plan["sweeps"])
+        methods=plan["methods"], sweeps=plan["sweeps"], protocols=plan["protocols"])
     where = {"table": Path(plan["tables"]), "figure": Path(plan["figures"])}
-    for output in outputs.applicable(plan["sweeps"]):  # exactly the render rule's declared outputs
+    for output in outputs.applicable(plan["sweeps"], plan["protocols"]):  # exactly the render rule's declared outputs
         output.write(context, where[output.kind] / output.name)
     print(numeric.to_string(index=False))

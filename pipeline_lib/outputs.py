@@ -8,7 +8,7 @@ take the render's `Context` (everything computed once from the scores, predictio
 stem to write."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import paths
@@ -33,21 +33,35 @@ class Context:
     published_names: dict
     methods: dict
     sweeps: dict
+    protocols: list     # the run's protocols; the figures show the first
 
     @property
     def params(self) -> dict:
         return {k[:3]: m.get("trainable_params") for k, m in self.metrics.items()}
 
+    def figure_view(self) -> "Context":
+        """The context under the run's first protocol only: a figure draws one protocol (the tables show all)."""
+        first = self.protocols[0]
+        return replace(self, runs=self.runs[self.runs.protocol == first],
+                       cells=self.cells[self.cells.protocol == first],
+                       numeric=self.numeric[self.numeric.protocol == first],
+                       averages={k[:3]: v for k, v in self.averages.items() if k[3] == first},
+                       found={k: v for k, v in self.found.items() if k[3] == first})
 
-def _sweeps_vary(coordinate: str) -> Callable[[dict], bool]:
+
+def _sweeps_vary(coordinate: str) -> Callable[[dict, list], bool]:
     """A sweep figure applies when some sweep member has this coordinate (pipeline_lib/sweeps.py)."""
-    def applies(sweeps: dict) -> bool:
+    def applies(sweeps: dict, protocols: list) -> bool:
         return any(c.get(coordinate) is not None for c in sweeps.values())
     return applies
 
 
-def _always(sweeps: dict) -> bool:
+def _always(sweeps: dict, protocols: list) -> bool:
     return True
+
+
+def _several_protocols(sweeps: dict, protocols: list) -> bool:
+    return len(protocols) > 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ class Output:
     kind: str                                   # "table" or "figure"
     write: Callable[[Context, str], object]
     caption: str | None = None                  # report/<caption>.rst
-    when: Callable[[dict], bool] = _always      # of the run's sweep coordinates
+    when: Callable[[dict, list], bool] = _always  # of the run's sweep coordinates and protocols
 
     def _path(self, ext: str) -> str:
         return (paths.table if self.kind == "table" else paths.figure)(self.name, ext)
@@ -121,15 +135,25 @@ def _contamination(ctx: Context, stem: str):
         return tables.write_contamination(ctx.overlap, stem)
 
 
+def _agreement(ctx: Context, stem: str):
+    from . import tables
+
+    return tables.write(tables.agreement_table(ctx.runs), stem,
+                        "Agreement between protocols on the same items (per cell, pooled over seeds)",
+                        [tables.AGREEMENT_NOTE])
+
+
 def _accuracy_figure(ctx: Context, stem: str):
     from . import figures
 
+    ctx = ctx.figure_view()
     return figures.accuracy_by_dataset(ctx.cells, ctx.datasets, stem, ctx.runs)
 
 
 def _tradeoff(ctx: Context, stem: str):
     from . import figures
 
+    ctx = ctx.figure_view()
     return figures.accuracy_vs_parameters(ctx.numeric, ctx.params, stem)
 
 
@@ -142,18 +166,21 @@ def _loss(ctx: Context, stem: str):
 def _time(ctx: Context, stem: str):
     from . import figures
 
+    ctx = ctx.figure_view()
     return figures.job_times(ctx.metrics, ctx.runs, stem)
 
 
 def _placement(ctx: Context, stem: str):
     from . import figures
 
+    ctx = ctx.figure_view()
     return figures.placement(ctx.cells, ctx.sweeps, stem, ctx.averages, ctx.runs)
 
 
 def _size(ctx: Context, stem: str):
     from . import figures
 
+    ctx = ctx.figure_view()
     return figures.size(ctx.cells, ctx.sweeps, ctx.params, stem, ctx.averages)
 
 
@@ -165,6 +192,7 @@ CATALOGUE: tuple[Output, ...] = (
     Output("published", "table", _published, "published_table"),
     Output("significance", "table", _significance, "significance_table"),
     Output("contamination", "table", _contamination, "contamination_table"),
+    Output("agreement", "table", _agreement, "agreement_table", _several_protocols),
     Output("accuracy", "figure", _accuracy_figure, "accuracy_figure"),
     Output("tradeoff", "figure", _tradeoff, "tradeoff_figure"),
     Output("loss", "figure", _loss, "loss_figure"),
@@ -174,10 +202,10 @@ CATALOGUE: tuple[Output, ...] = (
 )
 
 
-def applicable(sweeps: dict) -> list[Output]:
-    """The outputs of a run with these sweep coordinates."""
-    return [o for o in CATALOGUE if o.when(sweeps)]
+def applicable(sweeps: dict, protocols: list) -> list[Output]:
+    """The outputs of a run with these sweep coordinates and protocols."""
+    return [o for o in CATALOGUE if o.when(sweeps, protocols)]
 
 
-def declared_files(sweeps: dict) -> list[str]:
-    return [f for o in applicable(sweeps) for f in o.files()]
+def declared_files(sweeps: dict, protocols: list) -> list[str]:
+    return [f for o in applicable(sweeps, protocols) for f in o.files()]

@@ -49,8 +49,8 @@ def metrics(adapter: str) -> str:
     return f"{adapter}/metrics.json"
 
 
-def predictions(model: str, adapter: str, train: str, dataset: str) -> str:
-    return f"results/predictions/{model}/{adapter}/{train}/{dataset}.jsonl"
+def predictions(model: str, run: str, train: str, protocol: str, dataset: str) -> str:
+    return f"results/predictions/{model}/{run}/{train}/{protocol}/{dataset}.jsonl"
 
 
 def partial(predictions_path: str) -> str:
@@ -58,8 +58,8 @@ def partial(predictions_path: str) -> str:
     return f"{predictions_path}.partial"
 
 
-def score(model: str, adapter: str, train: str, dataset: str) -> str:
-    return f"results/scores/{model}/{adapter}/{train}/{dataset}.json"
+def score(model: str, run: str, train: str, protocol: str, dataset: str) -> str:
+    return f"results/scores/{model}/{run}/{train}/{protocol}/{dataset}.json"
 
 
 def table(name: str, ext: str) -> str:

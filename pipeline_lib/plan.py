@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from . import answers, methods, models, resources, suites, sweeps, targets
+from . import answers, methods, models, protocols, resources, sweeps, targets
 from .data import registry as data_registry
 from .train_config import TrainConfig
 
@@ -50,6 +50,19 @@ class RunPlan:
     @property
     def eval_sets(self) -> list[str]:
         return list(self.config["eval_sets"])
+
+    @property
+    def protocols(self) -> list[str]:
+        return list(self.config["evaluation"]["protocols"])
+
+    def protocols_for(self, dataset: str) -> list[str]:
+        """The run's protocols that apply to the set's suite (the log-likelihood ones: commonsense only)."""
+        return [p for p in self.protocols if protocols.get(p).applies(self.datasets[dataset].suite)]
+
+    @property
+    def evaluations(self) -> list[tuple[str, str, str, str, str]]:
+        """(model, run, training set, protocol, evaluation set) of every evaluation job, row by row."""
+        return [(*row, p, d) for row in self.rows for d in self.eval_sets for p in self.protocols_for(d)]
 
     @property
     def train_sets(self) -> list[str]:
@@ -128,9 +141,12 @@ class RunPlan:
         adapter, seed = (run, None) if run == BASE else self.runs[run]
         return {"model": model, "adapter": adapter, "train_set": train, "seed": seed, "run": run}
 
-    def evaluation_settings(self, dataset: str) -> dict:
-        """One evaluation's generation settings (pipeline_lib.suites)."""
-        return suites.settings(dict(self.config["evaluation"]), self.datasets[dataset].suite or "math")
+    def evaluation_settings(self, dataset: str, protocol: str) -> dict:
+        """One evaluation job's settings (pipeline_lib.protocols)."""
+        if protocol not in self.protocols_for(dataset):
+            raise ValueError(f"{dataset} is not evaluated under {protocol!r} in this run; its protocols: "
+                             f"{', '.join(self.protocols_for(dataset)) or 'none'}")
+        return protocols.settings(protocol, thawed(self.config["evaluation"]), self.datasets[dataset].suite)
 
     def data_limit(self, name: str, split: str) -> int | None:
         data = self.config["data"]
@@ -171,13 +187,13 @@ class RunPlan:
                                       self.config["device"], sizes["quantization"], sizes["embedding"])
         return self._once(("finetune", model, run, train), compute)
 
-    def evaluate_estimate(self, model: str, dataset: str) -> dict:
+    def evaluate_estimate(self, model: str, dataset: str, protocol: str) -> dict:
         def compute():
             sizes = self._sizes(model)
-            return resources.evaluate(sizes["params"], self.evaluation_settings(dataset),
+            return resources.evaluate(sizes["params"], self.evaluation_settings(dataset, protocol),
                                       self.estimated_items(dataset, "eval"), self.config["device"],
                                       sizes["quantization"], sizes["embedding"])
-        return self._once(("evaluate", model, dataset), compute)
+        return self._once(("evaluate", model, dataset, protocol), compute)
 
 
 def train_config(training: Mapping, adapter: Mapping, name: str) -> dict:
@@ -297,6 +313,28 @@ def _frozen(value):
     return value
 
 
+def _protocol_problems(config: dict, registry: Mapping) -> list[str]:
+    """The old single `protocol` key, a protocol no evaluation set of the run can take, a scorer's missing package."""
+    import importlib.util
+
+    evaluation, problems = config["evaluation"], []
+    if "protocol" in evaluation:
+        new = {"fast": "generate"}.get(evaluation["protocol"], evaluation["protocol"])
+        problems.append(f"evaluation.protocol: replaced by evaluation.protocols, a list; protocol: "
+                        f"{evaluation['protocol']} is now protocols: [{new}]")
+    suites = {d: registry[d].suite for d in config["eval_sets"] if d in registry}
+    for name in evaluation["protocols"]:
+        spec = protocols.get(name)
+        if suites and not any(spec.applies(s) for s in suites.values()):
+            problems.append(f"evaluation.protocols: {name} scores {'/'.join(spec.suites)} sets only (a choice "
+                            f"between options); none of eval_sets is one: {', '.join(suites)}")
+        missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            problems.append(f"evaluation.protocols: {name} needs the Python package(s) {', '.join(missing)} "
+                            f"(requirements.txt pins them)")
+    return problems
+
+
 def thawed(value):
     """A plain (JSON-serialisable) copy of a frozen view."""
     if isinstance(value, Mapping):
@@ -321,6 +359,7 @@ def prepare(config: dict) -> RunPlan:
     schema = _schema()
     problems = [p for name, spec in adapters.items() for p in _adapter_problems(name, spec, config, schema)]
     problems += _name_problems(config, registry) + _target_problems(config, adapters) + _run_problems(config, adapters)
+    problems += _protocol_problems(config, registry)
     runs = {run_name(a, s): (a, s) for a, spec in adapters.items()
             for s in (spec.get("seeds", config["seeds"]) or [None])}
     problems += [f"adapters.{a}: its run {r!r} with seed {s} clashes with the adapter of that name"

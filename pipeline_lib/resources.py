@@ -17,7 +17,8 @@ own `--resources mem_mb=...`) does not overcommit. Deliberately simple and conse
   host memory  GPU jobs: weights + 2 GiB (loading stages them through RAM); CPU jobs: (weights + working
                memory) x 1.2 + 2 GiB; at least 4 GiB
   evaluation   weights + KV cache: batch x beams x (prompt 512 + max_new_tokens) x 2 x hL x 2 bytes, with the
-               batch size and token cap of the evaluation's resolved settings (pipeline_lib.suites)
+               batch size and token cap of the evaluation's resolved settings (pipeline_lib.protocols); a
+               log-likelihood protocol: one forward pass of 512 tokens per option, at most 5 options, no cache
   runtime      4 P FLOPs per trained token (forward + input gradients; frozen weights get no weight gradient)
                and 2 P per generated token with the cache, at 30% of a 300 TFLOP/s GPU (bf16), or the
                measured 150 GFLOP/s on CPU; x2 and +10 minutes of margin.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from .precision import evaluation_dtype, frozen_weights_dtype, planned
 
+MAX_OPTIONS = 5  # the most options a multiple-choice item has (ARC: up to 5)
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
 GPU_FLOPS, CPU_FLOPS = 0.3 * 300e12, 150e9
 GIB = 2 ** 30
@@ -102,8 +104,12 @@ def evaluate(params: float, evaluation: dict, items: int, device: str, quantizat
                             quantization, embedding)
     beams = evaluation.get("generation", {}).get("num_beams", 1)
     batch = (evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16) * beams
-    cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2
-    flops = 2 * params * items * (256 + evaluation["max_new_tokens"]) * beams  # with the KV cache, also for beams
+    if evaluation["scorer"] == "loglikelihood":
+        cache = batch * 512 * 2 * _hl(params) * 2  # the activations of a forward pass, no KV cache kept
+        flops = 2 * params * items * MAX_OPTIONS * 512
+    else:
+        cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2
+        flops = 2 * params * items * (256 + evaluation["max_new_tokens"]) * beams  # with the cache, also for beams
     return _job(weights, cache, flops, device)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import aggregate, stats
-from .aggregate import ROW_KEYS
+from . import aggregate, protocols, stats
+from .aggregate import FINETUNE_KEYS, ROW_KEYS
 from .data.registry import PUBLISHED_TABLES
-from .files import atomic_path, read_json
+from .files import atomic_path, read_json, read_jsonl
 from .methods import published_names as published_methods
 from .models import describe_quantization
 from .precision import describe as describe_precision
@@ -86,12 +86,19 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
     return pd.DataFrame(rows)
 
 
+def protocol_blocks(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows in one block per protocol (in the registry's order), each block in its rows' order."""
+    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
+    return table.sort_values("protocol", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
 def accuracy_table(scores: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
-    """Rows model-adapter-training set, columns the datasets in the given order + their average."""
-    table = scores.pivot_table(index=ROW_KEYS, columns="dataset", values="accuracy", aggfunc="first")
+    """Rows model-adapter-training set-protocol (a block per protocol), columns the datasets in the given order +
+    their average."""
+    table = scores.pivot_table(index=ROW_KEYS, columns="dataset", values="accuracy", aggfunc="first", sort=False)
     table = table.reindex(columns=[d for d in datasets if d in table.columns])
     table["average"] = table.mean(axis=1)
-    return table.round(1).reset_index()
+    return protocol_blocks(table.round(1).reset_index())
 
 
 def write_accuracy(table: pd.DataFrame, stem, marks: dict) -> list[Path]:
@@ -144,8 +151,10 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
                    averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
     """Rows model / adapter / training set; each cell 'acc [low, high]' in percent (the mean over seeds where
     there are several), the best per column in bold (**), contamination marks appended; the average column is
-    the mean of the row's accuracies, with its interval where the row's per-item outcomes are known."""
-    best = cells.groupby("dataset")["accuracy"].max()
+    the mean of the row's accuracies, with its interval where the row's per-item outcomes are known. Bold is per
+    protocol: the protocols score differently, so the best of a column is the best under one protocol."""
+    best = cells.groupby(["protocol", "dataset"])["accuracy"].max()
+    per_protocol = cells.groupby(["protocol", "dataset"]).size()
     rows = []
     for keys, group in cells.groupby(ROW_KEYS, sort=False):
         row = dict(zip(ROW_KEYS, keys))
@@ -156,7 +165,7 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
                 continue
             s = by_set.loc[d]
             text = f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]"
-            if s.accuracy == best[d] and (cells.dataset == d).sum() > 1:
+            if s.accuracy == best[(s.protocol, d)] and per_protocol[(s.protocol, d)] > 1:
                 text = f"**{text}**"
             row[d] = text + MARKS.get(marks.get((keys[2], d)), "")
         average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
@@ -167,7 +176,7 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
             row["average"] = average
         row["seeds"] = int(group.seeds.max())
         rows.append(row)
-    return pd.DataFrame(rows)
+    return protocol_blocks(pd.DataFrame(rows))
 
 
 def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
@@ -175,7 +184,7 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     notes = ["Accuracy in percent with its 95% interval: over the items (Wilson) for one seed; for several seeds the "
              "mean over seeds, its interval over seeds and items (hierarchical bootstrap); the average's interval "
              "by the same bootstrap over every set's items (Wilson's where every outcome is the same, which a "
-             "bootstrap cannot resample). Bold: best in the column."]
+             "bootstrap cannot resample). Bold: best in the column under its protocol."]
     notes += [LEGEND[m] for m in MARKS if m in used]
     if cells is not None and (cells.quantization != "none").any():
         bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
@@ -190,12 +199,12 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
 def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFrame:
     """One row per fine-tune (each seed's): trainable parameters, training time and speed, memory, adapter
     size, and the evaluation time of its run summed over datasets."""
-    eval_time = runs.groupby([*ROW_KEYS, "run"])["wall_time_s"].sum()
+    eval_time = runs.groupby([*FINETUNE_KEYS, "run"])["wall_time_s"].sum()  # over datasets and protocols
     with_seeds = any(m.get("seed") is not None for m in metrics.values())
     rows = []
     for keys, m in metrics.items():
         run = m.get("run", keys[1])
-        rows.append({**dict(zip(ROW_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
+        rows.append({**dict(zip(FINETUNE_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
                      "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
@@ -222,6 +231,8 @@ def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_na
     reported accuracy (a stricter rule for letters and option labels) stands beside it."""
     rows = []
     for s in scores.itertuples():
+        if protocols.get(s.protocol).scorer != "generate":  # the published numbers were generated
+            continue
         suite = PUBLISHED_TABLES.get(s.train_set)
         theirs_model = model_names.get(s.model)
         theirs_adapter = published_methods().get(methods.get(s.adapter, ""))
@@ -246,15 +257,16 @@ def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:
 
 
 def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
-    """Every pair of rows of one model trained on the same training set (and each against the base model) on
-    each dataset, on the same items, across their seeds: A - B with a 95% interval and a two-sided p from a
-    bootstrap over both rows' seeds and the shared items; the exact McNemar p where each row has one seed; each
+    """Every pair of rows of one model trained on the same training set (and each against the base model) under
+    one protocol on each dataset, on the same items, across their seeds: A - B with a 95% interval and a two-sided
+    p from a bootstrap over both rows' seeds and the shared items; the exact McNemar p where each row has one seed; each
     row's seed SD, and whether the seeds' spread alone is as large as the difference."""
     grouped: dict[tuple, dict[tuple, np.ndarray]] = {}
-    for (model, adapter, train, dataset), cell in found.items():
-        grouped.setdefault((model, dataset), {})[(adapter, train)] = cell["reported"]
+    for (model, adapter, train, protocol, dataset), cell in found.items():
+        grouped.setdefault((model, protocol, dataset), {})[(adapter, train)] = cell["reported"]
     rows = []
-    for (model, dataset), runs in sorted(grouped.items()):
+    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
+    for (model, protocol, dataset), runs in sorted(grouped.items(), key=lambda kv: (order[kv[0][1]], kv[0])):
         for a, b in itertools.combinations(sorted(runs), 2):
             if not comparable(a, b):
                 continue
@@ -265,15 +277,50 @@ def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
             mcnemar = stats.paired_comparison(dict(enumerate(x[0] > 0)), dict(enumerate(y[0] > 0)), n_boot=1) \
                 if single else None
             spread = max((s for s in c["seed_sd"] if s == s), default=None)
-            rows.append({"model": model, "dataset": dataset, "A": "/".join(a), "B": "/".join(b),
+            rows.append({"model": model, "protocol": protocol, "dataset": dataset, "A": "/".join(a), "B": "/".join(b),
                          "seeds": f"{c['seeds'][0]}/{c['seeds'][1]}", "n": c["n"],
                          "A - B (points)": round(100 * c["difference"], 1),
                          "95% CI": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]", "p": round(c["p"], 4),
                          "McNemar p": round(mcnemar["mcnemar_exact_p"], 4) if mcnemar else None,
                          "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"]),
                          "seed spread >= |A - B|": None if spread is None else bool(spread >= abs(c["difference"]))})
-    return pd.DataFrame(rows, columns=["model", "dataset", "A", "B", "seeds", "n", "A - B (points)", "95% CI", "p",
-                                       "McNemar p", "seed SD A/B (points)", "seed spread >= |A - B|"])
+    return pd.DataFrame(rows, columns=["model", "protocol", "dataset", "A", "B", "seeds", "n", "A - B (points)",
+                                       "95% CI", "p", "McNemar p", "seed SD A/B (points)", "seed spread >= |A - B|"])
+
+
+AGREEMENT_NOTE = ("same answer: both protocols chose the same option (a generation's extracted label against "
+                  "the harness's choice; an answer neither extracted counts as the same); same outcome: both right "
+                  "or both wrong. A - B with a 95% paired bootstrap interval over the items; McNemar's exact p.")
+
+
+def agreement_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell (model, adapter, training set, dataset) and pair of the run's protocols, on the items both scored
+    (each seed's items paired with the same seed's): the share of items with the same answer and with the same
+    outcome, each protocol's accuracy and their difference with its paired interval."""
+    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
+    rows = []
+    for keys, group in runs.dropna(subset=["predictions"]).groupby([*FINETUNE_KEYS, "dataset"], sort=False):
+        by_protocol: dict[str, dict] = {}
+        for r in group.itertuples():
+            items = {(r.seed, p["id"]): p for p in read_jsonl(r.predictions)}
+            by_protocol.setdefault(r.protocol, {}).update(items)
+        for a, b in itertools.combinations(sorted(by_protocol, key=order.get), 2):
+            x, y = by_protocol[a], by_protocol[b]
+            shared = sorted(set(x) & set(y), key=str)
+            if not shared:
+                continue
+            c = stats.paired_comparison({i: x[i]["correct"] for i in shared}, {i: y[i]["correct"] for i in shared},
+                                        n_boot=2000)
+            same = sum(x[i]["extracted"] == y[i]["extracted"] for i in shared) / len(shared)
+            outcome = sum(x[i]["correct"] == y[i]["correct"] for i in shared) / len(shared)
+            low, high = c["bootstrap_ci95"]
+            rows.append({**dict(zip([*FINETUNE_KEYS, "dataset"], keys)), "A": a, "B": b, "n": c["n"],
+                         "same answer (%)": round(100 * same, 1), "same outcome (%)": round(100 * outcome, 1),
+                         "A (%)": round(100 * c["accuracy_a"], 1), "B (%)": round(100 * c["accuracy_b"], 1),
+                         "A - B (points)": round(100 * c["difference"], 1),
+                         "95% CI": f"[{100 * low:.1f}, {100 * high:.1f}]", "McNemar p": round(c["mcnemar_exact_p"], 4)})
+    return pd.DataFrame(rows, columns=[*FINETUNE_KEYS, "dataset", "A", "B", "n", "same answer (%)",
+                                       "same outcome (%)", "A (%)", "B (%)", "A - B (points)", "95% CI", "McNemar p"])
 
 
 def contamination_table(report: dict) -> pd.DataFrame:
@@ -298,4 +345,4 @@ def write_contamination(report: dict, stem) -> list[Path]:
 def load_metrics(metrics_paths: list[str | Path]) -> dict[tuple, dict]:
     """Each fine-tune's metrics.json, keyed by the (model, adapter, training set, seed) labels it carries."""
     metrics = [read_json(p) for p in metrics_paths]
-    return {(*(m[k] for k in ROW_KEYS), m.get("seed")): m for m in metrics}
+    return {(*(m[k] for k in FINETUNE_KEYS), m.get("seed")): m for m in metrics}

@@ -59,6 +59,6 @@ def model_dir(wildcards):
 
 
 # the run's result rows: every score and prediction, every fine-tuned adapter
-SCORES = [paths.score(m, a, t, d) for (m, a, t) in PLAN.rows for d in PLAN.eval_sets]
-PREDICTIONS = [paths.predictions(m, a, t, d) for (m, a, t) in PLAN.rows for d in PLAN.eval_sets]
+SCORES = [paths.score(*e) for e in PLAN.evaluations]
+PREDICTIONS = [paths.predictions(*e) for e in PLAN.evaluations]
 ADAPTERS = [paths.adapter_dir(m, a, t) for (m, a, t) in PLAN.rows if a != BASE]

@@ -1,7 +1,7 @@
 # Tables and figures from every score of the run (`render`), or from whatever scores exist (`tables`).
 
 # every table and figure, as pipeline_lib/outputs.py declares them (the render job writes exactly these)
-OUTPUTS = outputs.applicable(PLAN.sweep_coordinates)
+OUTPUTS = outputs.applicable(PLAN.sweep_coordinates, PLAN.protocols)
 
 
 def render_outputs():
@@ -15,7 +15,7 @@ def render_outputs():
 def render_plan():
     """What the tables and figures depend on besides the score, prediction and metrics files."""
     return dict(
-        datasets=PLAN.eval_sets, paper_rules=PLAN.paper_rules(),
+        datasets=PLAN.eval_sets, paper_rules=PLAN.paper_rules(), protocols=PLAN.protocols,
         train_parts={t: PLAN.mixture_parts(t) for t in PLAN.train_sets},
         published=str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
         published_names=PLAN.published_names(),

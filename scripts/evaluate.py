@@ -14,7 +14,7 @@ def main():
     parser.add_argument("--score", required=True)
     parser.add_argument("--labels", type=json.loads, required=True, help="JSON: model, adapter, train_set, dataset")
     parser.add_argument("--evaluation", type=json.loads, required=True,
-                        help="the evaluation's generation settings as JSON (pipeline_lib.suites.settings)")
+                        help="the evaluation's settings as JSON (pipeline_lib.protocols.settings)")
     _common.add_model_args(parser)
     args = parser.parse_args()
     _common.set_threads(args.threads)

@@ -17,12 +17,13 @@ def runs(tmp_path, monkeypatch):
             run = adapter if seed is None else f"{adapter}-seed{seed}"
             for dataset in ("gsm8k", "AQuA"):
                 correct = rng.random(40) < rate + (0.1 * (seed - 2) if seed else 0)
-                predictions.append(paths.predictions("m", run, train, dataset))
+                predictions.append(paths.predictions("m", run, train, "generate", dataset))
                 write_jsonl(predictions[-1],
                             [{"id": f"{dataset}-{i}", "correct": bool(c), "rules": {"paper": bool(c)}}
                              for i, c in enumerate(correct)])
-                score = paths.score("m", run, train, dataset)
-                write_json(score, {"model": "m", "adapter": adapter, "train_set": train, "dataset": dataset,
+                score = paths.score("m", run, train, "generate", dataset)
+                write_json(score, {"model": "m", "adapter": adapter, "train_set": train, "protocol": "generate",
+                                   "dataset": dataset,
                                    "seed": seed, "run": run, "accuracy": float(correct.mean()), "n": 40,
                                    "rules": {"paper": float(correct.mean())}})
                 scores.append(score)
@@ -38,7 +39,7 @@ def test_cells_average_the_seeds_and_widen_the_interval(runs):
     assert lora.seed_sd == pytest.approx(per_seed.std(ddof=1)) and lora.ci_low < lora.accuracy / 100 < lora.ci_high
     base = cells.loc[("base", "gsm8k")]
     assert base.seeds == 1 and np.isnan(base.seed_sd)
-    assert found[("m", "lora", "t", "gsm8k")]["reported"].shape == (3, 40)
+    assert found[("m", "lora", "t", "generate", "gsm8k")]["reported"].shape == (3, 40)
 
 
 def test_per_seed_values_and_the_average_interval(runs):
@@ -46,7 +47,7 @@ def test_per_seed_values_and_the_average_interval(runs):
     lora = table[table.adapter == "lora"]
     assert list(lora.seed) == ["1", "2", "3"] and list(table[table.adapter == "base"].seed) == [""] and list(table.columns[-3:]) == ["gsm8k", "AQuA", "average"]
     averages = aggregate.averages(aggregate.outcomes(runs), ["gsm8k", "AQuA"])
-    mean, low, high = averages[("m", "lora", "t")]
+    mean, low, high = averages[("m", "lora", "t", "generate")]
     assert low < mean < high and mean == pytest.approx(lora[["gsm8k", "AQuA"]].to_numpy().mean() / 100, abs=1e-9)
 
 
@@ -60,4 +61,5 @@ def test_the_detectable_difference_is_stated_under_the_tables(runs):
                                                                                           ["gsm8k", "AQuA"]))
     assert cell_text.set_index("adapter").loc["lora", "seeds"] == 3
     assert cell_text.set_index("adapter").loc["lora", "average"].count("[") == 1
-    assert list(cell_text.columns) == ["model", "adapter", "train_set", "gsm8k", "AQuA", "average", "seeds"]
+    assert list(cell_text.columns) == ["model", "adapter", "train_set", "protocol", "gsm8k", "AQuA", "average",
+                                       "seeds"]

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline_lib.evaluation import evaluate
-from pipeline_lib.suites import settings
+from protocol_settings import settings
 
 RECORDS = [
     {"id": "a", "instruction": "How many apples?", "input": "", "answer": "3", "answer_type": "number"},
@@ -56,10 +56,10 @@ def test_evaluation_killed_after_its_last_item_resumes_with_nothing_to_generate(
 
 
 def test_protocol_settings_per_suite():
-    paper = settings({"batch_size": 16, "max_new_tokens": 64, "protocol": "paper"}, "math")
+    paper = settings({"batch_size": 16, "max_new_tokens": 64}, "math", "paper")
     assert (paper["batch_size"], paper["max_new_tokens"], paper["stop_strings"]) == (1, 256, [])
     assert paper["generation"] == {"num_beams": 4, "temperature": 0.1, "top_p": 0.75, "top_k": 40}
-    assert settings({"protocol": "paper"}, "commonsense")["max_new_tokens"] == 32  # commonsense_evaluate.py
+    assert settings({}, "commonsense", "paper")["max_new_tokens"] == 32  # commonsense_evaluate.py
     fast = settings({"batch_size": 16, "max_new_tokens": None}, "commonsense")
     assert (fast["batch_size"], fast["max_new_tokens"]) == (16, 32) and "### Instruction:" in fast["stop_strings"]
     assert settings({"batch_size": 16, "max_new_tokens": 64}, "commonsense")["max_new_tokens"] == 64
@@ -75,7 +75,7 @@ def test_paper_protocol_runs_beam_search_without_stop_strings(tiny, monkeypatch)
         return generate(*args, **kwargs)
 
     monkeypatch.setattr(model, "generate", spy)
-    paper = {**settings({"protocol": "paper"}, "math"), "max_new_tokens": 4}
+    paper = {**settings({}, "math", "paper"), "max_new_tokens": 4}
     predictions, summary = evaluate(model, tokenizer, RECORDS[:2], paper, progress=False)
     assert summary["protocol"] == "paper" and len(predictions) == 2
     assert [k["num_beams"] for k in seen] == [4, 4] and [k["input_ids"].shape[0] for k in seen] == [1, 1]
@@ -85,7 +85,7 @@ def test_paper_protocol_runs_beam_search_without_stop_strings(tiny, monkeypatch)
 def test_paper_protocol_cuts_the_response_where_upstream_splits_it():
     from pipeline_lib.generation import cut_at_stop
 
-    paper = settings({"protocol": "paper"}, "math")
+    paper = settings({}, "math", "paper")
     text = "The answer is 5.\n### Instruction:\nWhat is 2 + 9?\n### Response:\n11"
     # upstream: output.split("### Response:")[1] keeps a run-on instruction, and its last number counts
     assert cut_at_stop(text, paper["cut_strings"]) == "The answer is 5.\n### Instruction:\nWhat is 2 + 9?"
@@ -98,4 +98,4 @@ def test_beam_search_is_refused_for_prompt_learning(tiny):
     model, tokenizer = tiny
     model = adapters.attach(model, {"method": "prompt_tuning", "num_virtual_tokens": 2})
     with pytest.raises(ValueError, match="beam search .* not available for prompt-learning"):
-        evaluate(model, tokenizer, RECORDS[:1], settings({"protocol": "paper"}, "math"), progress=False)
+        evaluate(model, tokenizer, RECORDS[:1], settings({}, "math", "paper"), progress=False)

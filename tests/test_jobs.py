@@ -4,7 +4,7 @@ import json
 
 from pipeline_lib import jobs, paths
 from pipeline_lib.files import read_jsonl, verify_manifest, write_jsonl
-from pipeline_lib.suites import settings
+from protocol_settings import settings
 
 RECORDS = [{"id": f"t-{i}", "dataset": "t", "instruction": f"What is {i} + {i}?", "input": "",
             "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}.", "answer": str(2 * i), "answer_type": "number"}

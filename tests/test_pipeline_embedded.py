@@ -29,10 +29,10 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
     metrics = json.loads((tmp_path / "results/adapters/smollm2-135m/lora/gsm8k_train/metrics.json").read_text())
     assert metrics["trainable_params"] > 1e6 and metrics["steps"] == 1
     for row in ["base/none", "lora/gsm8k_train"]:
-        score = json.loads((tmp_path / f"results/scores/smollm2-135m/{row}/MultiArith.json").read_text())
+        score = json.loads((tmp_path / f"results/scores/smollm2-135m/{row}/generate/MultiArith.json").read_text())
         assert score["n"] == 2
         preds = [json.loads(line) for line in
-                 (tmp_path / f"results/predictions/smollm2-135m/{row}/MultiArith.jsonl").read_text().splitlines()]
+                 (tmp_path / f"results/predictions/smollm2-135m/{row}/generate/MultiArith.jsonl").read_text().splitlines()]
         assert all(p["response"].strip() for p in preds)  # the real model writes real text
     # the same run on a 4-bit base (QLoRA, on CPU): the converted model is reused, the rest re-runs
     quantized = run(tmp_path, {**overrides, "quantization": "4bit"}, configfiles=(), timeout=1200)

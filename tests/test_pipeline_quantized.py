@@ -32,7 +32,7 @@ def test_quantized_base_fine_tunes_and_evaluates(tmp_path, tiny64_dir, data_mirr
     assert job_counts(result.stdout + result.stderr)["finetune"] == len(adapters)
     for adapter in adapters:
         metrics = json.loads((tmp_path / f"results/adapters/tiny-llama/{adapter}/gsm8k_train/metrics.json").read_text())
-        score = json.loads((tmp_path / f"results/scores/tiny-llama/{adapter}/gsm8k_train/MultiArith.json").read_text())
+        score = json.loads((tmp_path / f"results/scores/tiny-llama/{adapter}/gsm8k_train/generate/MultiArith.json").read_text())
         expected = {"bits": 4, "quant_type": "nf4", "double_quant": True, "compute_dtype": COMPUTE} \
             if quantization == "4bit" else {"bits": 8}
         assert metrics["quantization"] == score["quantization"] == expected

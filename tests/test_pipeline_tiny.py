@@ -33,8 +33,8 @@ def test_scores_agree_with_predictions(tiny_run):
     workdir = tiny_run[0]
     for adapter, train in ROWS:
         for dataset in EVAL_SETS:
-            s = json.loads((workdir / f"results/scores/tiny-llama/{adapter}/{train}/{dataset}.json").read_text())
-            preds = read_jsonl(workdir / f"results/predictions/tiny-llama/{adapter}/{train}/{dataset}.jsonl")
+            s = json.loads((workdir / f"results/scores/tiny-llama/{adapter}/{train}/generate/{dataset}.json").read_text())
+            preds = read_jsonl(workdir / f"results/predictions/tiny-llama/{adapter}/{train}/generate/{dataset}.jsonl")
             items = {r["id"]: r for r in read_jsonl(workdir / f"results/data/eval/{dataset}.jsonl")}
             assert s["n"] == len(preds) == len(items) == 3
             assert (s["model"], s["adapter"], s["train_set"], s["dataset"]) == ("tiny-llama", adapter, train, dataset)
@@ -53,7 +53,7 @@ def test_table_shape_and_contents(tiny_run):
     assert sorted(zip(table.adapter, table.train_set)) == sorted(ROWS)
     for _, row in table.iterrows():
         for dataset in EVAL_SETS:
-            s = json.loads((workdir / f"results/scores/tiny-llama/{row.adapter}/{row.train_set}/{dataset}.json")
+            s = json.loads((workdir / f"results/scores/tiny-llama/{row.adapter}/{row.train_set}/generate/{dataset}.json")
                            .read_text())
             assert row[dataset] == pytest.approx(round(100 * s["accuracy"], 1))
         assert row.average == pytest.approx(round(sum(row[d] for d in EVAL_SETS) / 3, 1), abs=0.06)
@@ -86,7 +86,7 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
     workdir = tiny_run[0]
     written = {str(p.relative_to(workdir)) for d in ("results/tables", "results/figures")
                for p in (workdir / d).iterdir()}
-    assert written == set(outputs.declared_files({}))  # a file written is a file the render rule declares
+    assert written == set(outputs.declared_files({}, ["generate"]))  # a file written is a file the render rule declares
     for path in written:
         assert (workdir / path).stat().st_size > 0, path
     resources = pd.read_csv(workdir / "results/tables/resources.csv")
@@ -106,7 +106,7 @@ def test_html_report_holds_every_table_and_figure(tiny_run):
     html = (workdir / "results/report.html").read_text(errors="replace")
     from pipeline_lib import outputs
 
-    captioned = [Path(o.reported_file()).name for o in outputs.applicable({}) if o.caption]
+    captioned = [Path(o.reported_file()).name for o in outputs.applicable({}, ["generate"]) if o.caption]
     assert {"accuracy_ci.csv", "accuracy_seeds.csv", "contamination.csv", "time.png"} <= set(captioned)
     for name in captioned:
         assert name in html, name
@@ -145,7 +145,7 @@ def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset
         "all": 1}
     table = pd.read_csv(tmp_path / "run/results/tables/accuracy.csv")
     assert list(zip(table.adapter, table.train_set)) == [("base", "none")]
-    assert json.loads((tmp_path / "run/results/scores/tiny-llama/base/none/mine.json").read_text())["n"] == 3
+    assert json.loads((tmp_path / "run/results/scores/tiny-llama/base/none/generate/mine.json").read_text())["n"] == 3
     assert json.loads((tmp_path / "run/results/data/contamination.json").read_text())["pairs"] == {}
 
 

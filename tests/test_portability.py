@@ -68,7 +68,7 @@ def test_a_pipeline_run_on_the_avx2_path_trains_and_evaluates_in_float32(tmp_pat
     done = run(tmp_path, overrides, env=avx2_env(), configfiles=ONE_LORA)
     assert done.returncode == 0, done.stderr[-4000:]
     metrics = json.loads((tmp_path / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
-    score = json.loads((tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/gsm8k.json").read_text())
+    score = json.loads((tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/generate/gsm8k.json").read_text())
     assert metrics["precision"]["requested"] == "auto" and metrics["precision"]["chosen"] == "none"
     assert metrics["training"]["autocast"] == "none" and metrics["precision"]["capability"] == "AVX2"
     assert score["precision"]["chosen"] == score["evaluation"]["dtype"] == "float32"

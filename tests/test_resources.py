@@ -36,11 +36,11 @@ def test_model_size_from_config_or_local_config_json(tmp_path):
 
 
 def test_evaluation_estimates_follow_the_resolved_protocol_settings():
-    from pipeline_lib.suites import settings
+    from protocol_settings import settings
 
     fast = resources.evaluate(6.74e9, settings({"batch_size": 64, "dtype": "bfloat16"}, "commonsense"), 1000, "cuda")
     fast_math = resources.evaluate(6.74e9, settings({"batch_size": 64, "dtype": "bfloat16"}, "math"), 1000, "cuda")
-    paper = resources.evaluate(6.74e9, settings({"protocol": "paper", "dtype": "bfloat16"}, "math"), 1000, "cuda")
+    paper = resources.evaluate(6.74e9, settings({"dtype": "bfloat16"}, "math", "paper"), 1000, "cuda")
     assert fast["runtime"] < fast_math["runtime"] < paper["runtime"]  # 32 < 256 tokens; beams without cache
     assert paper["gpu_mem_mb"] < fast_math["gpu_mem_mb"]  # a batch of one prompt holds a smaller cache
 

@@ -3,7 +3,7 @@ import dataclasses
 
 import yaml
 
-from pipeline_lib import answers, contamination, models, suites
+from pipeline_lib import answers, contamination, models, protocols, suites
 from pipeline_lib.data.hf import ANSWER_RULES
 from pipeline_lib.data.loaders import LOADERS
 from pipeline_lib.train_config import TrainConfig
@@ -28,5 +28,5 @@ def test_enums_are_the_registries():
     assert set(file_entry["properties"]["format"]["enum"]) <= set(LOADERS)
     assert set(hf_entry["properties"]["answer_rule"]["enum"]) == set(ANSWER_RULES)
     assert tuple(full["definitions"]["quantization"]["oneOf"][0]["enum"]) == models.QUANTIZATIONS
-    assert tuple(SCHEMA["evaluation"]["properties"]["protocol"]["enum"]) == suites.PROTOCOLS
+    assert tuple(SCHEMA["evaluation"]["properties"]["protocols"]["items"]["enum"]) == tuple(protocols.PROTOCOLS)
     assert tuple(SCHEMA["decontaminate"]["enum"]) == contamination.POLICIES

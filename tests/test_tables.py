@@ -15,7 +15,8 @@ def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0, paper_cor
 
     paper_correct = correct if paper_correct is None else paper_correct
     (low, high), (paper_low, paper_high) = interval(correct), interval(paper_correct)
-    return {"model": model, "adapter": adapter, "train_set": train, "dataset": dataset, "accuracy": 100 * correct / n,
+    return {"model": model, "adapter": adapter, "train_set": train, "protocol": "generate", "dataset": dataset,
+            "accuracy": 100 * correct / n,
             "n": n, "ci_low": low, "ci_high": high, "wall_time_s": wall, "paper_accuracy": 100 * paper_correct / n,
             "paper_ci_low": paper_low, "paper_ci_high": paper_high, "seeds": 1, "seed_sd": float("nan"),
             "quantization": "none", "seed": None, "run": adapter}
@@ -57,7 +58,7 @@ def test_significance_agrees_with_the_paired_test():
 
     a = [True] * 12 + [False] * 8
     b = [True] * 4 + [False] * 16
-    found = {("m", name, train, "gsm8k"): {"reported": np.array([correct], dtype=float)}
+    found = {("m", name, train, "generate", "gsm8k"): {"reported": np.array([correct], dtype=float)}
              for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b))}
     table = tables.significance_table(found)
     # rows trained on different sets are not compared (other/u with lora/t, series/t); the base row with each
@@ -76,7 +77,8 @@ def test_significance_across_seeds_says_when_the_seed_spread_is_as_large_as_the_
     items = rng.random(200)
     noisy = np.array([items < q for q in (0.3, 0.6, 0.45)], dtype=float)  # seeds far apart
     steady = np.array([items < q for q in (0.44, 0.46, 0.45)], dtype=float)
-    found = {("m", "lora", "t", "gsm8k"): {"reported": noisy}, ("m", "series", "t", "gsm8k"): {"reported": steady}}
+    found = {("m", "lora", "t", "generate", "gsm8k"): {"reported": noisy},
+             ("m", "series", "t", "generate", "gsm8k"): {"reported": steady}}
     row = tables.significance_table(found).iloc[0]
     assert row.seeds == "3/3" and pd.isna(row["McNemar p"]) and row["seed spread >= |A - B|"]
     low, high = (float(x) for x in row["95% CI"].strip("[]").split(","))
@@ -102,7 +104,8 @@ def _score_files(tmp_path):
     for adapter, train_set, accs in [("base", "none", (0.1, 0.2)), ("lora", "gsm8k_train", (0.3, 0.5))]:
         for dataset, acc in zip(["gsm8k", "AQuA"], accs):
             path = tmp_path / f"{adapter}-{dataset}.json"
-            write_json(path, {"model": "m", "adapter": adapter, "train_set": train_set, "dataset": dataset,
+            write_json(path, {"model": "m", "adapter": adapter, "train_set": train_set, "protocol": "generate",
+                              "dataset": dataset,
                               "accuracy": acc, "n": 10, "rules": {"paper": acc / 2}})
             paths.append(path)
     return paths
@@ -111,7 +114,7 @@ def _score_files(tmp_path):
 def test_accuracy_table_has_paper_layout(tmp_path):
     frame = tables.collect(_score_files(tmp_path), PAPER_RULES)
     table = tables.accuracy_table(frame, ["gsm8k", "AQuA", "SVAMP"])
-    assert list(table.columns) == ["model", "adapter", "train_set", "gsm8k", "AQuA", "average"]
+    assert list(table.columns) == ["model", "adapter", "train_set", "protocol", "gsm8k", "AQuA", "average"]
     lora = table[table.adapter == "lora"].iloc[0]
     assert (lora.gsm8k, lora.AQuA, lora.average) == (30.0, 50.0, 40.0)
     assert table[table.adapter == "base"].iloc[0].average == 15.0
@@ -132,8 +135,8 @@ def test_numeric_accuracy_table_is_written_with_its_marks(tmp_path):
     assert written["marks"].fillna("").tolist() == ["", "AQuA:contaminated"]
     pd.testing.assert_frame_equal(written.drop(columns="marks"), table, check_dtype=False, check_names=False)
     lines = md.read_text().splitlines()
-    assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["model", "adapter", "train_set", "gsm8k", "AQuA",
-                                                               "average"]
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["model", "adapter", "train_set", "protocol", "gsm8k",
+                                                              "AQuA", "average"]
     assert "50.0†" in lines[3] and "† contaminated" in md.read_text() and r"50.0$^\dagger$" in tex.read_text()
 
 
