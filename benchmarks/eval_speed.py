@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from pipeline_lib import answers, models  # noqa: E402
+from pipeline_lib import answers, models, protocols  # noqa: E402
 from pipeline_lib.evaluation import evaluate  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
 from pipeline_lib.prompts import evaluation_prompt  # noqa: E402
-from pipeline_lib.suites import PAPER_GENERATION, settings  # noqa: E402
+from pipeline_lib.suites import PAPER_GENERATION  # noqa: E402
 
 
 def upstream(model, tokenizer, records, max_new_tokens):
@@ -57,7 +57,8 @@ def main():
     up_correct = upstream(model, tokenizer, shared, args.upstream_tokens)
     up_rate = len(shared) / (time.perf_counter() - start)
     start = time.perf_counter()
-    ours = settings({"batch_size": "auto", "max_new_tokens": args.tokens}, "math")
+    ours = protocols.settings("generate", {"batch_size": "auto", "max_new_tokens": args.tokens, "dtype": "float32"},
+                              "math")
     predictions, summary = evaluate(model, tokenizer, ours_only, ours, progress=False)
     our_rate = len(ours_only) / (time.perf_counter() - start)
     our_shared = sum(p["correct"] for p in predictions[:len(shared)])

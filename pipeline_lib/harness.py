@@ -65,11 +65,13 @@ def task_config(name: str, docs_file: Path, multiple_input: bool, cache_dir: Pat
 
 def run_task(model, tokenizer, docs: list[dict], multiple_input: bool, batch_size, name: str = "peft_bench"):
     """lm-eval on the documents: (its results block for the task, its logged samples, the task YAML)."""
+    import datasets
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    datasets.disable_progress_bars()  # one bar per loaded documents file otherwise; lm-eval shows its own
     with tempfile.TemporaryDirectory(prefix="harness-") as tmp:
         folder = Path(tmp)
         docs_file = folder / "documents.jsonl"
