@@ -104,7 +104,7 @@ def evaluate(model, tokenizer, records: list[dict], settings: dict, where: str =
         labels = options.parse(r["answer_type"], r["instruction"]).labels
         choice = doc["choices"][chosen] if "choices" in doc else doc["contexts"][chosen]
         predictions.append({"id": r["id"], "response": choice, "extracted": labels[chosen],
-                            "gold": r["answer"], "correct": bool(s["acc"]),
+                            "gold": r["answer"], "correct": bool(s[settings["reported"]]),
                             "rules": {"acc": bool(s["acc"]), "acc_norm": bool(s["acc_norm"])},
                             "loglikelihoods": lls})
     summary = stats.accuracy_summary([p["correct"] for p in predictions])

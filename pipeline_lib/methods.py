@@ -7,7 +7,14 @@ PeftType and the bottleneck implementation.
 family       "bottleneck" (ours: pipeline_lib.adapters.bottleneck), "peft" (peft's weight adapters), "prompt"
              (peft's prompt learning: virtual tokens, nothing to merge)
 peft_type    peft's PeftType value the method is built from (bottleneck: None)
-fixed        peft options the method fixes (DoRA is LoRA with use_dora)
+fixed        peft options the method fixes (DoRA is LoRA with use_dora; rsLoRA, PiSSA, OLoRA likewise)
+optimizer    the optimizer peft.optimizers builds for it (LoRA+: "loraplus", LoRA-FA: "lorafa"); None: AdamW
+extra        options of the method that are not its peft config's, with their defaults (the optimizer's)
+variant_of   a LoRA variant (an option set or optimizer of peft's LoRA): checked by tests/test_lora_variants.py
+             against peft's documented behaviour rather than in the support matrix, which covers each PeftType
+converts     the initialisation changes the base weights (PiSSA, OLoRA subtract the adapter's initial product):
+             saved as the equivalent plain LoRA on the unchanged base (peft's weight conversion), so the saved
+             adapter loads onto the base model like any other
 kind         bottlenecks: "series" (on a linear's input or output, by its role) or "parallel" (beside it)
 scaling      bottlenecks: the default scale of the added path
 roles        bottlenecks: default targets, by module role (upstream's forked peft mapping.py)
@@ -40,6 +47,10 @@ class Method:
     paper: dict[str, tuple[str, ...]] = field(default_factory=dict)
     on_4bit: str = "checked"
     published_as: str | None = None
+    optimizer: str | None = None
+    extra: dict = field(default_factory=dict)
+    converts: bool = False
+    variant_of: str | None = None
 
 
 def _bottleneck(name, kind, scaling, roles, paper=None, published_as=None) -> Method:
@@ -63,6 +74,17 @@ TABLE: dict[str, Method] = {m.name: m for m in [
     # on 4 bits, identity at initialisation off by 8.2e-2 with bitsandbytes' avx512-bf16 CPU kernel and bf16
     # compute; every check passes on its generic kernel with float32 compute
     Method("dora", "peft", "LORA", fixed={"use_dora": True}),
+    # LoRA variants that peft offers as options of LoraConfig or as optimizers (peft.optimizers)
+    # rsLoRA: scale alpha / sqrt(r) instead of alpha / r
+    Method("rslora", "peft", "LORA", fixed={"use_rslora": True}, variant_of="lora"),
+    # PiSSA: A and B from the principal singular vectors; OLoRA: from a QR decomposition of the weight
+    Method("pissa", "peft", "LORA", fixed={"init_lora_weights": "pissa"}, converts=True, variant_of="lora"),
+    Method("olora", "peft", "LORA", fixed={"init_lora_weights": "olora"}, converts=True, variant_of="lora"),
+    # LoRA+: B learns loraplus_lr_ratio times faster than A (the paper's default ratio: 16)
+    Method("lora_plus", "peft", "LORA", optimizer="loraplus", extra={"loraplus_lr_ratio": 16.0},
+           variant_of="lora"),
+    # LoRA-FA: A frozen at its initialisation, B trained
+    Method("lora_fa", "peft", "LORA", optimizer="lorafa", variant_of="lora"),
     Method("ia3", "peft", "IA3", on_4bit="ok"),
     Method("vera", "peft", "VERA", on_4bit="ok"),
     # LoHa and LoKr read the base weight as bitsandbytes stores it on the device: shape errors on the CPU kernel

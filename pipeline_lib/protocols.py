@@ -40,8 +40,6 @@ class Protocol:
     #                                               (pipeline_lib.harness)
     suites: tuple[str, ...]                       # the suites whose sets it can score
     settings: Callable[[dict, Suite], dict]       # (the config's `evaluation` block, the set's suite) -> settings
-    reported: str                                 # the rule whose accuracy is `accuracy`; the answer type's
-    #                                               ("reported" here) for generation
     requires: tuple[str, ...] = ()                # Python packages its scorer imports
 
     def applies(self, suite: str) -> bool:
@@ -62,15 +60,17 @@ def _paper(evaluation: dict, suite: Suite) -> dict:
 
 def _harness(variant: str) -> Callable[[dict, Suite], dict]:
     def settings(evaluation: dict, suite: Suite) -> dict:
-        return {"batch_size": evaluation["batch_size"], "variant": variant, "answer_lead": ANSWER_LEAD}
+        # `acc` is reported (lm-eval's headline metric), `acc_norm` recorded beside it
+        return {"batch_size": evaluation["batch_size"], "variant": variant, "answer_lead": ANSWER_LEAD,
+                "reported": "acc"}
     return settings
 
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
-    Protocol("generate", "generate", ("math", "commonsense"), _generate, "reported"),
-    Protocol("paper", "generate", ("math", "commonsense"), _paper, "reported"),
-    Protocol("harness", "loglikelihood", ("commonsense",), _harness("options"), "acc", ("lm_eval",)),
-    Protocol("harness_labels", "loglikelihood", ("commonsense",), _harness("labels"), "acc", ("lm_eval",)),
+    Protocol("generate", "generate", ("math", "commonsense"), _generate),
+    Protocol("paper", "generate", ("math", "commonsense"), _paper),
+    Protocol("harness", "loglikelihood", ("commonsense",), _harness("options"), ("lm_eval",)),
+    Protocol("harness_labels", "loglikelihood", ("commonsense",), _harness("labels"), ("lm_eval",)),
 ]}
 
 

@@ -285,7 +285,9 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         raise TrainingError("the model has no trainable parameters")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    from .adapters import optimizer as adapter_optimizer
+
+    optimizer = adapter_optimizer(model, cfg.learning_rate, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg, total)
     generator = torch.Generator().manual_seed(cfg.seed)
     attention = set_attention(model, cfg.attention, next(model.parameters()).device)

@@ -31,7 +31,8 @@ def peft_config(method: str, options: dict):
     spec = methods.get(method)
     cls = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(spec.peft_type)]
     valid = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(options) - valid)
+    options = {k: v for k, v in options.items() if k not in spec.extra}  # the optimizer's, not the config's
+    unknown = sorted(set(options) - valid - set(spec.extra))
     if unknown:
         raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
     return cls(task_type="CAUSAL_LM", **{**options, **spec.fixed})
@@ -51,14 +52,51 @@ def attach(model: nn.Module, spec: dict) -> nn.Module:
         return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))
     from peft import get_peft_model
 
-    return get_peft_model(model, peft_config(method, options))
+    model = get_peft_model(model, peft_config(method, options))
+    if methods.get(method).converts:  # the initial adapter, which the conversion at save subtracts
+        import atexit
+        import shutil
+        import tempfile
+
+        initial = Path(tempfile.mkdtemp(prefix="initial-adapter-"))
+        atexit.register(shutil.rmtree, initial, True)
+        model.peft_config["default"].init_lora_weights = True  # as peft's conversion expects it saved
+        model.save_pretrained(str(initial), safe_serialization=True)
+        model.peft_config["default"].init_lora_weights = methods.get(method).fixed["init_lora_weights"]
+        model.initial_adapter_dir = str(initial)
+    model.adapter_spec = {"method": method, **options}
+    return model
+
+
+def optimizer(model: nn.Module, lr: float, weight_decay: float):
+    """The optimizer of the model's adapter: AdamW over its trainable parameters, or the one its method's
+    entry names (peft.optimizers: LoRA+ with its learning-rate ratio, LoRA-FA with A frozen)."""
+    import torch
+
+    spec = getattr(model, "adapter_spec", {"method": None})
+    entry = methods.get(spec["method"]) if spec["method"] else None
+    if entry is None or entry.optimizer is None:
+        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                 weight_decay=weight_decay)
+    options = {**entry.extra, **{k: v for k, v in spec.items() if k in entry.extra}}
+    if entry.optimizer == "loraplus":
+        from peft.optimizers import create_loraplus_optimizer
+
+        return create_loraplus_optimizer(model, torch.optim.AdamW, lr=lr, weight_decay=weight_decay, **options)
+    from peft.optimizers import create_lorafa_optimizer
+
+    config = model.peft_config["default"]
+    return create_lorafa_optimizer(model, r=config.r, lora_alpha=config.lora_alpha, lr=lr,
+                                   weight_decay=weight_decay, use_rslora=config.use_rslora)
 
 
 def save(model: nn.Module, out_dir: str | Path) -> None:
     if hasattr(model, "bottleneck_config"):
         bottleneck.save(model, out_dir)
     elif hasattr(model, "peft_config"):
-        model.save_pretrained(str(out_dir), safe_serialization=True)
+        # PiSSA / OLoRA: saved as the plain LoRA that gives the same model on the unchanged base
+        model.save_pretrained(str(out_dir), safe_serialization=True,
+                              path_initial_model_for_weight_conversion=getattr(model, "initial_adapter_dir", None))
     else:
         raise ValueError("model carries no adapter to save")
 
