@@ -8,6 +8,7 @@ evaluate  a base model (+ a fine-tuned adapter) on a prepared evaluation set -> 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -37,8 +38,9 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
     distributed.init(device)
     # `auto` resolved here, on the job's own device; the resolved settings fingerprint the checkpoints
-    autocast, precision_record = precision.training_autocast(training.get("autocast", "auto"), device)
-    cfg = TrainConfig(**{**training, "autocast": autocast})
+    cfg = TrainConfig(**training)  # its defaults are the schema's (tests/test_schema.py)
+    autocast, precision_record = precision.training_autocast(cfg.autocast, device)
+    cfg = dataclasses.replace(cfg, autocast=autocast)
     quantization = precision.resolved_quantization(quantization, device)
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)

@@ -107,7 +107,7 @@ def test_local_datasets_run_through_the_pipeline_and_a_changed_file_reruns_its_j
     counts = job_counts(first.stdout + first.stderr)
     assert counts["load_dataset"] == 2 and counts["fetch_data"] == 1 and counts["normalize_data"] == 1
     table = pd.read_csv(work / "results/tables/accuracy.csv")
-    assert list(table.columns[3:5]) == ["legs", "gsm8k"] and "metamath" in set(table.train_set)
+    assert list(table.columns[4:6]) == ["legs", "gsm8k"] and "metamath" in set(table.train_set)
     assert json.loads((work / "results/data/full/legs.source.json").read_text())["items"] == 5
     assert "Nothing to be done" in run(work, overrides, "--dry-run", configfiles=ONE_LORA).stdout
     parquet(tmp_path, ROWS[:10])  # the training file changes: its load and everything trained on it re-run

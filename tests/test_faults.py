@@ -56,7 +56,7 @@ def test_truncated_adapter_stops_evaluation_under_snakemake(tmp_path, tiny_dir, 
         f.truncate(weights.stat().st_size // 2)
     again = run(tmp_path, overrides, "results/scores/tiny-llama/lora/gsm8k_train/generate/MultiArith.json")
     assert again.returncode != 0
-    log = (tmp_path / "logs/evaluate/tiny-llama/lora/gsm8k_train/MultiArith.log").read_text()
+    log = (tmp_path / "logs/evaluate/tiny-llama/lora/gsm8k_train/generate/MultiArith.log").read_text()
     assert "adapter_model.safetensors: sha256 differs" in log
     assert not (tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/generate/MultiArith.json").exists()
     TALLY["bad inputs"].append("truncated adapter under Snakemake")

@@ -37,7 +37,7 @@ def test_a_dataset_added_by_config_runs_like_a_built_in_one(tmp_path, base):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(read_jsonl(tmp_path / "w/results/data/eval/pens.jsonl")) == 3  # eval_limit of the tiny config
     table = pd.read_csv(tmp_path / "w/results/tables/accuracy.csv")
-    assert list(table.columns)[3] == "pens" and list(table.adapter) == ["base", "lora"]
+    assert list(table.columns)[4] == "pens" and list(table.adapter) == ["base", "lora"]
 
 
 def test_a_malformed_file_stops_the_data_stage_and_keeps_what_was_prepared(tmp_path, base):
