@@ -187,7 +187,7 @@ def test_each_request_is_what_resources_estimated(cluster, cluster_run):
         if j["rule"] == "finetune":
             expected = plan.finetune_estimate("tiny-llama", wildcards["run"], "gsm8k_train")
         elif j["rule"] == "evaluate":
-            expected = plan.evaluate_estimate("tiny-llama", "MultiArith")
+            expected = plan.evaluate_estimate("tiny-llama", "MultiArith", "generate")
         else:  # data preparation and render: the profile's defaults
             expected = profile
         gpus = TEST_RESOURCES["gpu"] if j["rule"] in ("finetune", "evaluate") else 0
