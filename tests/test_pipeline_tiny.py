@@ -48,7 +48,8 @@ def test_scores_agree_with_predictions(tiny_run):
 def test_table_shape_and_contents(tiny_run):
     workdir = tiny_run[0]
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
-    assert list(table.columns) == ["model", "adapter", "train_set", *EVAL_SETS, "average", "marks"]
+    assert list(table.columns) == ["model", "adapter", "train_set", "protocol", *EVAL_SETS, "average", "marks"]
+    assert set(table.protocol) == {"generate"}
     assert table["marks"].isna().all()  # gsm8k_train holds none of these test questions
     assert sorted(zip(table.adapter, table.train_set)) == sorted(ROWS)
     for _, row in table.iterrows():
