@@ -19,6 +19,7 @@ from .models import describe_quantization
 from .precision import describe as describe_precision
 
 BASE_TRAIN_SET = "none"  # the training-set slot of the base rows (plan.NO_TRAIN_SET)
+PROTOCOL_ORDER = {p: i for i, p in enumerate(protocols.PROTOCOLS)}  # blocks and pairs in the registry's order
 
 
 def write(table: pd.DataFrame, stem: str | Path, caption: str | None, notes: list[str] = (),
@@ -88,8 +89,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
 
 def protocol_blocks(table: pd.DataFrame) -> pd.DataFrame:
     """The rows in one block per protocol (in the registry's order), each block in its rows' order."""
-    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
-    return table.sort_values("protocol", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    return table.sort_values("protocol", key=lambda c: c.map(PROTOCOL_ORDER), kind="stable").reset_index(drop=True)
 
 
 def accuracy_table(scores: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
@@ -265,8 +265,8 @@ def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
     for (model, adapter, train, protocol, dataset), cell in found.items():
         grouped.setdefault((model, protocol, dataset), {})[(adapter, train)] = cell["reported"]
     rows = []
-    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
-    for (model, protocol, dataset), runs in sorted(grouped.items(), key=lambda kv: (order[kv[0][1]], kv[0])):
+    for (model, protocol, dataset), runs in sorted(grouped.items(),
+                                                   key=lambda kv: (PROTOCOL_ORDER[kv[0][1]], kv[0])):
         for a, b in itertools.combinations(sorted(runs), 2):
             if not comparable(a, b):
                 continue
@@ -297,14 +297,13 @@ def agreement_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell (model, adapter, training set, dataset) and pair of the run's protocols, on the items both scored
     (each seed's items paired with the same seed's): the share of items with the same answer and with the same
     outcome, each protocol's accuracy and their difference with its paired interval."""
-    order = {p: i for i, p in enumerate(protocols.PROTOCOLS)}
     rows = []
     for keys, group in runs.dropna(subset=["predictions"]).groupby([*FINETUNE_KEYS, "dataset"], sort=False):
         by_protocol: dict[str, dict] = {}
         for r in group.itertuples():
             items = {(r.seed, p["id"]): p for p in read_jsonl(r.predictions)}
             by_protocol.setdefault(r.protocol, {}).update(items)
-        for a, b in itertools.combinations(sorted(by_protocol, key=order.get), 2):
+        for a, b in itertools.combinations(sorted(by_protocol, key=PROTOCOL_ORDER.get), 2):
             x, y = by_protocol[a], by_protocol[b]
             shared = sorted(set(x) & set(y), key=str)
             if not shared:
