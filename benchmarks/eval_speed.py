@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from pipeline_lib import answers, models, protocols  # noqa: E402
 from pipeline_lib.evaluation import evaluate  # noqa: E402
 from pipeline_lib.files import read_jsonl  # noqa: E402
-from pipeline_lib.prompts import evaluation_prompt  # noqa: E402
+from pipeline_lib.prompts import ALPACA, evaluation_prompt  # noqa: E402
 from pipeline_lib.suites import PAPER_GENERATION  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main():
     up_rate = len(shared) / (time.perf_counter() - start)
     start = time.perf_counter()
     ours = protocols.settings("generate", {"batch_size": "auto", "max_new_tokens": args.tokens, "dtype": "float32"},
-                              "math")
+                              "math", ALPACA)
     predictions, summary = evaluate(model, tokenizer, ours_only, ours, progress=False)
     our_rate = len(ours_only) / (time.perf_counter() - start)
     our_shared = sum(p["correct"] for p in predictions[:len(shared)])

@@ -19,6 +19,7 @@ from pipeline_lib import harness, models, protocols  # noqa: E402
 from pipeline_lib.data import DATASETS  # noqa: E402
 from pipeline_lib.data.loaders import LOADERS  # noqa: E402
 from pipeline_lib.evaluation import evaluate  # noqa: E402
+from pipeline_lib.prompts import ALPACA  # noqa: E402
 
 SETS = ["boolq", "piqa", "social_i_qa", "winogrande", "ARC-Easy", "ARC-Challenge", "openbookqa"]
 PROTOCOLS = ["generate", "harness", "harness_labels"]
@@ -45,7 +46,7 @@ def main():
         records = LOADERS[spec.loader](Path(args.mirror) / spec.source.relpath, spec)[:args.items]
         cells = []
         for protocol in PROTOCOLS:
-            settings = protocols.settings(protocol, evaluation, "commonsense")
+            settings = protocols.settings(protocol, evaluation, "commonsense", ALPACA)
             start = time.perf_counter()
             if settings["scorer"] == "generate":
                 _, summary = evaluate(model, tokenizer, records, settings, progress=False)

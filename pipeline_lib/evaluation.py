@@ -73,7 +73,8 @@ def evaluate(model, tokenizer, records: list[dict], settings: dict, partial: str
         bar.update(len(batch))
 
     start = time.perf_counter()
-    generate(model, tokenizer, [evaluation_prompt(r["instruction"], r.get("input", "")) for r in todo],
+    prompts = [evaluation_prompt(r["instruction"], r.get("input", ""), settings["prompt"]) for r in todo]
+    generate(model, tokenizer, prompts,
              batch_size=settings["batch_size"], max_new_tokens=settings["max_new_tokens"],
              stop_strings=settings["stop_strings"], cut_strings=settings["cut_strings"], on_batch=on_batch,
              generation_kwargs=settings["generation"])

@@ -17,12 +17,13 @@ from pathlib import Path
 import yaml
 
 from . import options, stats
-from .prompts import evaluation_prompt
+from .prompts import ALPACA, evaluation_prompt
 
 STDERR_BOOTSTRAP = 1000  # lm-eval's bootstrap iterations for metrics without a closed-form stderr (acc has one)
 
 
-def documents(records: list[dict], variant: str, answer_lead: str, where: str = "") -> tuple[list[dict], bool]:
+def documents(records: list[dict], variant: str, answer_lead: str, where: str = "",
+              template: str = ALPACA) -> tuple[list[dict], bool]:
     """(one lm-eval document per record, whether they are multiple-input). A document holds the item's id, its
     gold index, and `context` + `choices`, or (a fill-in-the-blank sentence under `harness`) `contexts`, one per
     option, and their common `continuation`: lm-eval's WinoGrande convention (partial evaluation)."""
@@ -34,7 +35,7 @@ def documents(records: list[dict], variant: str, answer_lead: str, where: str = 
         if gold is None:
             raise options.FormatError(f"{item}: gold answer {r['answer']!r} is not one of {'/'.join(parsed.labels)}")
         if variant == "labels":
-            prompt = evaluation_prompt(r["instruction"], r.get("input", "")) + answer_lead
+            prompt = evaluation_prompt(r["instruction"], r.get("input", ""), template) + answer_lead
             docs.append({"id": r["id"], "gold": gold, "context": prompt, "choices": list(parsed.labels)})
         elif r["answer_type"] == "option2":
             if parsed.question.count("_") != 1:
@@ -91,7 +92,7 @@ def evaluate(model, tokenizer, records: list[dict], settings: dict, where: str =
     """(one prediction per record, in record order; summary score with both rules and a 95% interval), as
     pipeline_lib.evaluation.evaluate returns them. A prediction's `response` is the chosen choice, its `extracted`
     that option's label, so it compares with a generation protocol's extracted answer item by item."""
-    docs, multiple_input = documents(records, settings["variant"], settings["answer_lead"], where)
+    docs, multiple_input = documents(records, settings["variant"], settings["answer_lead"], where, settings["prompt"])
     start = time.perf_counter()
     results, samples, task_yaml = run_task(model, tokenizer, docs, multiple_input, settings["batch_size"])
     wall = time.perf_counter() - start

@@ -32,7 +32,7 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     import torch
 
     from . import adapters, distributed, gpu, methods, models, precision
-    from .training import TrainConfig, cast_frozen_linears, train
+    from .training import TrainConfig, cast_frozen_linears, initialisation_batches, train
 
     started = time.time()
     device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
@@ -45,7 +45,8 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
     torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
-    model = adapters.attach(model, adapter)
+    records = read_jsonl(data)
+    model = adapters.attach(model, adapter, batches=initialisation_batches(tokenizer, records, cfg, device))
     if quantization and methods.on_4bit(adapter["method"]) == "checked":
         from .adapters import quantized_check
 
@@ -56,7 +57,7 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
         cast_frozen_linears(model)
     counts["base_weights_mb"] = round(frozen_bytes(model) / 2 ** 20, 1)  # what quantization saves
     print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
-    metrics = train(model, tokenizer, read_jsonl(data), cfg, checkpoint_dir=paths.checkpoint_dir(out),
+    metrics = train(model, tokenizer, records, cfg, checkpoint_dir=paths.checkpoint_dir(out),
                     fingerprint=_fingerprint(adapter, vars(cfg), quantization, model_dir, sha256_file(data)),
                     on_checkpoint=on_checkpoint)
     if distributed.world()[0] > 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from . import answers, methods, models, protocols, resources, sweeps, targets
+from . import answers, methods, models, prompts, protocols, resources, sweeps, targets
 from .data import registry as data_registry
 from .train_config import TrainConfig
 
@@ -131,9 +131,11 @@ class RunPlan:
         return {k: thawed(v) for k, v in self.adapters[adapter].items() if k not in NOT_OPTIONS}
 
     def train_config(self, run: str) -> dict:
-        """Global training settings, overridden by the adapter's own `training:` block, with the run's seed."""
+        """Global training settings, overridden by the adapter's own `training:` block, with the run's seed and
+        prompt template."""
         adapter, seed = self.runs[run]
-        settings = train_config(thawed(self.config["training"]), thawed(self.adapters[adapter]), adapter)
+        settings = train_config({**thawed(self.config["training"]), "prompt": self.config["prompt"]},
+                                thawed(self.adapters[adapter]), adapter)
         return settings if seed is None else {**settings, "seed": seed}
 
     def labels(self, model: str, run: str, train: str) -> dict:
@@ -146,7 +148,8 @@ class RunPlan:
         if protocol not in self.protocols_for(dataset):
             raise ValueError(f"{dataset} is not evaluated under {protocol!r} in this run; its protocols: "
                              f"{', '.join(self.protocols_for(dataset)) or 'none'}")
-        return protocols.settings(protocol, thawed(self.config["evaluation"]), self.datasets[dataset].suite)
+        return protocols.settings(protocol, thawed(self.config["evaluation"]), self.datasets[dataset].suite,
+                                  self.config["prompt"])
 
     def data_limit(self, name: str, split: str) -> int | None:
         data = self.config["data"]
@@ -225,9 +228,18 @@ def _adapter_problems(name: str, spec: dict, config: dict, schema: dict) -> list
     if name == BASE:
         problems.append(f"adapters: {BASE!r} is reserved for the base model without adapter")
     try:
-        methods.get(spec["method"])
+        entry = methods.get(spec["method"])
     except ValueError as e:
-        problems.append(f"adapters.{name}: {e}")
+        return problems + [f"adapters.{name}: {e}"]
+    if entry.not_applicable:
+        problems.append(f"adapters.{name}: method {entry.name!r} is not applicable to a benchmark fine-tune: "
+                        f"{entry.not_applicable}")
+    if entry.needs_base == "4bit":
+        for model in config["models"]:
+            quantization = config["model_defs"].get(model, {}).get("quantization", config["quantization"])
+            if (models.quantization_settings(quantization) or {}).get("bits") != 4:
+                problems.append(f"adapters.{name}: method {entry.name!r} needs a 4-bit base; model {model!r} has "
+                                f"quantization {quantization!r} (set quantization: 4bit)")
     overrides = spec.get("training", {})
     if isinstance(overrides, dict):
         training = {**config["training"], **overrides}
@@ -360,6 +372,8 @@ def prepare(config: dict) -> RunPlan:
     problems = [p for name, spec in adapters.items() for p in _adapter_problems(name, spec, config, schema)]
     problems += _name_problems(config, registry) + _target_problems(config, adapters) + _run_problems(config, adapters)
     problems += _protocol_problems(config, registry)
+    if prompt_problem := prompts.template_problem(config["prompt"]):
+        problems.append(f"prompt: {prompt_problem}")
     runs = {run_name(a, s): (a, s) for a, spec in adapters.items()
             for s in (spec.get("seeds", config["seeds"]) or [None])}
     problems += [f"adapters.{a}: its run {r!r} with seed {s} clashes with the adapter of that name"

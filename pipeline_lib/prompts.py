@@ -9,6 +9,9 @@ with upstream's functions on every item of every mirrored file).
 
 One deliberate difference: upstream's evaluation never passes an item's `input` to the prompt; we do. Every
 upstream test file has an empty `input`, so the bytes are the same there.
+
+A run can name another template (config `prompt`): one string for training and evaluation alike, holding
+`{instruction}` and optionally `{input}`, the response appended directly when training.
 """
 from __future__ import annotations
 
@@ -25,18 +28,40 @@ EVALUATION_WITH_INPUT = (f"{_WITH_INPUT}\n\n{_I}### Instruction:\n{_I}{{instruct
                          f"{_I}### Input:\n{_I}{{input}}\n\n{_I}### Response:\n{_I}")
 
 
-def training_prompt(instruction: str, input: str = "") -> str:
+ALPACA = "alpaca"  # upstream's templates above
+
+
+def template_problem(template: str) -> str | None:
+    """Why a configured template cannot be used, or None."""
+    if template == ALPACA:
+        return None
+    try:
+        template.format(instruction="", input="")
+    except (KeyError, IndexError, ValueError) as e:
+        return f"{template!r} is not a template of {{instruction}} and {{input}} only ({type(e).__name__}: {e})"
+    return None if "{instruction}" in template else f"{template!r} has no {{instruction}}"
+
+
+def _custom(template: str, instruction: str, input: str) -> str:
+    if input and "{input}" not in template:
+        raise ValueError(f"prompt template {template!r} has no {{input}}, and an item has an input: {input[:60]!r}")
+    return template.format(instruction=instruction, input=input)
+
+
+def training_prompt(instruction: str, input: str = "", template: str = ALPACA) -> str:
     """The training text up to the response (what train_on_inputs=False masks from the loss)."""
-    template = TRAINING_WITH_INPUT if input else TRAINING_NO_INPUT
-    return template.format(instruction=instruction, input=input)
+    if template != ALPACA:
+        return _custom(template, instruction, input)
+    return (TRAINING_WITH_INPUT if input else TRAINING_NO_INPUT).format(instruction=instruction, input=input)
 
 
-def training_text(record: dict) -> str:
+def training_text(record: dict, template: str = ALPACA) -> str:
     """Prompt plus target response, as upstream's finetune.py trains on it."""
-    return training_prompt(record["instruction"], record.get("input", "")) + record["output"]
+    return training_prompt(record["instruction"], record.get("input", ""), template) + record["output"]
 
 
-def evaluation_prompt(instruction: str, input: str = "") -> str:
+def evaluation_prompt(instruction: str, input: str = "", template: str = ALPACA) -> str:
     """The prompt the model continues at evaluation, as upstream's evaluate.py builds it."""
-    template = EVALUATION_WITH_INPUT if input else EVALUATION_NO_INPUT
-    return template.format(instruction=instruction, input=input)
+    if template != ALPACA:
+        return _custom(template, instruction, input)
+    return (EVALUATION_WITH_INPUT if input else EVALUATION_NO_INPUT).format(instruction=instruction, input=input)

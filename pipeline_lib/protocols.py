@@ -80,9 +80,9 @@ def get(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def settings(protocol: str, evaluation: dict, suite: str) -> dict:
+def settings(protocol: str, evaluation: dict, suite: str, prompt: str) -> dict:
     """One evaluation job's settings: what its protocol takes from the config's (schema-filled) `evaluation`
-    block and the set's suite, with the protocol, scorer, suite and dtype every job records."""
+    block and the set's suite, with the protocol, scorer, suite, dtype and prompt template every job records."""
     spec = get(protocol)
-    return {"protocol": protocol, "scorer": spec.scorer, "suite": suite, "dtype": evaluation["dtype"],
+    return {"protocol": protocol, "scorer": spec.scorer, "suite": suite, "dtype": evaluation["dtype"], "prompt": prompt,
             **spec.settings(evaluation, SUITES[suite])}

@@ -28,3 +28,4 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0  # gradient-norm clipping (transformers.Trainer's default); None: none
     padding_side: str = "right"        # "left": upstream's, which makes padded examples' first token a target
     shuffle: bool = True               # a seeded new order each epoch (upstream); False: the file's order
+    prompt: str = "alpaca"             # the run's prompt template (config `prompt`, not a `training` key)

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoints, distributed, precision
-from .prompts import training_prompt, training_text
+from .prompts import ALPACA, training_prompt, training_text
 from .train_config import TrainConfig
 
 GROUP_CHUNK_STEPS = 8  # optimizer steps' worth of examples sorted together under group_by_length
@@ -42,15 +42,15 @@ def cast_frozen_linears(model, dtype=torch.bfloat16) -> int:
     return cast
 
 
-def tokenize(tokenizer, record: dict, cutoff_len: int, train_on_inputs: bool) -> dict:
+def tokenize(tokenizer, record: dict, cutoff_len: int, train_on_inputs: bool, prompt: str = ALPACA) -> dict:
     """Upstream's `generate_and_tokenize_prompt`: truncate, append EOS when there is room, mask the prompt
-    from the loss unless train_on_inputs."""
-    ids = tokenizer(training_text(record), truncation=True, max_length=cutoff_len)["input_ids"]
+    from the loss unless train_on_inputs. `prompt`: the run's template (prompts.py)."""
+    ids = tokenizer(training_text(record, prompt), truncation=True, max_length=cutoff_len)["input_ids"]
     if ids[-1] != tokenizer.eos_token_id and len(ids) < cutoff_len:
         ids = ids + [tokenizer.eos_token_id]
     labels = list(ids)
     if not train_on_inputs:
-        prompt_len = len(tokenizer(training_prompt(record["instruction"], record.get("input", "")),
+        prompt_len = len(tokenizer(training_prompt(record["instruction"], record.get("input", ""), prompt),
                                    truncation=True, max_length=cutoff_len)["input_ids"])
         labels[:prompt_len] = [-100] * prompt_len
     return {"input_ids": ids, "labels": labels}
@@ -141,6 +141,20 @@ def split_validation(examples: list[dict], size: int, seed: int) -> tuple[list[d
         raise TrainingError(f"val_set_size {size} leaves no training examples (the set has {len(examples)})")
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + 1)).tolist()
     return [examples[i] for i in sorted(order[size:])], [examples[i] for i in sorted(order[:size])]
+
+
+def initialisation_batches(tokenizer, records: list[dict], cfg, device):
+    """Micro-batches of the run's training examples in file order (its held-out validation part left out),
+    tokenized as it trains on them, on `device`: what a data-driven adapter initialisation (EVA, CorDA) reads.
+    Tokenized lazily, as such an initialisation reads only its first few batches."""
+    held_out = set()
+    if cfg.val_set_size > 0:
+        indices = [{"i": i} for i in range(len(records))]
+        held_out = {e["i"] for e in split_validation(indices, cfg.val_set_size, cfg.seed)[1]}
+    chosen = (r for i, r in enumerate(records) if i not in held_out)
+    while chunk := [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt)
+                    for _, r in zip(range(cfg.micro_batch_size), chosen)]:
+        yield {k: v.to(device) for k, v in collate(chunk, tokenizer.pad_token_id, "right").items()}
 
 
 def epoch_order(lengths: list[int], generator: torch.Generator, group_by_length: bool, chunk: int,
@@ -276,8 +290,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device)
     cfg = replace(cfg, autocast=autocast)
     torch.manual_seed(cfg.seed)
-    examples, held_out = split_validation(
-        [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs) for r in records], cfg.val_set_size, cfg.seed)
+    examples, held_out = split_validation([tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt)
+                                           for r in records], cfg.val_set_size, cfg.seed)
     lengths = [len(e["input_ids"]) for e in examples]
     total = cfg.max_steps or max(1, math.ceil(math.ceil(len(examples) / cfg.batch_size) * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]

@@ -31,21 +31,35 @@ CHECKS = {
 
 
 def matrix(results, suffix: str = "") -> str:
+    """A row per method, a column per architecture: ✅, ❌ with the library's error, or n/a with the table's
+    reason (each note once, numbered); then the counts."""
     by_cell = {(r.arch, r.method): r for r in results}
-    lines = ["| architecture | " + " | ".join(support.METHODS) + " |",
-             "|---" * (len(support.METHODS) + 1) + "|"]
-    notes = []
-    for arch in dict.fromkeys(r.arch for r in results):
+    archs = list(dict.fromkeys(r.arch for r in results))
+    lines = ["| method | " + " | ".join(f"{a}{suffix}" for a in archs) + " |", "|---" * (len(archs) + 1) + "|"]
+    notes: dict[str, int] = {}
+
+    def note(text: str) -> int:
+        return notes.setdefault(text, len(notes) + 1)
+
+    counts = {"✅": 0, "❌": 0, "n/a": 0}
+    for method in dict.fromkeys(r.method for r in results):
         cells = []
-        for method in support.METHODS:
+        for arch in archs:
             r = by_cell[arch, method]
-            if r.ok:
+            if r.not_applicable:
+                counts["n/a"] += 1
+                cells.append(f"n/a ({note(f'{method}: not applicable: {r.not_applicable}')})")
+            elif r.ok:
+                counts["✅"] += 1
                 cells.append("✅")
             else:
-                notes.append(f"{len(notes) + 1}. {arch} × {method}: {r.reason}")
-                cells.append(f"❌ ({len(notes)})")
-        lines.append(f"| {arch}{suffix} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
+                counts["❌"] += 1
+                cells.append(f"❌ ({note(f'{method}: {r.reason}')})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    total = ", ".join(f"{v} {k}" for k, v in counts.items())
+    listed = "\n".join(f"{i}. {text}" for text, i in notes.items())
+    return "\n".join(lines) + f"\n\n{len(lines) - 2} methods × {len(archs)} architectures: {total}" + \
+        (f"\n\n{listed}" if notes else "")
 
 
 def counts_table(rows) -> str:
@@ -62,7 +76,7 @@ RULES = {"ok": "✅ passed every check on every kernel path measured",
 
 def rules_table() -> str:
     lines = ["| method | on a 4-bit base |", "|---|---|"]
-    for method in support.METHODS:
+    for method in (m for m in support.METHODS if not methods.get(m).not_applicable):
         rule = methods.on_4bit(method)
         lines.append(f"| {method} | {RULES[rule]} |")
     return "\n".join(lines)

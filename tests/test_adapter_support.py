@@ -1,23 +1,44 @@
 """Every architecture x every method, checked numerically (the checks behind docs/adapter-support.md)."""
 import pytest
 
+from pipeline_lib import methods
 from pipeline_lib.adapters import support
 
-pytestmark = pytest.mark.slow  # 15 methods x 10 architectures, each trained, saved, merged and decoded
+pytestmark = pytest.mark.slow  # every method x 10 architectures, each trained, saved, merged and decoded
 
-# What peft itself does not support; each must keep failing for the stated reason (else update the docs).
-KNOWN_UNSUPPORTED = {("gpt2", m): "Conv1D" for m in ("loha", "lokr", "oft")}
+# What the pinned peft (0.21.2, with transformers 5.24) does not do; each must keep failing for the stated reason
+# (a regular expression over the failure), else update the docs. GPT-2's attention and MLP are Conv1D layers.
+CONV1D = ["loha", "lokr", "oft", "beft", "c3a", "miss", "psoft", "shira", "road", "adamss", "boft", "delora", "glora",
+          "hra", "lily", "peanut", "supertuning"]
+KNOWN_UNSUPPORTED = {
+    **{("gpt2", m): "Conv1D" for m in CONV1D},
+    ("gpt2", "osf"): "no trainable parameters",
+    **{(a, "cartridge"): "'DynamicCache' object has no attribute 'to'" for a in support.ARCHS},
+    **{(a, "adaption_prompt"): "Unsupported model type for adaption prompt"
+       for a in support.ARCHS if a not in ("llama", "mistral", "gpt2")},
+    **{(a, "shadow"): "ShadowCarrier|mat1 and mat2 shapes" for a in support.ARCHS},
+    # batched left-padded decoding differs from one row decoded alone
+    **{(a, "lily"): r"evaluation decoding .* != reference" for a in ("qwen2", "gpt_neox")},
+}
 
 
 @pytest.mark.parametrize("arch", support.ARCHS)
 @pytest.mark.parametrize("method", support.METHODS)
 def test_method_on_architecture(arch, method, tmp_path):
+    import re
+
     result = support.check(arch, method, tmp_path)
-    if (arch, method) in KNOWN_UNSUPPORTED:
-        assert not result.ok and KNOWN_UNSUPPORTED[arch, method] in result.reason
+    if methods.get(method).not_applicable:
+        assert result.not_applicable and not result.checks
+    elif (arch, method) in KNOWN_UNSUPPORTED:
+        assert not result.ok and re.search(KNOWN_UNSUPPORTED[arch, method], result.reason), result.reason
     else:
         assert result.ok, result.reason
         assert set(result.checks) == {"trainable", "identity", "save_load", "merge", "generate"}
+
+
+def test_every_peft_type_is_a_row():
+    assert {m.upper() for m in support.METHODS} >= set(methods.peft_types())
 
 
 def test_checks_catch_a_broken_adapter(tmp_path, monkeypatch):

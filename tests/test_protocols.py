@@ -73,7 +73,7 @@ def test_protocol_settings_and_where_they_apply():
     assert list(protocols.PROTOCOLS) == ["generate", "paper", "harness", "harness_labels"]
     harness_settings = settings({"batch_size": 8}, "commonsense", "harness")
     assert harness_settings == {"protocol": "harness", "scorer": "loglikelihood", "suite": "commonsense",
-                                "dtype": DEFAULTS["dtype"], "batch_size": 8, "variant": "options",
+                                "dtype": DEFAULTS["dtype"], "prompt": "alpaca", "batch_size": 8, "variant": "options",
                                 "answer_lead": "the correct answer is", "reported": "acc"}
     assert settings({}, "math", "generate")["scorer"] == "generate"
     assert not protocols.get("harness").applies("math") and protocols.get("paper").applies("math")

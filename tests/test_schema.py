@@ -15,6 +15,8 @@ SCHEMA = yaml.safe_load((ROOT / "schemas/config.schema.yaml").read_text())["prop
 def test_training_keys_and_defaults_are_the_dataclass():
     schema = SCHEMA["training"]["properties"]
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    prompt = defaults.pop("prompt")  # the top-level `prompt`, which evaluation reads too
+    assert prompt == SCHEMA["prompt"]["default"]
     assert set(schema) == set(defaults)
     assert {k: v["default"] for k, v in schema.items()} == defaults
 

@@ -8,7 +8,6 @@ are delegated to peft itself, options passed through to the peft config class; t
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -18,7 +17,7 @@ from torch import nn
 
 from .. import methods, targets
 from ..files import verify_manifest
-from . import bottleneck
+from . import bottleneck, families
 
 log = logging.getLogger(__name__)
 
@@ -38,32 +37,20 @@ def peft_config(method: str, options: dict):
     return cls(task_type="CAUSAL_LM", **{**options, **spec.fixed})
 
 
-def attach(model: nn.Module, spec: dict) -> nn.Module:
-    """Add a fresh adapter to `model`; afterwards only the adapter's parameters require gradients."""
+def attach(model: nn.Module, spec: dict, batches=None) -> nn.Module:
+    """Add a fresh adapter to `model`; afterwards only the adapter's parameters require gradients. `batches`:
+    model inputs from the training set, read by a data-driven initialisation (EVA, CorDA) and by nothing else."""
     options = dict(spec)
     method = options.pop("method")
-    family = methods.get(method).family
     if "target_modules" in options:  # a target preset (attention / mlp / both / paper) becomes module names
         modules = targets.resolve_targets(method, options["target_modules"], model.config.model_type)
         options["target_modules"] = modules
         if modules is None:
             del options["target_modules"]
-    if family == "bottleneck":
-        return bottleneck.inject(model, bottleneck.BottleneckConfig.from_dict({"method": method, **options}))
-    from peft import get_peft_model
-
-    model = get_peft_model(model, peft_config(method, options))
-    if methods.get(method).converts:  # the initial adapter, which the conversion at save subtracts
-        import atexit
-        import shutil
-        import tempfile
-
-        initial = Path(tempfile.mkdtemp(prefix="initial-adapter-"))
-        atexit.register(shutil.rmtree, initial, True)
-        model.peft_config["default"].init_lora_weights = True  # as peft's conversion expects it saved
-        model.save_pretrained(str(initial), safe_serialization=True)
-        model.peft_config["default"].init_lora_weights = methods.get(method).fixed["init_lora_weights"]
-        model.initial_adapter_dir = str(initial)
+    entry = methods.get(method)
+    if entry.not_applicable:
+        raise ValueError(f"{method} adapter: not applicable to a benchmark fine-tune: {entry.not_applicable}")
+    model = families.of_method(method).build(model, method, options, batches)
     model.adapter_spec = {"method": method, **options}
     return model
 
@@ -91,14 +78,7 @@ def optimizer(model: nn.Module, lr: float, weight_decay: float):
 
 
 def save(model: nn.Module, out_dir: str | Path) -> None:
-    if hasattr(model, "bottleneck_config"):
-        bottleneck.save(model, out_dir)
-    elif hasattr(model, "peft_config"):
-        # PiSSA / OLoRA: saved as the plain LoRA that gives the same model on the unchanged base
-        model.save_pretrained(str(out_dir), safe_serialization=True,
-                              path_initial_model_for_weight_conversion=getattr(model, "initial_adapter_dir", None))
-    else:
-        raise ValueError("model carries no adapter to save")
+    families.of_model(model).save(model, out_dir)
 
 
 def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
@@ -108,32 +88,20 @@ def load(model: nn.Module, adapter_dir: str | Path) -> nn.Module:
         raise FileNotFoundError(f"{adapter_dir}: no {bottleneck.CONFIG_NAME}; not an adapter directory")
     verify_manifest(adapter_dir)  # a truncated or altered cached adapter is an error, never silently used
     config = json.loads(config_path.read_text())
-    if config.get("format") == bottleneck.FORMAT:
-        model = bottleneck.load(model, adapter_dir, config)
-    else:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model = families.of_saved(config).load(model, adapter_dir, config)
     model.eval()
     return model
 
 
 def prompt_learning_config(model: nn.Module):
     """The active peft config when it is a prompt-learning method (virtual tokens), else None."""
-    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", "default"))
-    return config if config is not None and config.is_prompt_learning else None
+    return model.peft_config[model.active_adapter] if families.BACKENDS["prompt"].owns(model) else None
 
 
 def merge(model: nn.Module) -> nn.Module:
-    """Fold the adapter into the base weights and return the plain model; raise where that is impossible."""
-    if hasattr(model, "bottleneck_config"):
-        return bottleneck.merge(model)
-    if prompt_learning_config(model):
-        raise NotImplementedError(f"{model.peft_config['default'].peft_type.value.lower()} adapter cannot be "
-                                  f"merged: it adds virtual tokens, not weight updates")
-    if not hasattr(model, "merge_and_unload"):
-        raise ValueError("model carries no adapter to merge")
-    return model.merge_and_unload()
+    """Fold the adapter into the base weights and return the plain model; NotImplementedError, saying why, where
+    the method cannot be merged."""
+    return families.of_model(model).merge(model)
 
 
 def merge_for_inference(model: nn.Module) -> nn.Module:
@@ -146,18 +114,9 @@ def merge_for_inference(model: nn.Module) -> nn.Module:
         return model
 
 
-@contextlib.contextmanager
 def disabled(model: nn.Module):
-    """Run the base model alone, adapter switched off, inside the block."""
-    if hasattr(model, "bottleneck_config"):
-        bottleneck.set_enabled(model, False)
-        try:
-            yield model
-        finally:
-            bottleneck.set_enabled(model, True)
-    else:
-        with model.disable_adapter():
-            yield model
+    """Run the base model alone, adapter switched off, inside the block (a context manager)."""
+    return families.of_model(model).disabled(model)
 
 
 def parameter_counts(model: nn.Module) -> dict:

@@ -13,7 +13,7 @@ import torch
 
 from .. import methods as table
 from ..targets import modules_for
-from . import attach, disabled, load, merge, merge_for_inference, parameter_counts, save
+from . import attach, disabled, families, load, merge, merge_for_inference, parameter_counts, save
 
 VOCAB = 96
 PAD = 0
@@ -71,31 +71,25 @@ def tiny_base(arch: str, seed: int = 0, quantization: dict | None = None):
 
 
 def check_spec(method: str, arch: str, identity: bool = False) -> dict:
-    """Small options for `method` on `arch`; `identity` asks for an initialisation that changes nothing."""
-    attn, mlp_out = modules_for(arch, ["attention_in"]), modules_for(arch, ["mlp_out"])
-    targets = attn + mlp_out
-    specs = {
-        "series": {"bottleneck_size": 8}, "adapterp": {"bottleneck_size": 8},
-        "parallel": {"bottleneck_size": 8}, "scaled_parallel": {"bottleneck_size": 8, "scaling": "learned"},
-        "lora": {"r": 4, "lora_alpha": 8, "target_modules": targets},
-        "dora": {"r": 4, "lora_alpha": 8, "target_modules": targets},
-        "ia3": {"target_modules": targets, "feedforward_modules": mlp_out},
-        "vera": {"r": 4, "target_modules": targets},
-        "loha": {"r": 4, "alpha": 8, "target_modules": targets},
-        "lokr": {"r": 4, "alpha": 8, "target_modules": targets},
-        "oft": {"r": 0, "oft_block_size": 4, "target_modules": targets},
-        "adalora": {"init_r": 4, "target_r": 2, "total_step": 10, "target_modules": targets},
-        "prefix_tuning": {"num_virtual_tokens": 4},
-        "prompt_tuning": {"num_virtual_tokens": 4},
-        "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
-    }
-    spec = {"method": method, **specs[method]}
-    if identity and table.get(method).family == "bottleneck":
-        spec["init"] = "mam"
+    """Small options for `method` on `arch`, from its table entry (options, and the roles whose modules it
+    targets); `identity` asks for an initialisation that changes nothing."""
+    entry, backend = table.get(method), families.of_method(method)
+    roles = backend.default_check_roles(entry) if entry.check_roles is None else entry.check_roles
+    spec = {"method": method, **entry.check,
+            **{option: [m for role in rs for m in modules_for(arch, [role])] for option, rs in roles.items()}}
+    wanted = identity_options(method)
+    if identity and isinstance(wanted, dict):
+        spec.update(wanted)
     return spec
 
 
-METHODS = [name for name, m in table.TABLE.items() if not m.variant_of]  # LoRA's variants: test_lora_variants
+def identity_options(method: str) -> dict | str:
+    """Options that make the method's initialisation an identity, or why it never is one."""
+    entry = table.get(method)
+    return families.of_method(method).default_identity(entry) if entry.identity is None else entry.identity
+
+
+METHODS = table.matrix_methods()  # LoRA's option variants: tests/test_lora_variants.py
 
 
 class CheckFailed(Exception):
@@ -112,6 +106,8 @@ class Result:
     arch: str
     method: str
     checks: dict[str, str] = field(default_factory=dict)  # check -> "ok" | "n/a: why" | "FAIL: why"
+
+    not_applicable: str | None = None  # why a benchmark run cannot use the method at all (nothing checked)
 
     @property
     def ok(self) -> bool:
@@ -135,34 +131,12 @@ def logits(model) -> torch.Tensor:
 
 def adapter_markers(method: str) -> tuple[str, ...]:
     """Substrings of the names of a method's own parameters."""
-    spec = table.get(method)
-    if spec.family == "bottleneck":
-        return (".adapter_",)
-    from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
-    from peft.utils import PeftType
-
-    return (PEFT_TYPE_TO_PREFIX_MAPPING[PeftType(spec.peft_type)], "prompt_encoder")
+    return families.of_method(method).markers(table.get(method))
 
 
 def analytic_trainable(model, method: str, spec: dict) -> int | None:
-    """Expected trainable parameters from the layer shapes, for the bottleneck family and LoRA."""
-    from .bottleneck import BottleneckLinear, linear_dims
-
-    if table.get(method).family == "bottleneck":
-        total = 0
-        for m in model.modules():
-            if isinstance(m, BottleneckLinear):
-                d_in, d_out = linear_dims(m.base)
-                d_in, d_out = (d_out, d_out) if m.position == "output" else (d_in, d_in) if m.position == "input" \
-                    else (d_in, d_out)
-                total += spec["bottleneck_size"] * (d_in + d_out) + (spec.get("scaling") == "learned")
-        return total
-    if method == "lora":
-        from peft.tuners.lora import LoraLayer
-
-        layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-        return sum(spec["r"] * sum(linear_dims(m.get_base_layer())) for m in layers)
-    return None
+    """Expected trainable parameters from the layer shapes, where the family knows them (bottlenecks, LoRA)."""
+    return families.of_method(method).analytic_trainable(model, table.get(method), spec)
 
 
 def _perturb(model) -> None:
@@ -192,7 +166,9 @@ def _run(result: Result, name: str, fn) -> None:
 def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> Result:
     """Every check of `method` on `arch`; with `quantization`, on a bitsandbytes base (where evaluation runs the
     adapter unmerged, so merging is measured, not required)."""
-    result = Result(arch, method)
+    result = Result(arch, method, not_applicable=table.get(method).not_applicable)
+    if result.not_applicable:
+        return result
     spec = check_spec(method, arch)
 
     def tiny_model(arch, seed=0):
@@ -218,8 +194,8 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
         return None if expected is not None else "ok (count not analytic: names checked)"
 
     def identity():
-        if table.get(method).family == "prompt":
-            return "n/a: adds virtual tokens, so not an identity at initialisation"
+        if isinstance(identity_options(method), str):
+            return "n/a: " + identity_options(method)
         model = attach(tiny_model(arch), check_spec(method, arch, identity=True))
         diff = (logits(model) - base_logits).abs().max().item()
         require(diff < 1e-6, f"max |Δlogits| {diff:.2e} at initialisation")
@@ -247,9 +223,10 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
             plain = merge(model)
         except NotImplementedError as e:
             return "n/a: " + str(e).split(":")[0]  # e.g. "series adapter cannot be merged into the base weights"
-        except ValueError as e:
-            if quantization:  # peft's own refusal, e.g. IA3 on a 4-bit base
-                return f"n/a: evaluation runs unmerged on a quantized base (peft refuses to merge: {e})"
+        except Exception as e:
+            if quantization:  # peft's refusal or failure, e.g. IA3 on a 4-bit base: evaluation never merges there
+                return f"n/a: evaluation runs unmerged on a quantized base (merging fails: {type(e).__name__}: " \
+                       f"{str(e).splitlines()[0][:100]})"
             raise
         diff = (logits(plain) - expected).abs().max().item()
         if quantization:  # peft dequantizes, adds the update and quantizes again: the adapter is rounded
