@@ -132,12 +132,19 @@ def options_paper(labels: tuple[str, ...]) -> Callable[[str], str | None]:
     return extract
 
 
+def text_stated(response: str) -> str | None:
+    """A free-form answer (e.g. MATH's LaTeX): what follows the last "The answer is", without a final period or
+    math dollars; compared exactly, spaces removed."""
+    found = re.findall(r"answer is:?\s*(.+?)\s*$", response.strip(), flags=re.I | re.M)
+    return "".join(found[-1].rstrip(".").strip("$").split()) if found else None
+
+
 @dataclass(frozen=True)
 class AnswerType:
     name: str
     rules: dict[str, Callable[[str], object]]  # every extraction rule, by name
     reported: str                               # the rule whose accuracy is reported as `accuracy`
-    labels: tuple[str, ...] | None = None       # the valid gold answers (label types); None: any number
+    labels: tuple[str, ...] | None = None       # the valid gold answers (label types); None: any number or text
     tolerance: float | None = None              # numbers: correct when |pred - gold| <= tolerance; labels: equal
     paper: str = "paper"                        # the rule upstream used (published numbers were computed by it)
     suite: str = "commonsense"                  # the evaluation suite (pipeline_lib.suites) of sets of this type
@@ -151,13 +158,23 @@ class AnswerType:
             return False
         if self.numeric:
             return abs(pred - float(gold)) <= self.tolerance
+        if self.free_text:
+            return str(pred) == "".join(gold.split())
         return str(pred) == gold.strip()
 
+    @property
+    def free_text(self) -> bool:
+        return not self.numeric and not self.labels
+
     def valid_gold(self, gold: str) -> bool:
+        if self.free_text:
+            return bool(gold.strip())
         return _value(gold) is not None if self.numeric else gold in self.labels
 
     def expected(self) -> str:
         """What a valid gold answer looks like, for error messages."""
+        if self.free_text:
+            return "a non-empty text"
         return "a number" if self.numeric else "one of " + "/".join(self.labels)
 
 
@@ -174,6 +191,8 @@ ANSWER_TYPES: dict[str, AnswerType] = {t.name: t for t in [
     _options("answer5", ("answer1", "answer2", "answer3", "answer4", "answer5")),
     _options("ending4", ("ending1", "ending2", "ending3", "ending4")),
     _options("option2", ("option1", "option2")),
+    # free-form answers (MetaMathQA's MATH-derived rows): no upstream rule, so its paper rule is the stated one
+    AnswerType("text", {"stated": text_stated}, "stated", paper="stated", suite="math"),
 ]}
 
 
@@ -184,8 +203,9 @@ def get_type(name: str) -> AnswerType:
 
 
 def infer_type(gold: str) -> AnswerType | None:
-    """The one answer type whose gold answers include `gold` (labels never overlap), or None."""
-    return next((t for t in ANSWER_TYPES.values() if t.valid_gold(gold)), None)
+    """The one answer type whose gold answers include `gold` (labels never overlap), or None; never free text,
+    which any answer would be."""
+    return next((t for t in ANSWER_TYPES.values() if not t.free_text and t.valid_gold(gold)), None)
 
 
 def score(answer_type: str, response: str, gold: str) -> tuple[object, bool]:

@@ -128,9 +128,7 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
     computed yet are skipped, saying so (the `tables` target renders whatever exists)."""
     import sys
 
-    import pandas as pd
-
-    from . import aggregate, outputs, tables
+    from . import aggregate, outputs, published, tables
     from .files import read_json
 
     missing = [p for p in scores if not Path(p).is_file()]
@@ -150,8 +148,9 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
     context = outputs.Context(
         runs=runs, found=found, cells=cells, numeric=numeric, averages=aggregate.averages(found, datasets),
         marks=marks, metrics=metrics, overlap=overlap, datasets=datasets,
-        published=pd.read_csv(plan["published"], keep_default_na=False), published_names=plan["published_names"],
-        methods=plan["methods"], sweeps=plan["sweeps"], protocols=plan["protocols"])
+        published=published.load(plan["published"]), published_names=plan["published_names"],
+        published_adapters=plan["published_adapters"], published_training=plan["published_training"],
+        sweeps=plan["sweeps"], protocols=plan["protocols"])
     where = {"table": Path(plan["tables"]), "figure": Path(plan["figures"])}
     for output in outputs.applicable(plan["sweeps"], plan["protocols"]):  # exactly the render rule's declared outputs
         output.write(context, where[output.kind] / output.name)

@@ -31,7 +31,7 @@ on_4bit      on a 4-bit bitsandbytes base: "ok" (passed every check on every ker
              device, so no method is refused by name; each fine-tune checks its own adapter on its own model and
              device when it starts, adapters/quantized_check.py). docs/adapter-support.md has the measurements; a
              test keeps the "ok" entries passing on whatever device it runs on.
-published_as the method's name in the LLM-Adapters README tables (published/llm_adapters_readme.csv)
+published_as the method's name in published tables (published/: the LLM-Adapters README's, DoRA's)
 
 What the support matrix (adapters/support.py) reads, so that no check names a method:
 check        small options for its tiny models (hidden size 32 or 64), where peft's defaults do not fit them
@@ -98,7 +98,7 @@ TABLE: dict[str, Method] = {m.name: m for m in [
                   "gptj": ("q_proj", "k_proj", "v_proj", "fc_in", "fc_out")}),
     # on 4 bits, identity at initialisation off by 8.2e-2 with bitsandbytes' avx512-bf16 CPU kernel and bf16
     # compute; every check passes on its generic kernel with float32 compute
-    Method("dora", "peft", "LORA", fixed={"use_dora": True}, check={"r": 4, "lora_alpha": 8}),
+    Method("dora", "peft", "LORA", fixed={"use_dora": True}, check={"r": 4, "lora_alpha": 8}, published_as="DoRA"),
     # LoRA variants that peft offers as options of LoraConfig or as optimizers (peft.optimizers)
     # rsLoRA: scale alpha / sqrt(r) instead of alpha / r
     Method("rslora", "peft", "LORA", fixed={"use_rslora": True}, variant_of="lora"),

@@ -30,8 +30,9 @@ class Context:
     overlap: dict | None  # the contamination report (None: not computed yet)
     datasets: list
     published: object   # the published results beside ours
-    published_names: dict
-    methods: dict
+    published_names: dict      # our model -> its published name
+    published_adapters: dict   # our adapter -> the published adapter names it can meet
+    published_training: dict   # our training set -> what published tables call it
     sweeps: dict
     protocols: list     # the run's protocols; the figures show the first
 
@@ -114,8 +115,9 @@ def _resources(ctx: Context, stem: str):
 def _published(ctx: Context, stem: str):
     from . import tables
 
-    comparison = tables.published_comparison(ctx.cells, ctx.published, ctx.published_names, ctx.methods)
-    return tables.write(comparison, stem, "Ours beside the LLM-Adapters README",
+    comparison = tables.published_comparison(ctx.cells, ctx.published, ctx.published_names, ctx.published_adapters,
+                                             ctx.published_training)
+    return tables.write(comparison, stem, "Ours beside the published results",
                         [] if len(comparison) else ["This run reproduces no published cell (model, adapter, "
                                                     "training set)."])
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from . import answers, methods, models, prompts, protocols, resources, sweeps, targets
+from . import answers, methods, models, prompts, protocols, published, resources, sweeps, targets
 from .data import registry as data_registry
 from .train_config import TrainConfig
 
 BASE = "base"  # the adapter name meaning "no adapter"
 NO_TRAIN_SET = "none"  # training-set slot of the base rows
-NOT_OPTIONS = ("training", "seeds")  # keys of an adapter entry that are not the method's options
+NOT_OPTIONS = ("training", "seeds", "published_as")  # keys of an adapter entry that are not the method's options
 
 
 def run_name(adapter: str, seed: int | None) -> str:
@@ -119,8 +119,16 @@ class RunPlan:
         return {d: answers.get_type(self.datasets[d].answer_type).paper for d in self.eval_sets}
 
     def published_names(self) -> dict[str, str]:
-        """Our model name -> the LLM-Adapters README's, where the config says."""
+        """Our model name -> the published tables', where the config says."""
         return {m: d["published_as"] for m, d in self.config["model_defs"].items() if d.get("published_as")}
+
+    def published_adapters(self) -> dict[str, list[str]]:
+        """Each adapter -> the published adapter names it can meet (pipeline_lib.published)."""
+        return {a: published.adapter_labels(thawed(spec)) for a, spec in self.adapters.items()}
+
+    def published_training(self) -> dict[str, list[str]]:
+        """Each training set -> what published tables call what it was trained on."""
+        return {t: published.training_keys(t, thawed(self.config["datasets"].get(t))) for t in self.train_sets}
 
     def mixture_parts(self, train_set: str) -> list[str]:
         return list(self.config["mixtures"].get(train_set, [train_set]))

@@ -12,9 +12,7 @@ import pandas as pd
 
 from . import aggregate, protocols, stats
 from .aggregate import FINETUNE_KEYS, ROW_KEYS
-from .data.registry import PUBLISHED_TABLES
 from .files import atomic_path, read_json, read_jsonl
-from .methods import published_names as published_methods
 from .models import describe_quantization
 from .precision import describe as describe_precision
 
@@ -224,31 +222,29 @@ def training_precision_notes(metrics: dict[tuple, dict]) -> list[str]:
 
 
 def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_names: dict[str, str],
-                         methods: dict[str, str]) -> pd.DataFrame:
-    """Ours beside the LLM-Adapters README for every (model, adapter, dataset) the run has and the README too.
-    A row matches only when its training set is the one that README table was trained on. The comparison uses
-    our accuracy under upstream's extraction rule (the rule that produced the published number); our
-    reported accuracy (a stricter rule for letters and option labels) stands beside it."""
+                         adapter_names: dict[str, list[str]], trained_on: dict[str, list[str]]) -> pd.DataFrame:
+    """Ours beside every published result (pipeline_lib.published) of the same model, adapter, training set and
+    dataset, a row per source. The comparison uses our accuracy under the set's paper rule (upstream's
+    extraction rule, which produced the LLM-Adapters numbers); our reported accuracy (a stricter rule for letters
+    and option labels) stands beside it."""
     rows = []
     for s in scores.itertuples():
         if protocols.get(s.protocol).scorer != "generate":  # the published numbers were generated
             continue
-        suite = PUBLISHED_TABLES.get(s.train_set)
-        theirs_model = model_names.get(s.model)
-        theirs_adapter = published_methods().get(methods.get(s.adapter, ""))
-        if not (suite and theirs_model and theirs_adapter):
-            continue
-        match = published[(published.suite == suite) & (published.model == theirs_model) &
-                          (published.adapter == theirs_adapter) & (published.dataset == s.dataset)]
-        if len(match):
-            theirs = float(match.accuracy.iloc[0])
-            low, high = 100 * s.paper_ci_low, 100 * s.paper_ci_high
-            rows.append({"model": s.model, "adapter": s.adapter, "dataset": s.dataset,
-                         "ours (paper rule)": round(s.paper_accuracy, 1), "95% CI": f"[{low:.1f}, {high:.1f}]",
-                         "theirs": theirs, "ours - theirs": round(s.paper_accuracy - theirs, 1),
-                         "theirs inside our CI": low <= theirs <= high, "ours (reported rule)": round(s.accuracy, 1)})
-    return pd.DataFrame(rows, columns=["model", "adapter", "dataset", "ours (paper rule)", "95% CI", "theirs",
-                                       "ours - theirs", "theirs inside our CI", "ours (reported rule)"])
+        match = published[published.trained_on.isin(trained_on.get(s.train_set, [])) &
+                          (published.model == model_names.get(s.model)) &
+                          published.adapter.isin(adapter_names.get(s.adapter, [])) & (published.dataset == s.dataset)]
+        low, high = 100 * s.paper_ci_low, 100 * s.paper_ci_high
+        for theirs in match.itertuples():
+            value = round(float(theirs.accuracy), 1)
+            rows.append({"model": s.model, "adapter": s.adapter, "dataset": s.dataset, "source": theirs.source,
+                         "theirs as": theirs.adapter, "ours (paper rule)": round(s.paper_accuracy, 1),
+                         "95% CI": f"[{low:.1f}, {high:.1f}]", "theirs": value,
+                         "ours - theirs": round(s.paper_accuracy - value, 1),
+                         "theirs inside our CI": low <= value <= high, "ours (reported rule)": round(s.accuracy, 1)})
+    return pd.DataFrame(rows, columns=["model", "adapter", "dataset", "source", "theirs as", "ours (paper rule)",
+                                       "95% CI", "theirs", "ours - theirs", "theirs inside our CI",
+                                       "ours (reported rule)"])
 
 
 def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:

@@ -17,9 +17,9 @@ def render_plan():
     return dict(
         datasets=PLAN.eval_sets, paper_rules=PLAN.paper_rules(), protocols=PLAN.protocols,
         train_parts={t: PLAN.mixture_parts(t) for t in PLAN.train_sets},
-        published=str(Path(workflow.basedir) / "published" / "llm_adapters_readme.csv"),
-        published_names=PLAN.published_names(),
-        methods={a: spec["method"] for a, spec in PLAN.adapters.items()},
+        published=str(Path(workflow.basedir) / "published"),
+        published_names=PLAN.published_names(), published_adapters=PLAN.published_adapters(),
+        published_training=PLAN.published_training(),
         sweeps=PLAN.sweep_coordinates, tables=paths.TABLES, figures=paths.FIGURES)
 
 

@@ -135,3 +135,13 @@ def test_reported_and_paper_rules_are_explicit():
 def test_unknown_answer_type_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown answer type 'bool'; valid: number, letter, true_false"):
         get_type("bool")
+
+
+def test_free_text_answers_compare_what_follows_the_last_stated_answer():
+    from pipeline_lib.answers import get_type, infer_type, score
+
+    assert score("text", "So x = 1/2.\nThe answer is: $\\frac{1}{2}$.", "\\frac {1}{2}") == ("\\frac{1}{2}", True)
+    assert score("text", "The answer is: \\frac{1}{3}", "\\frac{1}{2}")[1] is False
+    assert score("text", "no statement", "x")[0] is None
+    assert get_type("text").valid_gold("\\sqrt{2}") and not get_type("text").valid_gold("  ")
+    assert infer_type("\\sqrt{2}") is None  # auto never infers free text, which any answer would be

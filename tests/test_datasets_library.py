@@ -60,6 +60,19 @@ def test_where_keeps_the_rows_of_the_chosen_kinds(tmp_path):
     assert hf.load(spec, {**entry, "where": {"type": ["GSM"]}}, tmp_path / "full.jsonl", tmp_path / "source.json") == 12
 
 
+def test_all_of_metamathqa_as_peft_reads_it_free_text_answers_and_a_length_cap(tmp_path):
+    """PEFT's benchmark trains on every row (MATH's LaTeX answers too) of at most 1300 characters."""
+    long = {"query": "Add " + "1 + " * 400 + "1.", "response": "The answer is: 401", "type": "GSM"}
+    rows = ROWS + [{"query": "Simplify x/2x.", "response": "The answer is: $\\frac{1}{2}$", "type": "MATH_AnsAug"},
+                   long]
+    entry = {**TRAIN_ENTRY, "answer_type": "text", "max_chars": 1300, "path": str(parquet(tmp_path, rows))}
+    spec = config_dataset("metamath", entry)
+    assert hf.load(spec, entry, tmp_path / "full.jsonl", tmp_path / "source.json") == 13  # the long row dropped
+    records = [json.loads(line) for line in (tmp_path / "full.jsonl").read_text().splitlines()]
+    assert records[-1]["answer"] == "$\\frac{1}{2}$" and records[0]["answer"] == "2"
+    assert hf.load(spec, {**entry, "max_chars": None}, tmp_path / "all.jsonl", tmp_path / "s.json") == 14
+
+
 def test_a_save_to_disk_folder_and_its_split(tmp_path):
     entry = {"format": "hf", "path": str(saved(tmp_path)), "hf_split": "test", "split": "eval", "answer_type": "number",
              "fields": {"instruction": "question", "answer": "label"}}

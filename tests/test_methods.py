@@ -56,6 +56,7 @@ def test_4bit_rules_agree_with_the_checks_on_this_device(tmp_path):
 
 def test_published_names_are_the_readme_tables_adapters():
     published = set(pd.read_csv(ROOT / "published/llm_adapters_readme.csv", keep_default_na=False).adapter) - {""}
+    published |= set(pd.read_csv(ROOT / "published/dora_commonsense.csv").adapter)
     assert set(methods.published_names().values()) == published
     assert methods.published_names()["series"] == "Series"
 

@@ -40,15 +40,44 @@ def test_cells_hold_interval_best_in_bold_and_marks(scores):
 
 def test_published_comparison_matches_model_method_and_training_set(scores):
     published = pd.DataFrame([
-        {"suite": "math", "model": "LLaMA-7B", "adapter": "LoRA", "dataset": "gsm8k", "accuracy": 37.5},
-        {"suite": "commonsense", "model": "LLaMA-7B", "adapter": "LoRA", "dataset": "AQuA", "accuracy": 99.0}])
-    table = tables.published_comparison(scores, published, {"m": "LLaMA-7B"}, {"lora": "lora"})
+        {"source": "README", "trained_on": "math_10k", "model": "LLaMA-7B", "adapter": "LoRA", "dataset": "gsm8k",
+         "accuracy": 37.5},
+        {"source": "README", "trained_on": "commonsense_170k", "model": "LLaMA-7B", "adapter": "LoRA",
+         "dataset": "AQuA", "accuracy": 99.0},
+        {"source": "other", "trained_on": "hub:x/math", "model": "LLaMA-7B", "adapter": "LoRA r=32",
+         "dataset": "gsm8k", "accuracy": 50.0}])
+    names, trained = {"lora": ["LoRA", "LoRA r=32"]}, {"math_10k": ["math_10k"]}
+    table = tables.published_comparison(scores, published, {"m": "LLaMA-7B"}, names, trained)
     assert len(table) == 1  # the commonsense row was trained on another set; base has no published row
     row = table.iloc[0]
     # compared under upstream's extraction rule (7/20), our reported rule's 8/20 beside it
     assert (row.dataset, row["ours (paper rule)"], row.theirs, row["ours - theirs"]) == ("gsm8k", 35.0, 37.5, -2.5)
-    assert row["ours (reported rule)"] == 40.0 and bool(row["theirs inside our CI"])
-    assert tables.published_comparison(scores, published, {}, {"lora": "lora"}).empty
+    assert row["ours (reported rule)"] == 40.0 and bool(row["theirs inside our CI"]) and row.source == "README"
+    assert tables.published_comparison(scores, published, {}, names, trained).empty
+    # the same training set under another published name (a hub dataset): a row per source
+    both = tables.published_comparison(scores, published, {"m": "LLaMA-7B"}, names,
+                                       {"math_10k": ["math_10k", "hub:x/math"]})
+    assert list(both.source) == ["README", "other"] and list(both["theirs as"]) == ["LoRA", "LoRA r=32"]
+
+
+def test_the_published_sources_read_into_one_frame():
+    from pipeline_lib import published
+    from snakemake_run import ROOT
+
+    frame = published.load(ROOT / "published")
+    assert set(frame.source) == {s.name for s in published.SOURCES}
+    peft = frame[frame.source == "PEFT method_comparison"]
+    lora = peft[peft.adapter == "lora/llama-3.2-3B-rank32"].iloc[0]
+    assert (lora.model, lora.dataset, lora.trained_on) == ("meta-llama/Llama-3.2-3B", "gsm8k",
+                                                           "hub:meta-math/MetaMathQA")
+    assert lora.accuracy == pytest.approx(47.8393, abs=1e-3)  # 0.478393 as a fraction there
+    dora = frame[(frame.source == "DoRA README") & (frame.model == "LLaMA-7B") & (frame.dataset == "boolq")]
+    assert dict(zip(dora.adapter, dora.accuracy))["LoRA r=32"] == 67.5
+    assert not frame.duplicated(["source", "trained_on", "model", "adapter", "dataset"]).any()
+    assert published.adapter_labels({"method": "dora", "r": 16}) == ["DoRA", "DoRA r=16"]
+    assert published.adapter_labels({"method": "lora", "published_as": "lora/x"}) == ["lora/x"]
+    assert published.training_keys("metamath", {"hub": "meta-math/MetaMathQA"}) == ["metamath",
+                                                                                   "hub:meta-math/MetaMathQA"]
 
 
 def test_significance_agrees_with_the_paired_test():

@@ -107,13 +107,19 @@ def records(spec: DatasetSpec, entry: dict, rows) -> list[dict]:
 
 
 def selected(rows, entry: dict):
-    """The rows whose columns have one of the allowed values (`where: {column: [values]}`), else all."""
+    """The rows whose columns have one of the allowed values (`where: {column: [values]}`) and, with
+    `max_chars`, whose instruction and output hold at most that many characters together; else all."""
     where = entry.get("where") or {}
     missing = sorted(set(where) - set(rows.column_names))
     if missing:
         raise DataError(f"datasets: `where` names column(s) {missing} the dataset lacks; columns: "
                         f"{', '.join(rows.column_names)}")
-    return rows.filter(lambda row: all(row[c] in allowed for c, allowed in where.items())) if where else rows
+    if where:
+        rows = rows.filter(lambda row: all(row[c] in allowed for c, allowed in where.items()))
+    if entry.get("max_chars"):
+        text = [entry["fields"][k] for k in ("instruction", "output") if k in entry["fields"]]
+        rows = rows.filter(lambda row: sum(len(row[c]) for c in text) <= entry["max_chars"])
+    return rows
 
 
 def load(spec: DatasetSpec, entry: dict, out_path: str | Path, source_path: str | Path) -> int:
