@@ -11,17 +11,20 @@ COMMONSENSE = {"download_hub_model": 4, "fetch_data": 9, "normalize_data": 9, "c
 # 2 rows x 7 sets x 3 protocols (generate, harness, harness_labels all apply to commonsense sets)
 PROTOCOLS = {"download_model_wheel": 1, "convert_model": 1, "fetch_data": 11, "normalize_data": 11, "contamination": 1,
              "prepare_data": 11, "mix_data": 1, "finetune": 1, "evaluate": 2 * 7 * 3, "render": 1, "all": 1}
+DORA = {"download_hub_model": 1, "fetch_data": 9, "normalize_data": 9, "contamination": 1, "prepare_data": 9,
+        "finetune": 10, "evaluate": 10 * 8, "render": 1, "all": 1}
 SEED = {"download_hub_model": 1, "fetch_data": 7, "normalize_data": 7, "contamination": 1, "prepare_data": 7,
         "finetune": 4, "evaluate": (1 + 4) * 6, "render": 1, "all": 1}
 
 
 @pytest.mark.parametrize("name, expected", [("paper-math", MATH), ("paper-commonsense", COMMONSENSE),
-                                            ("paper-seed", SEED), ("protocols", PROTOCOLS)])
+                                            ("paper-seed", SEED), ("protocols", PROTOCOLS),
+                                            ("dora-commonsense", DORA)])
 def test_dry_run_job_counts(tmp_path, name, expected):
     result = run(tmp_path, {}, "--dry-run", configfiles=(f"config/{name}.yaml",))
     assert result.returncode == 0, result.stderr[-3000:]
     assert job_counts(result.stdout + result.stderr) == expected
-    if name.startswith("paper-") and name != "paper-seed":  # paper-seed's and protocols' files are all mirrored
+    if name in ("paper-math", "paper-commonsense", "dora-commonsense"):  # paper-seed's and protocols' files are all mirrored
         assert "download-only file" in result.stderr and "data: {pins:" in result.stderr
 
 
