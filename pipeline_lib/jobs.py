@@ -60,6 +60,7 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     metrics = train(model, tokenizer, records, cfg, checkpoint_dir=paths.checkpoint_dir(out),
                     fingerprint=_fingerprint(adapter, vars(cfg), quantization, model_dir, sha256_file(data)),
                     on_checkpoint=on_checkpoint)
+    counts.update(adapters.parameter_counts(model))  # what trained: LoRA-FA's optimizer freezes A when it is built
     if distributed.world()[0] > 0:
         return None
     with atomic_path(out, directory=True) as tmp:
