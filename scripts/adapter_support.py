@@ -173,7 +173,9 @@ parameter counts in the files mirrored here, so there is no "theirs" column.
 """)
     readme = Path(args.readme)
     text = readme.read_text()
-    block = f"<!-- support-matrix:start -->\n{table}\n<!-- support-matrix:end -->"
+    rows = table.split("\n\n1. ")[0]  # the notes stay in docs/adapter-support.md
+    block = (f"<!-- support-matrix:start -->\n{rows}\n\nEach ❌ and n/a with its reason: "
+             f"[docs/adapter-support.md](docs/adapter-support.md).\n<!-- support-matrix:end -->")
     text = re.sub(r"<!-- support-matrix:start -->.*<!-- support-matrix:end -->", lambda _: block, text, flags=re.S)
     write_text(readme, text)
     print(table)
