@@ -79,25 +79,15 @@ class Peft:
         extra = {**entry.extra, **{k: v for k, v in options.items() if k in entry.extra}}
         if entry.data_init and batches is None:
             raise ValueError(f"{method} adapter: its initialisation reads training batches, and none were given")
-        if entry.data_init == "corda":
-            from peft.tuners.lora.config import CordaConfig
-
-            config = peft_config(method, {**options, "corda_config": CordaConfig(corda_method=extra["corda_method"])})
+        config = peft_config(method, {**options, **_initialisation_config(entry, extra)})
+        if entry.data_init == "corda":  # before peft builds the layers: it decomposes the base weights
             _corda(model, config, extra, batches)
-        elif entry.data_init == "eva":
-            from peft import EvaConfig
-
-            config = peft_config(method, {**options, "eva_config": EvaConfig(rho=extra["eva_rho"])})
-        else:
-            config = peft_config(method, options)
-        if entry.data_init == "eva":
+        model = get_peft_model(model, config, low_cpu_mem_usage=entry.data_init == "eva")
+        if entry.data_init == "eva":  # after: it fills the layers' A from their inputs
             from peft import initialize_lora_eva_weights
 
-            model = get_peft_model(model, config, low_cpu_mem_usage=True)
             initialize_lora_eva_weights(model, dataloader=list(_first(batches, extra["eva_batches"])),
                                         show_progress_bar=False)
-        else:
-            model = get_peft_model(model, config)
         if entry.needs_base == "4bit":
             _loftq(model, method)
         if entry.converts:
@@ -168,6 +158,19 @@ class Prompt(Peft):
 
     def default_check_roles(self, entry: methods.Method) -> dict:
         return {}
+
+
+def _initialisation_config(entry: methods.Method, extra: dict) -> dict:
+    """The LoraConfig part a data-driven initialisation reads (EvaConfig, CordaConfig), from the entry's options."""
+    if entry.data_init == "eva":
+        from peft import EvaConfig
+
+        return {"eva_config": EvaConfig(rho=extra["eva_rho"])}
+    if entry.data_init == "corda":
+        from peft.tuners.lora.config import CordaConfig
+
+        return {"corda_config": CordaConfig(corda_method=extra["corda_method"])}
+    return {}
 
 
 def _first(batches, n: int):
