@@ -177,7 +177,7 @@ def test_loftq_offsets_the_quantization_error_of_a_4bit_base(tiny64_dir, tmp_pat
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     model = adapters.attach(quantized, {"method": "loftq", "r": 32, "lora_alpha": 16, "target_modules": targets})
     started = logits(model.eval(), ids)
-    assert (started - full).abs().mean() < 0.9 * error, ((started - full).abs().mean(), error)
+    assert (started - full).abs().mean() < 0.5 * error, ((started - full).abs().mean(), error)  # measured: 0.27x
     # each layer: B·A (times the scale) is the best rank-r fit of W - Q (Eckart-Young: the tail singular values)
     weights = load_file(str(tiny64_dir / "model.safetensors"))
     layer = dict(model.named_modules())["base_model.model.model.layers.1.mlp.down_proj"]
