@@ -92,13 +92,13 @@ def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens
         extra = {"position_ids": positions_now} if with_positions else {}
         return base(attention_mask=mask, use_cache=True, **inputs, **extra)
 
-    if config.peft_type.value == "PREFIX_TUNING":
-        cache = model.get_prompt(batch, max_cache_len=mask.shape[1] + max_new_tokens)
-        out = step(positions[:, n_virtual:], input_ids=input_ids, past_key_values=cache)
+    # a key/value prefix (prefix tuning, cartridges: peft returns a cache) or virtual token embeddings
+    prompt = model.get_prompt(batch, max_cache_len=mask.shape[1] + max_new_tokens)
+    if not isinstance(prompt, torch.Tensor):
+        out = step(positions[:, n_virtual:], input_ids=input_ids, past_key_values=prompt)
     else:
         embeds = model.word_embeddings(input_ids)
-        virtual = model.get_prompt(batch_size=batch).to(embeds.dtype)
-        out = step(positions, inputs_embeds=torch.cat([virtual, embeds], dim=1))
+        out = step(positions, inputs_embeds=torch.cat([prompt.to(embeds.dtype), embeds], dim=1))
     tokens, finished = [], torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     for _ in range(max_new_tokens):
         token = out.logits[:, -1].argmax(-1).masked_fill(finished, pad_token_id)

@@ -13,7 +13,6 @@ CONV1D = ["loha", "lokr", "oft", "beft", "c3a", "miss", "psoft", "shira", "road"
 KNOWN_UNSUPPORTED = {
     **{("gpt2", m): "Conv1D" for m in CONV1D},
     ("gpt2", "osf"): "no trainable parameters",
-    **{(a, "cartridge"): "'DynamicCache' object has no attribute 'to'" for a in support.ARCHS},
     **{(a, "adaption_prompt"): "Unsupported model type for adaption prompt"
        for a in support.ARCHS if a not in ("llama", "mistral", "gpt2")},
     **{(a, "shadow"): "ShadowCarrier|mat1 and mat2 shapes" for a in support.ARCHS},
