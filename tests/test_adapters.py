@@ -195,3 +195,14 @@ def test_a_target_preset_in_a_spec_attaches_to_those_modules(tiny):
     model = adapters.attach(model, {"method": "lora", "r": 2, "target_modules": "mlp"})
     names = {n.split(".")[-4] for n, p in model.named_parameters() if p.requires_grad}
     assert names == {"gate_proj", "up_proj", "down_proj"}
+
+
+def test_parameter_counts_are_the_same_on_a_4bit_base(tiny64_dir):
+    """bitsandbytes stores two 4-bit weights per byte: the count reads the weights' shape, not the storage."""
+    from pipeline_lib import models
+
+    spec = {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}
+    full = adapters.parameter_counts(adapters.attach(models.load(tiny64_dir)[0], dict(spec)))
+    packed = adapters.parameter_counts(adapters.attach(models.load(tiny64_dir, quantization=models.FOUR_BIT)[0],
+                                                       dict(spec)))
+    assert packed == full and full["trainable_params"] == 2 * 4 * (64 + 64) + 2 * 4 * (64 + 32)

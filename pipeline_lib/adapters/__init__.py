@@ -119,8 +119,14 @@ def disabled(model: nn.Module):
     return families.of_model(model).disabled(model)
 
 
+def _weights(p) -> int:
+    """A parameter's weights; a bitsandbytes 4-bit one packs two per stored byte, its shape in its quant state."""
+    state = getattr(p, "quant_state", None)
+    return state.shape.numel() if state is not None and hasattr(state, "shape") else p.numel()
+
+
 def parameter_counts(model: nn.Module) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    total = sum(_weights(p) for p in model.parameters())
     return {"trainable_params": trainable, "total_params": total,
             "trainable_percent": 100.0 * trainable / max(total - trainable, 1)}
