@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from pipeline_lib import methods, precision
+from pipeline_lib.adapters import support
 from portability import avx2_env
 from snakemake_run import ONE_LORA, ROOT, run
 
@@ -37,11 +38,13 @@ def test_the_precision_choice_follows_the_measured_speed():
 
 
 def matrix_cells(text: str) -> dict[str, bool]:
-    header = next(line for line in text.splitlines() if line.startswith("| architecture |"))
-    row = next(line for line in text.splitlines() if line.startswith("| llama ("))
-    names = [c.strip() for c in header.strip("|").split("|")][1:]
-    cells = [c.strip() for c in row.strip("|").split("|")][1:]
-    return {n: c == "✅" for n, c in zip(names, cells)}
+    """Method -> whether its 4-bit LLaMA cell is ✅ (a row per method, one column)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| method | llama ("))
+    rows = [line for line in lines[start + 2:] if line.startswith("| ")]
+    cells = {c[0]: c[1] for c in ([p.strip() for p in row.strip("|").split("|")] for row in rows)}
+    assert len(cells) == len(support.METHODS), "a row per method"
+    return {name: cell == "✅" for name, cell in cells.items()}
 
 
 @pytest.mark.slow
