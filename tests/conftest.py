@@ -43,6 +43,24 @@ def tiny64_dir(tmp_path_factory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("tiny-llama-64"), hidden_size=64, intermediate_size=128)
 
 
+@pytest.fixture(scope="session")
+def support_4bit(tmp_path_factory) -> list:
+    """The adapter checks of every method on this device's 4-bit LLaMA base, measured once per session (the
+    method-rule test and the docs test read them)."""
+    import logging
+    import warnings
+
+    from pipeline_lib.adapters import support
+    from pipeline_lib.models import FOUR_BIT
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    try:
+        return support.run_all(tmp_path_factory.mktemp("support-4bit"), ["llama"], quantization=FOUR_BIT)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 @pytest.fixture()
 def tiny(tiny_dir):
     """A freshly loaded tiny model and its tokenizer (fresh each test: adapters modify models in place)."""

@@ -23,12 +23,26 @@ KNOWN_UNSUPPORTED = {
 }
 
 
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    """Every method on every architecture, checked once for the module: (arch, method) -> result."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    try:
+        return {(r.arch, r.method): r for r in support.run_all(tmp_path_factory.mktemp("support"))}
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 @pytest.mark.parametrize("arch", support.ARCHS)
 @pytest.mark.parametrize("method", support.METHODS)
-def test_method_on_architecture(arch, method, tmp_path):
+def test_method_on_architecture(arch, method, results):
     import re
 
-    result = support.check(arch, method, tmp_path)
+    result = results[arch, method]
     if methods.get(method).not_applicable:
         assert result.not_applicable and not result.checks
     elif (arch, method) in KNOWN_UNSUPPORTED:
@@ -51,26 +65,25 @@ def test_checks_catch_a_broken_adapter(tmp_path, monkeypatch):
     assert not result.ok and "identity" in result.reason
 
 
-def test_committed_docs_are_what_the_checks_measure(tmp_path):
+def test_committed_docs_are_what_the_checks_measure(tmp_path, results, support_4bit):
     """docs/adapter-support.md, docs/parameter-counts.md and the README matrix (the full-precision cells, which do
-    not depend on the CPU) match a fresh run of the script on any machine; this device's 4-bit matrix matches the
-    committed one of its kernel path where one is committed."""
+    not depend on the CPU) are what scripts/adapter_support.py writes from the checks measured here, on any machine;
+    this device's 4-bit matrix matches the committed one of its kernel path where one is committed."""
     import shutil
-    import subprocess
     import sys
 
     from snakemake_run import ROOT
 
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import adapter_support
+
     readme = tmp_path / "README.md"
     shutil.copy(ROOT / "README.md", readme)
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/adapter_support.py"), "--docs", str(tmp_path),
-                          "--readme", str(readme)], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
+    adapter_support.write_full(tmp_path, readme, list(results.values()))
     for name in ["adapter-support.md", "parameter-counts.md"]:
         assert (tmp_path / name).read_text() == (ROOT / "docs" / name).read_text(), f"regenerate docs/{name}"
     assert readme.read_text() == (ROOT / "README.md").read_text(), "regenerate the README matrix"
-    (made,) = (tmp_path / "adapter-support-4bit").glob("*.md")
-    assert made.stem == support.quantized_kernels()["key"]
+    made = adapter_support.write_4bit(tmp_path, support_4bit, support.quantized_kernels())
     committed = ROOT / "docs/adapter-support-4bit" / made.name
     if committed.is_file():
         assert made.read_text() == committed.read_text(), f"regenerate {committed.relative_to(ROOT)}"

@@ -42,13 +42,10 @@ def test_the_bottleneck_family_is_what_the_implementation_accepts(tiny_dir):
         BottleneckConfig.from_dict({"method": "lora"})
 
 
-def test_4bit_rules_agree_with_the_checks_on_this_device(tmp_path):
+def test_4bit_rules_agree_with_the_checks_on_this_device(support_4bit):
     """On this device's kernels every `ok` method passes every check on a 4-bit base; `checked` ones may do either
     (docs/adapter-support-4bit/ has what each kernel path measured)."""
-    from pipeline_lib.adapters import support
-    from pipeline_lib.models import FOUR_BIT
-
-    for r in support.run_all(tmp_path, ["llama"], quantization=FOUR_BIT):
+    for r in support_4bit:
         rule = methods.on_4bit(r.method)
         assert rule in ("ok", "checked"), (r.method, rule)
         assert r.ok or rule == "checked", (r.method, r.reason)
