@@ -1,13 +1,13 @@
-"""What the precision choice and the float32 speed-ups buy on this CPU, baseline and ours in the same process:
+"""Did the precision verdict pick the faster precision for the real work? In one process: the verdicts `auto` reaches
+for training and for evaluation (pipeline_lib/precision.py, measured afresh), then the real steps in both
+precisions, as the jobs run them (allocator kept, LoRA's sampled dropout):
 
-  probe        the precision probe's figures (pipeline_lib/precision.py) and its choice
   training     one LoRA micro-batch of the embedded model (4 x 256 tokens, r=32 on q,k,v,up,down, dropout 0.05, eager
-               attention) in float32 and under bf16 autocast; the loss with the logits sliced before the cross
-               entropy (the earlier formula, which copies them) against the labels shifted instead (ours)
-  generation   30 gsm8k prompts x up to 128 new tokens, greedy: the dynamic KV cache (concatenated per step)
-               against a static one (ours), in float32 and in bfloat16
+               attention) in float32 and under bf16 autocast (frozen weights stored in bf16), median of 5
+  generation   30 gsm8k prompts x up to 128 new tokens, greedy, as the evaluation runs them (float32 with its static
+               KV cache, bf16 with the default one), new tokens/s
 
-Run it natively and as an AVX2-only CPU would (tests/emulate_avx2):
+and for each, whether the verdict chose the precision that ran faster.
 
   .venv/bin/python benchmarks/cpu_precision.py --model resources/models/smollm2-135m
   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 PYTHONPATH=tests/emulate_avx2 \\
@@ -15,78 +15,76 @@ Run it natively and as an AVX2-only CPU would (tests/emulate_avx2):
 """
 import argparse
 import json
-import sys
+import os
+import statistics
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from bench import LORA
 
-import torch  # noqa: E402
-from bench import LORA  # noqa: E402
-
-from pipeline_lib import adapters, models, precision  # noqa: E402
-from pipeline_lib.generation import generate  # noqa: E402
-from pipeline_lib.prompts import evaluation_prompt  # noqa: E402
-from pipeline_lib.training import token_loss_sum  # noqa: E402
+from pipeline_lib import adapters, allocator, models, precision
+from pipeline_lib.generation import generate
+from pipeline_lib.prompts import evaluation_prompt
+from pipeline_lib.training import cast_frozen_linears, token_loss_sum
 
 
-def sliced_loss(model, batch):
-    """The earlier formula: the logits sliced to the predicting positions, then flattened (a copy)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                                             ignore_index=-100, reduction="sum")
-    return loss, int((labels != -100).sum())
-
-
-def micro_batch_seconds(model, loss_fn, bf16: bool, reps: int = 3) -> float:
+def micro_batch_seconds(model, bf16: bool, reps: int = 5) -> float:
     ids = torch.randint(100, 40000, (4, 256), generator=torch.Generator().manual_seed(0))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, n = loss_fn(model, batch)
+            loss, n = token_loss_sum(model, batch)
         (loss / n).backward()
+        model.zero_grad(set_to_none=True)
     step()
-    start = time.perf_counter()
+    times = []
     for _ in range(reps):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / reps
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def training(model_dir: str, dtypes: list[str]) -> None:
-    model, _ = models.load(model_dir)
-    model.set_attn_implementation("eager")
-    torch.manual_seed(0)
-    model = adapters.attach(model, dict(LORA, lora_dropout=0.05)).train()
+def training(model_dir: str, dtypes: list[str]) -> dict[str, float]:
+    seconds = {}
     for dtype in dtypes:
-        old = micro_batch_seconds(model, sliced_loss, dtype == "bfloat16")
-        new = micro_batch_seconds(model, token_loss_sum, dtype == "bfloat16")
-        print(f"training {dtype}: sliced logits {old:.2f} s, shifted labels {new:.2f} s per micro-batch of 1024 tokens "
-              f"({old / new:.2f}x; {1024 / new:.0f} tokens/s)")
+        model, _ = models.load(model_dir)
+        model.set_attn_implementation("eager")
+        torch.manual_seed(0)
+        model = adapters.attach(model, dict(LORA, lora_dropout=0.05)).train()
+        if dtype == "bfloat16":
+            cast_frozen_linears(model)
+        seconds[dtype] = micro_batch_seconds(model, dtype == "bfloat16")
+        print(f"training {dtype}: {seconds[dtype]:.2f} s per micro-batch of 1024 tokens "
+              f"({1024 / seconds[dtype]:.0f} tokens/s)")
+    return seconds
 
 
-def generation(model_dir: str, dtypes: list[str], data: Path) -> None:
+def generation(model_dir: str, dtypes: list[str], data: Path) -> dict[str, float]:
     prompts = [evaluation_prompt(r["instruction"]) for r in json.loads(data.read_text())[:30]]
+    rates, responses = {}, {}
     for dtype in dtypes:
         model, tok = models.load(model_dir)
         model = model.to(getattr(torch, dtype)).eval()
-        seconds, responses = {}, {}
-        for cache in ("dynamic", "static"):
-            original = model.generate
+        counts = {}
+        start = time.perf_counter()
+        responses[dtype] = generate(model, tok, prompts, batch_size=30, max_new_tokens=128,
+                                    stop_strings=["### Instruction:"], counts=counts)
+        seconds = time.perf_counter() - start
+        rates[dtype] = counts["new_tokens"] / seconds
+        print(f"generation {dtype}: {seconds:.1f} s, {counts['new_tokens']} new tokens, {rates[dtype]:.0f} new "
+              f"tokens/s")
+    if len(responses) == 2:
+        same = sum(a == b for a, b in zip(*responses.values()))
+        print(f"generation: {same}/30 responses identical in both precisions")
+    return rates
 
-            def with_cache(*args, cache=cache, original=original, **kwargs):
-                kwargs.pop("cache_implementation", None)
-                return original(*args, **kwargs, **({"cache_implementation": "static"} if cache == "static" else {}))
-            model.generate = with_cache
-            start = time.perf_counter()
-            responses[cache] = generate(model, tok, prompts, batch_size=30, max_new_tokens=128,
-                                        stop_strings=["### Instruction:"])
-            seconds[cache] = time.perf_counter() - start
-            model.generate = original
-        same = sum(a == b for a, b in zip(responses["dynamic"], responses["static"]))
-        print(f"generation {dtype}: dynamic cache {seconds['dynamic']:.1f} s, static {seconds['static']:.1f} s "
-              f"({seconds['dynamic'] / seconds['static']:.2f}x), {same}/30 responses identical")
+
+def faster(measured: dict[str, float], lower_is_faster: bool) -> str:
+    pick = min if lower_is_faster else max
+    return pick(measured, key=measured.get)
 
 
 def main():
@@ -97,11 +95,22 @@ def main():
     parser.add_argument("--skip-bf16", action="store_true", help="bf16 on a CPU without it takes minutes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    chosen, record = precision.resolve("auto", "cpu")
-    print(f"probe: {precision.describe(record)}; bf16 reported by oneDNN: {record['bf16_reported']}")
+    allocator.keep_freed_memory()
+    os.environ[precision.REPROBE_VARIABLE] = "1"
+    verdicts = {kind: precision.resolve("auto", "cpu", precision.model_workload(kind, tokens, args.model))
+                for kind, tokens in (("train", 1024), ("inference", 30))}
+    for kind, (_, record) in verdicts.items():
+        print(f"verdict {kind}: {precision.describe(record)} [{record.get('seconds', 0):.1f} s to measure]")
     dtypes = ["float32"] + ([] if args.skip_bf16 else ["bfloat16"])
-    training(args.model, dtypes)
-    generation(args.model, dtypes, args.data)
+    steps = training(args.model, dtypes)
+    rates = generation(args.model, dtypes, args.data)
+    if len(dtypes) == 2:
+        for kind, measured, lower in (("train", steps, True), ("inference", rates, False)):
+            best, chosen = faster(measured, lower), verdicts[kind][0]
+            f32, bf16 = measured["float32"], measured["bfloat16"]
+            ratio = f32 / bf16 if lower else bf16 / f32
+            print(f"{kind}: bf16 {ratio:.2f}x float32's speed on the real work; faster: {best}; verdict: {chosen}; "
+                  f"the verdict picked the faster: {'yes' if best == chosen else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -113,14 +113,22 @@ def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens
     return torch.cat([input_ids, torch.stack(tokens, dim=1)], dim=1)
 
 
+def generated_tokens(out: torch.Tensor, eos_token_id: int | None, pad_token_id: int) -> int:
+    """Tokens a batch generated: each row's up to and including its first EOS (the rest is padding after it)."""
+    ends = (out == pad_token_id) | ((out == eos_token_id) if eos_token_id is not None else False)
+    first = torch.where(ends.any(1), ends.int().argmax(1) + 1, out.shape[1])
+    return int(first.sum())
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, max_new_tokens: int = 128,
              stop_strings: list[str] | None = None, cut_strings: list[str] | None = None,
              on_batch: Callable[[list[int], list[str]], None] | None = None,
-             generation_kwargs: dict | None = None) -> list[str]:
+             generation_kwargs: dict | None = None, counts: dict | None = None) -> list[str]:
     """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch.
     Generation stops at EOS or a stop string; each response is cut before the first of `cut_strings` (default:
-    the stop strings). `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are."""
+    the stop strings). `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are.
+    `counts["new_tokens"]`, when given, adds up the tokens generated (up to and including each row's EOS)."""
     if not prompts:  # e.g. a resumed evaluation whose items were all written before the kill
         return []
     stop_strings = list(stop_strings or [])
@@ -135,6 +143,9 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
         out = new_tokens(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
                          tokenizer.pad_token_id, generation_kwargs, stop_strings, tokenizer)
+        if counts is not None:
+            counts["new_tokens"] = counts.get("new_tokens", 0) + generated_tokens(out, tokenizer.eos_token_id,
+                                                                                   tokenizer.pad_token_id)
         texts = tokenizer.batch_decode(out, skip_special_tokens=True)
         batch = [cut_at_stop(t, cut_strings) for t in texts]
         for i, text in zip(indices, batch):

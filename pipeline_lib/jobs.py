@@ -31,17 +31,20 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     other than the first, which end with the same weights and leave the writing to it)."""
     import torch
 
-    from . import adapters, distributed, gpu, methods, models, precision
+    from . import adapters, allocator, distributed, gpu, methods, models, precision
     from .training import TrainConfig, cast_frozen_linears, initialisation_batches, train
 
     started = time.time()
+    allocator.keep_freed_memory()
     device = distributed.local_device(device)  # under torchrun: one process per device, gradients summed
     distributed.init(device)
-    # `auto` resolved here, on the job's own device; the resolved settings fingerprint the checkpoints
+    # `auto` resolved here, on the job's own device, for its own step; the resolved settings fingerprint the
+    # checkpoints
     cfg = TrainConfig(**training)  # its defaults are the schema's (tests/test_schema.py)
-    autocast, precision_record = precision.training_autocast(cfg.autocast, device)
+    work = precision.model_workload("train", cfg.micro_batch_size * cfg.cutoff_len, model_dir)
+    autocast, precision_record = precision.training_autocast(cfg.autocast, device, work)
     cfg = dataclasses.replace(cfg, autocast=autocast)
-    quantization = precision.resolved_quantization(quantization, device)
+    quantization = precision.resolved_quantization(quantization, device, work)
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
     torch.manual_seed(cfg.seed)  # the adapter's initial weights come from the seed too
@@ -51,7 +54,7 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
         from .adapters import quantized_check
 
         quantized_check.check(model, adapter, quantization, f"a {models.describe_quantization(quantization)} base "
-                              f"on {precision.describe(precision.choose(device))}")
+                              f"on {precision.describe(precision.choose(device, work))}")
     counts = adapters.parameter_counts(model)
     if precision.frozen_weights_dtype(cfg.autocast, quantization) == "bfloat16":
         cast_frozen_linears(model)
@@ -66,6 +69,8 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
     with atomic_path(out, directory=True) as tmp:
         adapters.save(model, tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
+        # the verdict beside what the job then ran at: its real training speed in the chosen precision
+        precision_record = {**precision_record, "job_tokens_per_s": metrics["tokens_per_s"]}
         metrics = {**labels, **counts, **metrics, "precision": precision_record, "adapter_file_bytes": size,
                    "processes": distributed.world()[1],
                    "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,
@@ -88,13 +93,16 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     log-likelihoods); write the predictions and the score; return it."""
     import torch
 
-    from . import adapters, gpu, models, precision
+    from . import adapters, allocator, gpu, models, precision
     from .evaluation import evaluate as run
 
     started = time.time()
-    # `auto` resolved on the job's device
-    dtype, precision_record = precision.resolve(precision.evaluation_dtype(settings["dtype"], quantization), device)
-    quantization = precision.resolved_quantization(quantization, device)
+    allocator.keep_freed_memory()
+    # `auto` resolved on the job's device, for its own step
+    work = precision.model_workload("inference", inference_tokens(settings), model_dir)
+    dtype, precision_record = precision.resolve(precision.evaluation_dtype(settings["dtype"], quantization), device,
+                                                work)
+    quantization = precision.resolved_quantization(quantization, device, work)
     settings = {**settings, "dtype": dtype}
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
@@ -115,12 +123,23 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
         fingerprint = _fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
         done, summary = run(model, tokenizer, read_jsonl(data), settings, partial=partial, fingerprint=fingerprint)
     write_jsonl(predictions, done)
+    precision_record = {**precision_record, "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
+                        "job_items_per_s": summary.get("items_per_s")}
     result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
               "quantization": quantization, "allocation": gpu.allocation(), "started": started,
               "finished": time.time()}
     write_json(score, result)
     partial.unlink(missing_ok=True)
     return result
+
+
+def inference_tokens(settings: dict) -> int:
+    """The token positions of one forward pass of an evaluation: a decoding step of its batch (times its beams), or
+    a log-likelihood batch of contexts (about 256 tokens each)."""
+    batch = settings["batch_size"] if isinstance(settings["batch_size"], int) else 16
+    if settings["scorer"] == "loglikelihood":
+        return batch * 256
+    return batch * settings.get("generation", {}).get("num_beams", 1)
 
 
 def render(scores: list[str], predictions: list[str], adapters: list[str], contamination: str, plan: dict) -> None:

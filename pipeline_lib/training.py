@@ -112,9 +112,10 @@ def set_attention(model, choice: str, device: torch.device) -> str:
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
-    """The forward's autocast context: bf16 when `cfg.autocast` is or resolves (on `device`) to bfloat16."""
-    chosen = precision.training_autocast(cfg.autocast, device)[0] if cfg.autocast == precision.AUTO else cfg.autocast
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=chosen == "bfloat16")
+    """The forward's autocast context: bf16 when `cfg.autocast` (resolved by `train`) is bfloat16."""
+    if cfg.autocast == precision.AUTO:
+        raise ValueError("training.autocast 'auto' must be resolved before the forward pass (train() does)")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast == "bfloat16")
 
 
 @torch.no_grad()
@@ -287,7 +288,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     and a run with the same `fingerprint` resumes from the last checkpoint; `on_checkpoint(step)` is called
     after each save."""
     _check(records, cfg)
-    autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device)
+    work = precision.workload("train", cfg.micro_batch_size * cfg.cutoff_len, model.config.to_dict())
+    autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device, work)
     cfg = replace(cfg, autocast=autocast)
     torch.manual_seed(cfg.seed)
     examples, held_out = split_validation([tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt)

@@ -28,10 +28,15 @@ def test_the_precision_choice_follows_the_measured_speed():
     avx2 = choice(avx2_env())
     assert avx2["capability"] == "AVX2" and avx2["isa_variables"] == {"ATEN_CPU_CAPABILITY": "avx2",
                                                                       "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    assert avx2["bfloat16_gflops"] < avx2["float32_gflops"] and avx2["chosen"] == "float32"
+    assert not avx2["bf16_reported"] and avx2["chosen"] == "float32" and "no bf16 support" in avx2["basis"]
     native = choice(None)
-    fast = native["bf16_reported"] and native["bfloat16_gflops"] >= native["float32_gflops"]
-    assert native["chosen"] == ("bfloat16" if fast else "float32")
+    if not native["bf16_reported"]:
+        assert native["chosen"] == "float32"
+    elif "ratios" in native:  # the step measured: bf16 by its median ratio against the margin
+        assert native["chosen"] == ("bfloat16" if native["median"] >= native["margin"] else "float32"), native
+        assert "hidden 576" in native["workload"] and len(native["ratios"]) == precision.PAIRS
+    else:  # the screen found bf16 collapsed
+        assert native["chosen"] == "float32" and native["screen"]["ratio"] < precision.COLLAPSE
     forced = choice({**avx2_env(), precision.FORCE_VARIABLE: "1"})
     assert forced["chosen"] == "bfloat16" and forced["forced"] == f"{precision.FORCE_VARIABLE}=1"
     assert "AVX2" in precision.describe(avx2) and "float32" in precision.describe(avx2)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -193,7 +194,8 @@ def test_validation_split_losses_and_best_checkpoint(tiny):
     train_part, held_out = split_validation(examples, 4, cfg.seed)
     assert len(train_part) == 8 and len(held_out) == 4 and all(e not in train_part for e in held_out)
     # the model ends with the best weights: its validation loss is the best one recorded
-    assert validation_loss(model, held_out, cfg, tok.pad_token_id) == pytest.approx(min(val["loss"]), abs=1e-5)
+    resolved = dataclasses.replace(cfg, autocast=metrics["precision"]["chosen"])  # what train() resolved `auto` to
+    assert validation_loss(model, held_out, resolved, tok.pad_token_id) == pytest.approx(min(val["loss"]), abs=1e-5)
     with pytest.raises(TrainingError, match="val_set_size 12 leaves no training examples"):
         split_validation(examples, 12, 0)
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from .. import methods
 from . import bottleneck
+from .dropout import use_sampled_dropout
 
 
 class Bottleneck:
@@ -83,6 +84,7 @@ class Peft:
         if entry.data_init == "corda":  # before peft builds the layers: it decomposes the base weights
             _corda(model, config, extra, batches)
         model = get_peft_model(model, config, low_cpu_mem_usage=entry.data_init == "eva")
+        use_sampled_dropout(model)  # LoRA's dropout masks drawn faster on CPU, same distribution (dropout.py)
         if entry.data_init == "eva":  # after: it fills the layers' A from their inputs
             from peft import initialize_lora_eva_weights
 
