@@ -1,11 +1,12 @@
 # The two commands of the README: `make run` (the default pipeline run) and `make test` (ruff, then the test suite);
 # `make test-fast` for the inner loop.
-# Both create or reuse the virtual environment in .venv and install the pinned requirements first.
+# Both create or reuse the virtual environment in .venv and install the package (pyproject.toml: pinned versions,
+# every extra) into it, editable, first.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-16)
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 CORES ?= all
 # A local copy of the upstream data (same layout) makes the run offline; ../shared/data when present.
 DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
@@ -13,10 +14,10 @@ MIRROR_ARG := $(if $(DATA_MIRROR),--config "data={mirror: $(DATA_MIRROR)}")
 
 .PHONY: run test test-fast clean-results
 
-$(STAMP): requirements.txt
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all]"
 	touch $@
 
 run: $(STAMP)

@@ -24,6 +24,7 @@ onstart:
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/finetune.smk"
+include: "rules/tuning.smk"
 include: "rules/evaluate.smk"
 include: "rules/render.smk"
 

@@ -1,6 +1,6 @@
 """What the benchmarks share: the LoRA they train (upstream's LLaMA math targets), the matmul peak a rate is
 measured against, training FLOPs per token, and upstream's training recipe (transformers Trainer + peft) as the
-baseline. Each benchmark puts this folder on sys.path (a script's own folder is there already)."""
+baseline. A benchmark run as a script finds it beside itself (Python puts a script's folder on sys.path)."""
 from __future__ import annotations
 
 import time
@@ -33,12 +33,13 @@ def matmul_peak(device: str = "cpu", dtype=torch.float32, n: int | None = None, 
 
 
 def flops_per_token(model) -> float:
-    """Training FLOPs per token with a frozen base: 4 per frozen matmul weight (forward, input gradients; frozen
-    weights need no weight gradient), 6 per adapter weight. Attention scores are left out (under 5% at these
-    lengths), which understates a rate, never inflates it."""
+    """Training FLOPs per token of this model (pipeline_lib/planning/estimates.py's formula): its frozen linear weights
+    and its trainable ones."""
+    from pipeline_lib.planning.estimates import train_flops_per_token
+
     frozen = sum(m.weight.numel() for m in model.modules()
                  if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
-    return 4 * frozen + 6 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return train_flops_per_token(frozen, sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
 def trainer_baseline(model, tokenizer, examples: list[dict], *, micro: int, batch: int, steps: int, scratch,

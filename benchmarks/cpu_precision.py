@@ -1,5 +1,5 @@
 """Did the precision verdict pick the faster precision for the real work? In one process: the verdicts `auto` reaches
-for training and for evaluation (pipeline_lib/precision.py, measured afresh), then the real steps in both
+for training and for evaluation (pipeline_lib/models/precision.py, measured afresh), then the real steps in both
 precisions, as the jobs run them (allocator kept, LoRA's sampled dropout):
 
   training     one LoRA micro-batch of the embedded model (4 x 256 tokens, r=32 on q,k,v,up,down, dropout 0.05, eager
@@ -23,10 +23,13 @@ from pathlib import Path
 import torch
 from bench import LORA
 
-from pipeline_lib import adapters, allocator, models, precision
-from pipeline_lib.generation import generate
-from pipeline_lib.prompts import evaluation_prompt
-from pipeline_lib.training import cast_frozen_linears, token_loss_sum
+from pipeline_lib import adapters, models
+from pipeline_lib.catalog import dtypes
+from pipeline_lib.catalog.prompts import evaluation_prompt
+from pipeline_lib.evaluation.generation import generate
+from pipeline_lib.models import precision
+from pipeline_lib.runtime import allocator
+from pipeline_lib.training.loop import cast_frozen_linears, token_loss_sum
 
 
 def micro_batch_seconds(model, bf16: bool, reps: int = 5) -> float:
@@ -47,9 +50,9 @@ def micro_batch_seconds(model, bf16: bool, reps: int = 5) -> float:
     return statistics.median(times)
 
 
-def training(model_dir: str, dtypes: list[str]) -> dict[str, float]:
+def training(model_dir: str, precisions: list[str]) -> dict[str, float]:
     seconds = {}
-    for dtype in dtypes:
+    for dtype in precisions:
         model, _ = models.load(model_dir)
         model.set_attn_implementation("eager")
         torch.manual_seed(0)
@@ -62,10 +65,10 @@ def training(model_dir: str, dtypes: list[str]) -> dict[str, float]:
     return seconds
 
 
-def generation(model_dir: str, dtypes: list[str], data: Path) -> dict[str, float]:
+def generation(model_dir: str, precisions: list[str], data: Path) -> dict[str, float]:
     prompts = [evaluation_prompt(r["instruction"]) for r in json.loads(data.read_text())[:30]]
     rates, responses = {}, {}
-    for dtype in dtypes:
+    for dtype in precisions:
         model, tok = models.load(model_dir)
         model = model.to(getattr(torch, dtype)).eval()
         counts = {}
@@ -100,11 +103,11 @@ def main():
     verdicts = {kind: precision.resolve("auto", "cpu", precision.model_workload(kind, tokens, args.model))
                 for kind, tokens in (("train", 1024), ("inference", 30))}
     for kind, (_, record) in verdicts.items():
-        print(f"verdict {kind}: {precision.describe(record)} [{record.get('seconds', 0):.1f} s to measure]")
-    dtypes = ["float32"] + ([] if args.skip_bf16 else ["bfloat16"])
-    steps = training(args.model, dtypes)
-    rates = generation(args.model, dtypes, args.data)
-    if len(dtypes) == 2:
+        print(f"verdict {kind}: {dtypes.describe(record)} [{record.get('seconds', 0):.1f} s to measure]")
+    precisions = ["float32"] + ([] if args.skip_bf16 else ["bfloat16"])
+    steps = training(args.model, precisions)
+    rates = generation(args.model, precisions, args.data)
+    if len(precisions) == 2:
         for kind, measured, lower in (("train", steps, True), ("inference", rates, False)):
             best, chosen = faster(measured, lower), verdicts[kind][0]
             f32, bf16 = measured["float32"], measured["bfloat16"]

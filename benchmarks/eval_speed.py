@@ -1,7 +1,8 @@
 """Evaluation speed: upstream LLM-Adapters protocol vs ours, same model, same machine, one run.
 
-Upstream (evaluate.py): one prompt at a time, 4-beam search, no KV cache, its sampling arguments, up to
---upstream-tokens new tokens (256 upstream), timed on the first --items items (it is slow). Ours: the
+Upstream (evaluate.py): the pipeline's `paper` protocol (one prompt at a time, 4-beam search, its sampling arguments,
+its response split and answer rule) without the KV cache, as upstream ran it, up to --upstream-tokens new tokens (256
+upstream), timed on the first --items items (it is slow). Ours: the
 pipeline's evaluation (batched greedy, KV cache, left padding, stop strings), up to --tokens new tokens, on
 the first --our-items items (which include upstream's: batching is the point). Prints items/s of each, the
 ratio, and both accuracies on the items both ran.
@@ -10,31 +11,15 @@ ratio, and both accuracies on the items both ran.
       --data results/data/eval/gsm8k.jsonl --items 2 --our-items 64 --upstream-tokens 256 --tokens 256
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from pipeline_lib import answers, models, protocols  # noqa: E402
-from pipeline_lib.evaluation import evaluate  # noqa: E402
-from pipeline_lib.files import read_jsonl  # noqa: E402
-from pipeline_lib.prompts import ALPACA, evaluation_prompt  # noqa: E402
-from pipeline_lib.suites import PAPER_GENERATION  # noqa: E402
-
-
-def upstream(model, tokenizer, records, max_new_tokens):
-    correct = 0
-    for r in records:
-        ids = tokenizer(evaluation_prompt(r["instruction"], r.get("input", "")), return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**ids, **PAPER_GENERATION, do_sample=False, use_cache=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        response = tokenizer.decode(out[0]).split("### Response:")[1].strip()
-        correct += answers.score(r["answer_type"], response, r["answer"])[1]
-    return correct
+from pipeline_lib import models
+from pipeline_lib.catalog import answers, protocols
+from pipeline_lib.catalog.prompts import ALPACA
+from pipeline_lib.evaluation.generate import evaluate
+from pipeline_lib.runtime.files import read_jsonl
 
 
 def main():
@@ -53,9 +38,14 @@ def main():
     records = read_jsonl(args.data)
     shared, ours_only = records[:args.items], records[:max(args.our_items, args.items)]
 
+    # upstream's protocol: the pipeline's `paper` settings, generated without the KV cache as upstream did
+    paper = protocols.settings("paper", {"batch_size": 1, "max_new_tokens": None, "dtype": "float32"}, "math", ALPACA)
+    paper = {**paper, "max_new_tokens": args.upstream_tokens,
+             "generation": {**paper["generation"], **protocols.UPSTREAM_UNCACHED}}
     start = time.perf_counter()
-    up_correct = upstream(model, tokenizer, shared, args.upstream_tokens)
+    up_predictions, _ = evaluate(model, tokenizer, shared, paper, progress=False)
     up_rate = len(shared) / (time.perf_counter() - start)
+    up_correct = sum(p["rules"][answers.get_type(shared[0]["answer_type"]).paper] for p in up_predictions)
     start = time.perf_counter()
     ours = protocols.settings("generate", {"batch_size": "auto", "max_new_tokens": args.tokens, "dtype": "float32"},
                               "math", ALPACA)

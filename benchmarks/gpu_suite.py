@@ -2,8 +2,8 @@
 on one H100), writing every figure as JSON into OUT:
 
   device.json            the device, the precision chosen for it (bf16 where it computes bf16 natively, else
-                         float32: pipeline_lib/precision.py), its measured matmul peak at that precision, versions
-  cuda_check.json        scripts/cuda_check.py: adapters on CUDA (4-bit and 8-bit QLoRA when bitsandbytes is
+                         float32: models/precision.py), its measured matmul peak at that precision, versions
+  cuda_check.json        pipeline_lib/tools/cuda_check.py: adapters on CUDA (4-bit and 8-bit QLoRA when bitsandbytes is
                          installed, bf16 LoRA, a bottleneck adapter: train, save, reload, generate), 2-GPU DDP
   pipeline.json          the tiny pipeline under Snakemake twice, on CPU and with device cuda and --resources gpu=1
                          (two fine-tunes and their evaluations sharing the GPU through the allocator): job log,
@@ -34,15 +34,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+import torch
+from bench import LORA, flops_per_token, matmul_peak, sync, trainer_baseline
 
-import torch  # noqa: E402
-from bench import LORA, flops_per_token, matmul_peak, sync, trainer_baseline  # noqa: E402
+from pipeline_lib import adapters
+from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.models import precision
+from pipeline_lib.training.loop import tokenize, train
 
-from pipeline_lib import adapters, precision  # noqa: E402
-from pipeline_lib.training import TrainConfig, tokenize, train  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent.parent  # the Snakefile and the tests' configs
 SHAPES = {  # LLaMA-7B as published; the tiny one runs anywhere
     "llama-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                      num_key_value_heads=32, vocab_size=32000),
@@ -124,22 +124,23 @@ def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float,
 def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, upstream_items: int,
                     new_tokens: int) -> dict:
     """Our batched greedy KV-cache generation against upstream's protocol on the same prompts and token budget."""
-    from pipeline_lib.generation import generate
-    from pipeline_lib.prompts import evaluation_prompt
+    from pipeline_lib.catalog import protocols
+    from pipeline_lib.catalog.prompts import evaluation_prompt
+    from pipeline_lib.evaluation.generation import generate
 
     model = random_model(shape, device, tokenizer, getattr(torch, precision.resolve("auto", device)[0])).eval()
     prompts = [evaluation_prompt(r["instruction"]) for r in records(tokenizer, items, 60, seed=3)]
     sync(device)
     start = time.perf_counter()
-    generate(model, tokenizer, prompts, batch_size=items, max_new_tokens=new_tokens)
+    budget = {"min_new_tokens": new_tokens}  # random weights: every item generates the same number of tokens
+    generate(model, tokenizer, prompts, batch_size=items, max_new_tokens=new_tokens, generation_kwargs=budget)
     sync(device)
     ours = items / (time.perf_counter() - start)
+    # upstream's protocol: the `paper` settings' one prompt at a time and beams, without the KV cache as upstream ran
+    paper = protocols.settings("paper", {"batch_size": 1, "max_new_tokens": None, "dtype": "auto"}, "math", "alpaca")
     start = time.perf_counter()
-    for prompt in prompts[:upstream_items]:
-        ids = tokenizer(prompt, return_tensors="pt").to(device)
-        with torch.no_grad():
-            model.generate(**ids, num_beams=4, do_sample=False, use_cache=False, max_new_tokens=new_tokens,
-                           min_new_tokens=new_tokens, pad_token_id=tokenizer.pad_token_id)
+    generate(model, tokenizer, prompts[:upstream_items], batch_size=paper["batch_size"], max_new_tokens=new_tokens,
+             generation_kwargs={**paper["generation"], **protocols.UPSTREAM_UNCACHED, **budget})
     sync(device)
     upstream = upstream_items / (time.perf_counter() - start)
     del model
@@ -150,7 +151,7 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
 
 def small_model_dir(scratch: Path, tokenizer) -> Path:
     """A small random LLaMA on disk, with the tokenizer, for the scripts that load a model directory."""
-    from tiny_model import build_model
+    from pipeline_lib.tools.tiny_model import build_model
 
     directory = scratch / "small-llama"
     build_model(tokenizer, hidden_size=256, intermediate_size=512).save_pretrained(directory)
@@ -159,7 +160,7 @@ def small_model_dir(scratch: Path, tokenizer) -> Path:
 
 
 def cuda_check(out: Path, model_dir: Path) -> dict:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts/cuda_check.py"), str(model_dir)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "pipeline_lib.tools.cuda_check", str(model_dir)], capture_output=True,
                           text=True, timeout=420)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("OK", "FAIL", "no CUDA"))]
     return write(out, "cuda_check", {"returncode": done.returncode, "results": lines, "stderr": done.stderr[-2000:]})
@@ -219,7 +220,7 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out: cuda_check pipeline train eval")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from tiny_model import build_tokenizer
+    from pipeline_lib.tools.tiny_model import build_tokenizer
 
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     shape = "tiny" if args.tiny else "llama-7b"

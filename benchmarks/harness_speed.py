@@ -7,19 +7,18 @@ label word after the paper's prompt). Prints items/s and accuracy per protocol a
       --items 50
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from pipeline_lib import harness, models, protocols  # noqa: E402
-from pipeline_lib.data import DATASETS  # noqa: E402
-from pipeline_lib.data.loaders import LOADERS  # noqa: E402
-from pipeline_lib.evaluation import evaluate  # noqa: E402
-from pipeline_lib.prompts import ALPACA  # noqa: E402
+from pipeline_lib import models
+from pipeline_lib.catalog import protocols
+from pipeline_lib.catalog.datasets import DATASETS
+from pipeline_lib.catalog.prompts import ALPACA
+from pipeline_lib.data.loaders import LOADERS
+from pipeline_lib.evaluation import loglikelihood
+from pipeline_lib.evaluation.generate import evaluate
 
 SETS = ["boolq", "piqa", "social_i_qa", "winogrande", "ARC-Easy", "ARC-Challenge", "openbookqa"]
 PROTOCOLS = ["generate", "harness", "harness_labels"]
@@ -51,7 +50,7 @@ def main():
             if settings["scorer"] == "generate":
                 _, summary = evaluate(model, tokenizer, records, settings, progress=False)
             else:
-                _, summary = harness.evaluate(model, tokenizer, records, settings, name)
+                _, summary = loglikelihood.evaluate(model, tokenizer, records, settings, name)
             wall = time.perf_counter() - start
             totals[protocol][0] += len(records)
             totals[protocol][1] += wall

@@ -1,5 +1,5 @@
 """How often the precision verdict flips under bursty CPU load: the first probe (version 1: the best of three
-256 x 256 matmuls per precision, bf16 when at least as fast) against ours (pipeline_lib/precision.py `measure`:
+256 x 256 matmuls per precision, bf16 when at least as fast) against ours (pipeline_lib/models/precision.py `measure`:
 a screen, then the job's step at its model's shapes, float32 and bf16 interleaved, the median of the pairs), each
 measured N times alone and N times beside three bursty single-threaded processes (1-30 ms of work, as long
 asleep: pipeline_lib/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from pipeline_lib import cpu_load, precision
+from pipeline_lib.models import precision
+from pipeline_lib.tools import cpu_load
 
 
 def first_probe(n: int = 256, reps: int = 3) -> str:

@@ -9,17 +9,17 @@ ratio, both loss curves, and the achieved FLOP/s against this machine's matmul p
       --data results/data/train/gsm8k_train.jsonl --steps 8
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from bench import LORA, flops_per_token, matmul_peak, trainer_baseline
 
-import torch  # noqa: E402
-from bench import LORA, flops_per_token, matmul_peak, trainer_baseline  # noqa: E402
-
-from pipeline_lib import adapters, models, precision  # noqa: E402
-from pipeline_lib.files import read_jsonl  # noqa: E402
-from pipeline_lib.training import TrainConfig, cast_frozen_linears, tokenize, train  # noqa: E402
+from pipeline_lib import adapters, models
+from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.models import precision
+from pipeline_lib.runtime import allocator
+from pipeline_lib.runtime.files import read_jsonl
+from pipeline_lib.training.loop import cast_frozen_linears, tokenize, train
 
 
 def fresh_lora(model_dir, dropout):
@@ -59,16 +59,19 @@ def main():
     parser.add_argument("--lora-dropout", type=float, default=0.05,
                         help="upstream's 0.05; on this CPU the dropout masks alone cost ~25%% of a step")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=["auto", "bfloat16", "none"], default="auto",
-                        help="our loop's autocast; auto resolves as the pipeline does (pipeline_lib/precision.py)")
+    parser.add_argument("--precision", choices=["auto", "bfloat16", "float32"], default="auto",
+                        help="our loop's autocast; auto resolves as the pipeline does (models/precision.py)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/train_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records = read_jsonl(args.data)
     args.precision = precision.training_autocast(args.precision, "cpu")[0]
-    peaks = {"none": matmul_peak("cpu", torch.float32, 2048), "bfloat16": matmul_peak("cpu", torch.bfloat16, 2048)}
-    print(f"matmul peaks: float32 {peaks['none'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
-    results = {"Trainer (fp32, padded)": (run_trainer(args.model, records, args), "none"),
+    peaks = {"float32": matmul_peak("cpu", torch.float32, 2048), "bfloat16": matmul_peak("cpu", torch.bfloat16, 2048)}
+    print(f"matmul peaks: float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
+    # upstream's recipe as upstream ran it (glibc's default allocator), then ours as a job runs (freed memory kept)
+    trainer = run_trainer(args.model, records, args)
+    allocator.keep_freed_memory()
+    results = {"Trainer (fp32, padded)": (trainer, "float32"),
                f"ours ({args.precision} autocast, grouped)": (run_ours(args.model, records, args), args.precision)}
     for name, (r, used) in results.items():
         achieved = r["tokens_per_s"] * r["flops_per_token"]

@@ -6,17 +6,14 @@ tokens/s of each and the ratio.
       --data results/data/train/gsm8k_train.jsonl --steps 6
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from bench import LORA
 
-import torch  # noqa: E402
-from bench import LORA  # noqa: E402
-
-from pipeline_lib import adapters, models  # noqa: E402
-from pipeline_lib.files import read_jsonl  # noqa: E402
-from pipeline_lib.training import TrainConfig, train  # noqa: E402
+from pipeline_lib import adapters, models
+from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.runtime.files import read_jsonl
+from pipeline_lib.training.loop import train
 
 
 def main():
@@ -35,7 +32,7 @@ def main():
         torch.manual_seed(0)
         model = adapters.attach(model, dict(LORA))
         cfg = TrainConfig(max_steps=args.steps, batch_size=8, micro_batch_size=4, warmup_steps=0,
-                          autocast="bfloat16" if args.bf16 else "none", packing=packing, checkpoint_every=None)
+                          autocast="bfloat16" if args.bf16 else "float32", packing=packing, checkpoint_every=None)
         metrics = train(model, tok, records, cfg, progress=False)
         rates.setdefault(packing, []).append(metrics["tokens_per_s"])
         print(f"{'packed' if packing else 'padded'}: {metrics['tokens_per_s']} real tokens/s, "

@@ -1,46 +1,46 @@
-# The run's plan (pipeline_lib/plan.py: names checked, sweeps expanded, the run's dataset registry), the
+# The run's plan (pipeline_lib/planning/plan.py: names checked, sweeps expanded, the run's dataset registry), the
 # command helper every rule uses, and the few functions the rules share.
 import re
 import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, workflow.basedir)
-
-from pipeline_lib import outputs, paths
-from pipeline_lib.commands import cli
-from pipeline_lib.data.registry import sources
-from pipeline_lib.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
+from pipeline_lib.catalog.datasets import sources
+from pipeline_lib.planning import paths
+from pipeline_lib.planning.commands import cli
+from pipeline_lib.planning.estimates import Estimates
+from pipeline_lib.planning.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
+from pipeline_lib.planning.render import render_plan
+from pipeline_lib.report import outputs
 
 try:
     PLAN = prepare(config)  # every problem of the config stops the run here, before the DAG is built
 except ConfigError as error:
     raise SystemExit(str(error))
-for problem in PLAN.unpinned:
+for problem in [*PLAN.unpinned, *PLAN.floating]:
     print(f"WARNING: {problem}", file=sys.stderr)
+ESTIMATES = Estimates(PLAN)  # each job's memory, GPU memory and runtime, for the rules' resources
 
 PY = shlex.quote(sys.executable)
-SCRIPTS = shlex.quote(str(Path(workflow.basedir) / "scripts"))
 THREADS = PLAN.threads
 SOURCES = sources(PLAN.datasets)  # every data file the registry knows, by its path in the mirror layout
 
 
 def script(name, prefix=PY, threads=False):
-    """A rule's shell command: scripts/<name> with the job's files (`params.files`, from its input and output)
-    and settings (`params.options`, from its wildcards and the config: Snakemake re-runs a job whose settings
-    changed, and ignores params derived from files), both rendered by pipeline_lib.commands.cli, which never
-    renders an option without a value; then its threads and its log."""
-    return (f"{prefix} {SCRIPTS}/{name} {{params.files}} {{params.options}}"
+    """A rule's shell command: `python -m pipeline_lib.cli.<name>` with the job's files (`params.files`, from its
+    input and output) and settings (`params.options`, from its wildcards and the config: Snakemake re-runs a job
+    whose settings changed, and ignores params derived from files), both rendered by
+    pipeline_lib.planning.commands.cli, which never renders an option without a value; then its threads and log."""
+    return (f"{prefix} -m pipeline_lib.cli.{name} {{params.files}} {{params.options}}"
             + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
 
 
 def on_gpus(data_parallel=False):
-    """Command prefix giving a job its `gpu` resource's count of GPUs of its own (pipeline_lib/gpu.py: the
+    """Command prefix giving a job its `gpu` resource's count of GPUs of its own (pipeline_lib/runtime/gpu.py: the
     SLURM allocation inside a SLURM job, else a flock per device; then CUDA_VISIBLE_DEVICES; nothing for 0),
     read from the job's resources so that a profile's or --set-resources' count is the one used; with
     `data_parallel`, one torchrun process per GPU."""
-    allocator = shlex.quote(str(Path(workflow.basedir) / "pipeline_lib" / "gpu.py"))
-    return (f"{PY} {allocator} --gpus {{resources.gpu}}{' --data-parallel' if data_parallel else ''} "
+    return (f"{PY} -m pipeline_lib.runtime.gpu --gpus {{resources.gpu}}{' --data-parallel' if data_parallel else ''} "
             f"--lock-dir {shlex.quote(PLAN.gpu_lock_dir)} -- {PY}")
 
 
@@ -62,3 +62,5 @@ def model_dir(wildcards):
 SCORES = [paths.score(*e) for e in PLAN.evaluations]
 PREDICTIONS = [paths.predictions(*e) for e in PLAN.evaluations]
 ADAPTERS = [paths.adapter_dir(m, a, t) for (m, a, t) in PLAN.rows if a != BASE]
+# tuning: every selection (which carries every trial's validation score and cost)
+SELECTIONS = [paths.selection(*s) for s in PLAN.selections()]

@@ -17,7 +17,7 @@ rule fetch_data:
         # The mirror and base URL are read here rather than declared as params: where the bytes come from does
         # not change them (sha256-verified), so switching mirror <-> download must not re-run anything.
         origin = cli(**PLAN.data_origin())
-        command = f"{PY} {SCRIPTS}/fetch_data.py {params.files} {params.options} {origin} > {shlex.quote(log[0])} 2>&1"
+        command = f"{PY} -m pipeline_lib.cli.fetch_data {params.files} {params.options} {origin} > {shlex.quote(log[0])} 2>&1"
         shell(command.replace("{", "{{").replace("}", "}}"))  # complete: nothing left for shell() to fill in
 
 
@@ -35,7 +35,7 @@ rule normalize_data:
     log:
         paths.log("normalize_data", "{name}"),
     shell:
-        script("prepare_data.py")
+        script("prepare_data")
 
 
 def local_dataset_files(wildcards):
@@ -64,7 +64,7 @@ rule load_dataset:
     log:
         paths.log("load_dataset", "{name}"),
     shell:
-        script("prepare_data.py")
+        script("prepare_data")
 
 
 rule contamination:
@@ -80,30 +80,37 @@ rule contamination:
     log:
         paths.log("contamination", "contamination"),
     shell:
-        script("prepare_data.py")
+        script("prepare_data")
 
 
 def contamination_input(wildcards):
     return [paths.CONTAMINATION] if PLAN.waits_for_contamination(wildcards.split) else []
 
 
+def holdout_input(wildcards):
+    """Under tuning, a training set's validation split: its fine-tunes train without those items."""
+    return [paths.prepared_data("val", wildcards.name)] if PLAN.holds_out_validation(wildcards.name, wildcards.split) \
+        else []
+
+
 rule prepare_data:
     input:
         full=lambda wc: paths.full_data(wc.name),
         contamination=contamination_input,
+        holdout=holdout_input,
     output:
         paths.prepared_data("{split}", "{name}"),
     wildcard_constraints:
-        split="train|eval",
+        split="train|eval|val",
         name=alternation(PLAN.datasets),
     params:
         files=lambda wc, input, output: cli("select", wc.name, wc.split, input.full, output[0],
-                                            contamination=input.contamination),
+                                            contamination=input.contamination, holdout=input.holdout),
         options=lambda wc: cli(**PLAN.selection_options(wc.name, wc.split)),
     log:
         paths.log("prepare_data", "{split}/{name}"),
     shell:
-        script("prepare_data.py")
+        script("prepare_data")
 
 
 rule mix_data:
@@ -119,4 +126,21 @@ rule mix_data:
     log:
         paths.log("mix_data", "{mixture}"),
     shell:
-        script("prepare_data.py")
+        script("prepare_data")
+
+
+rule mix_validation:
+    # tuning: a mixture's validation split, from its parts'
+    input:
+        lambda wc: [paths.prepared_data("val", part) for part in PLAN.mixture_parts(wc.mixture)],
+    output:
+        paths.prepared_data("val", "{mixture}"),
+    wildcard_constraints:
+        mixture=alternation(PLAN.mixtures),
+    params:
+        files=lambda wc, input, output: cli("mix", output[0], *input),
+        options="",
+    log:
+        paths.log("mix_validation", "{mixture}"),
+    shell:
+        script("prepare_data")

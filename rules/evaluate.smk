@@ -29,10 +29,10 @@ rule evaluate:
     threads: THREADS
     resources:
         gpu=PLAN.gpus("evaluate"),
-        mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset, wc.protocol)["mem_mb"],
-        gpu_mem_mb=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset, wc.protocol)["gpu_mem_mb"],
-        runtime=lambda wc: PLAN.evaluate_estimate(wc.model, wc.dataset, wc.protocol)["runtime"],
+        mem_mb=lambda wc: ESTIMATES.evaluate(wc.model, wc.dataset, wc.protocol)["mem_mb"],
+        gpu_mem_mb=lambda wc: ESTIMATES.evaluate(wc.model, wc.dataset, wc.protocol)["gpu_mem_mb"],
+        runtime=lambda wc: ESTIMATES.evaluate(wc.model, wc.dataset, wc.protocol)["runtime"],
     log:
         paths.log("evaluate", "{model}/{run}/{train}/{protocol}/{dataset}"),
     shell:
-        script("evaluate.py", EVALUATE_PY, threads=True)
+        script("evaluate", EVALUATE_PY, threads=True)

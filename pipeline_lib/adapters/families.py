@@ -1,5 +1,5 @@
 """One backend per method family: what a family knows, in one place, so that a method is one entry of the method
-table (pipeline_lib/methods.py) and neither the adapter library nor the support matrix names methods.
+table (pipeline_lib/catalog/methods.py) and neither the adapter library nor the support matrix names methods.
 
 A backend builds a fresh adapter, saves and loads it, merges it (or says why it cannot), switches it off, names
 its parameters and, where the shapes decide it, counts them. Which backend an adapter belongs to is read from the
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .. import methods
-from . import bottleneck
-from .dropout import use_sampled_dropout
+from pipeline_lib.adapters import bottleneck
+from pipeline_lib.adapters.dropout import use_sampled_dropout
+from pipeline_lib.catalog import methods
 
 
 class Bottleneck:
@@ -74,7 +74,7 @@ class Peft:
         first training batches), LoftQ fits A and B to the 4-bit base's quantization error."""
         from peft import get_peft_model
 
-        from . import peft_config
+        from pipeline_lib.adapters import peft_config
 
         entry = methods.get(method)
         extra = {**entry.extra, **{k: v for k, v in options.items() if k in entry.extra}}
@@ -266,3 +266,14 @@ def of_model(model: nn.Module):
 def of_saved(config: dict):
     """The backend that reads a saved adapter_config.json."""
     return BACKENDS["bottleneck"] if config.get("format") == bottleneck.FORMAT else BACKENDS["peft"]
+
+
+def identity_options(method: str) -> dict | str:
+    """Options that make the method's initialisation an identity, or why it never is one."""
+    entry = methods.get(method)
+    return of_method(method).default_identity(entry) if entry.identity is None else entry.identity
+
+
+def adapter_markers(method: str) -> tuple[str, ...]:
+    """Substrings of the names of a method's own parameters."""
+    return of_method(method).markers(methods.get(method))

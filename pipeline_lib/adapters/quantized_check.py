@@ -11,9 +11,9 @@ import json
 
 import torch
 
-from .. import precision
-from ..files import write_json
-from . import disabled
+from pipeline_lib.adapters import disabled
+from pipeline_lib.models import precision
+from pipeline_lib.runtime.files import write_json
 
 IDENTITY_TOLERANCE = 1e-4  # max |Δlogits| of an adapter at its default (identity) initialisation
 INIT_OPTIONS = ("init_lora_weights", "init_weights", "init")  # options that can make the start not the identity
@@ -46,7 +46,7 @@ def check(model, spec: dict, quantization: dict, where: str) -> None:
 
 
 def _failure(model, spec: dict) -> str | None:
-    from .support import adapter_markers, identity_options
+    from pipeline_lib.adapters.families import adapter_markers, identity_options
 
     markers = adapter_markers(spec["method"])
     stray = [n for n, p in model.named_parameters() if p.requires_grad and not any(m in n for m in markers)]

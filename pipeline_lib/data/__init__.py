@@ -1,4 +1,3 @@
-"""Benchmark data: where each upstream file comes from, how it is parsed, and how it is normalized."""
-from .registry import DATASETS, EVAL_SETS, SOURCES, TRAIN_SETS, DatasetSpec, Source, get_dataset
-
-__all__ = ["DATASETS", "EVAL_SETS", "SOURCES", "TRAIN_SETS", "DatasetSpec", "Source", "get_dataset"]
+"""Benchmark data: upstream files fetched and verified (fetch.py), parsed and validated (loaders.py, hf.py for the
+`datasets` library), normalized, decontaminated and selected (prepare.py, contamination.py). What each dataset is:
+pipeline_lib/catalog/datasets.py."""

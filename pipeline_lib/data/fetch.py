@@ -6,8 +6,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..files import atomic_path, sha256_file
-from .registry import GITHUB_RAW, Source
+from pipeline_lib.catalog.datasets import GITHUB_RAW, Source
+from pipeline_lib.runtime.files import atomic_path, sha256_file
 
 
 class FetchError(RuntimeError):
@@ -20,9 +20,9 @@ def fetch(source: Source, dest: str | Path, mirror: str | Path | None = None, ba
     from the dataset's own path, else the mirror, else a download from `base_url` (raw GitHub's layout)."""
     dest = Path(dest)
     if source.sha256 is None:
-        raise FetchError(f"{source.relpath}: download-only upstream file (not in the mirror) whose sha256 is not "
-                         f"pinned in pipeline_lib/data/registry.py; the pipeline uses only verified files. Fetch "
-                         f"it from {source.url}, check it, and pin its sha256 in the registry to use it")
+        raise FetchError(f"{source.relpath}: download-only upstream file (not in the mirror) with no pinned sha256; "
+                         f"the pipeline uses only verified files. Fetch it from {source.url}, check it, and pin its "
+                         f"sha256 in the config (data: {{pins: {{<dataset>: <sha256>}}}}) to use it")
     with atomic_path(dest) as tmp:
         if source.local:
             origin = Path(source.origin)

@@ -9,9 +9,9 @@ import os
 import re
 from pathlib import Path
 
-from ..files import sha256_file, write_json, write_jsonl
-from .loaders import DataError, _field, _gold, _record
-from .registry import DatasetSpec
+from pipeline_lib.catalog.datasets import DatasetSpec
+from pipeline_lib.data.loaders import DataError, _field, _gold, _record
+from pipeline_lib.runtime.files import sha256_file, write_json, write_jsonl
 
 
 def _answer_is(text: str) -> str | None:

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from ..answers import ANSWER_TYPES, AUTO, get_type, infer_type
-from ..files import read_jsonl
-from .registry import DatasetSpec
+from pipeline_lib.catalog.answers import ANSWER_TYPES, AUTO, get_type, infer_type
+from pipeline_lib.catalog.datasets import DatasetSpec
+from pipeline_lib.runtime.files import read_jsonl
 
 
 class DataError(ValueError):

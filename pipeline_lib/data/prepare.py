@@ -11,10 +11,10 @@ import logging
 import random
 from pathlib import Path
 
-from .. import contamination
-from ..files import read_json, read_jsonl, write_json, write_jsonl
-from .loaders import LOADERS, DataError
-from .registry import DatasetSpec
+from pipeline_lib.catalog.datasets import DatasetSpec
+from pipeline_lib.data import contamination
+from pipeline_lib.data.loaders import LOADERS, DataError
+from pipeline_lib.runtime.files import read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,23 @@ def normalize(spec: DatasetSpec, raw_path: str | Path, out_path: str | Path) -> 
 
 def decontamination_drops(report_path: str | Path | None, policy: str, level: str, split: str,
                           name: str) -> set[str]:
-    """Ids the policy removes from this set: training items under `train`, evaluation items under `eval`."""
-    if report_path is None or policy != split:
+    """Ids the policy removes from this set: training items under `train`, evaluation items under `eval`; from a
+    validation split (tuning), every training item that overlaps a test set, whatever the policy."""
+    if report_path is None or (policy != split and split != "val"):
         return set()
-    return contamination.flagged(read_json(report_path), level, split, name)
+    return contamination.flagged(read_json(report_path), level, "train" if split == "val" else split, name)
 
 
 def select(name: str, split: str, full_path: str | Path, out_path: str | Path, limit: int | None = None,
-           seed: int = 0, drop: set[str] = frozenset(), policy: str = "report") -> int:
-    """The records a job uses: without the policy's drops (and, for training, items with no response),
-    then subsampled. A set the policy empties fails, saying why."""
-    records = read_jsonl(full_path)
-    if split == "train":
+           seed: int = 0, drop: set[str] = frozenset(), policy: str = "report",
+           holdout: set[str] = frozenset()) -> int:
+    """The records a job uses: without the policy's drops (and, for training and validation, items with no
+    response; for training under tuning, its validation split: `holdout`), then subsampled. A set the policy empties
+    fails, saying why."""
+    records = [r for r in read_jsonl(full_path) if r["id"] not in holdout]
+    if holdout:
+        log.warning("%s: %d items held out for tuning's validation split", name, len(holdout))
+    if split in ("train", "val"):
         empty = [r["id"] for r in records if not r["output"].strip()]
         if empty:
             log.warning("%s: skipped %d training item(s) with an empty 'output': %s", name, len(empty), empty[:20])
@@ -62,7 +67,7 @@ def select(name: str, split: str, full_path: str | Path, out_path: str | Path, l
                         f"the run's {'evaluation' if split == 'train' else 'training'} sets (see "
                         f"results/data/contamination.json). Use other sets, or decontaminate: report to keep "
                         f"them with every affected score marked")
-    write_jsonl(out_path, subsample(kept, limit, seed, name))
+    write_jsonl(out_path, subsample(kept, limit, seed, f"{name}:val" if split == "val" else name))
     return len(kept)
 
 

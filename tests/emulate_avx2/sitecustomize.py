@@ -1,5 +1,5 @@
 """An AVX2-only x86 CPU, emulated on a CPU with AVX-512 BF16, for every Python process that has this folder on
-PYTHONPATH (tests/portability.py sets it with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2).
+PYTHONPATH (tests/helpers.py sets it with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2).
 
 The two variables make torch and oneDNN use AVX2 kernels only (measured with torch 2.13: a bf16 matmul falls from
 1171 to 0.9 GFLOP/s, float32 stays at ~222, as on an AVX2-only AMD EPYC). bitsandbytes decides its 4-bit CPU

@@ -1,0 +1,25 @@
+"""Render every table and figure of the run from its score files, predictions, fine-tune metrics and the
+contamination report. The `render` rule runs it on the configured rows; `snakemake tables` on whatever
+scores exist, without training or evaluating anything."""
+import argparse
+import json
+
+from pipeline_lib import jobs
+from pipeline_lib.planning.render import RenderPlan
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scores", nargs="+", required=True)
+    parser.add_argument("--predictions", nargs="+", required=True, help="each score's predictions, in its order")
+    parser.add_argument("--adapters", nargs="*", default=[], help="fine-tune output directories (metrics.json)")
+    parser.add_argument("--contamination", required=True, help="results/data/contamination.json")
+    parser.add_argument("--selections", nargs="*", default=[], help="tuning: every selection.json")
+    parser.add_argument("--plan", type=lambda text: RenderPlan.from_json(json.loads(text)), required=True,
+                        help="JSON: what the tables depend on besides these files (pipeline_lib/planning/render.py)")
+    args = parser.parse_args()
+    jobs.render(args.scores, args.predictions, args.adapters, args.contamination, args.plan, args.selections)
+
+
+if __name__ == "__main__":
+    main()

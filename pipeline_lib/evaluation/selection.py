@@ -1,0 +1,44 @@
+"""Tuning's choice: the best of an adapter's trials by their validation scores alone (never a test set's), with every
+trial's score and cost, the ties and how they were broken, and the failed trials with their reasons."""
+from __future__ import annotations
+
+
+class SelectionError(RuntimeError):
+    pass
+
+
+def choose(adapter: str, metric: str, trials: list[dict]) -> dict:
+    """`trials`: one record per trial (trial, values, failed, accuracy, loss, n, tokens, wall_time_s, peak_rss_mb,
+    peak_cuda_mb), in trial order. Accuracy: the highest, ties to the lower validation loss, then to the earlier
+    trial; loss: the lowest, then the earlier trial."""
+    usable = [t for t in trials if not t.get("failed")]
+    if not usable:
+        raise SelectionError(f"{adapter}: every one of its {len(trials)} trials failed, so no setting can be chosen: "
+                             + "; ".join(f"{t['trial']}: {t['failed']}" for t in trials))
+    first = {t["trial"]: i for i, t in enumerate(trials)}
+
+    def score(t):  # smaller is better
+        return (-t["accuracy"], t["loss"]) if metric == "accuracy" else (t["loss"],)
+    best = min(usable, key=lambda t: (*score(t), first[t["trial"]]))
+    primary = "accuracy" if metric == "accuracy" else "loss"
+    tied = [t["trial"] for t in usable if t is not best and t[primary] == best[primary]]
+    if not tied:
+        tie_break = None
+    elif metric == "accuracy" and any(t["loss"] != best["loss"] for t in usable if t["trial"] in tied):
+        tie_break = "lower validation loss"
+    else:
+        tie_break = "the earlier trial"
+    failed = [t for t in trials if t.get("failed")]
+    return {
+        "adapter": adapter, "metric": metric,
+        "chosen": {"trial": best["trial"], "values": best["values"], "accuracy": best.get("accuracy"),
+                   "loss": best["loss"]},
+        "ties": tied, "tie_break": tie_break,
+        "failed": [{"trial": t["trial"], "reason": t["failed"]} for t in failed],
+        "budget": {"trials": len(trials), "failed": len(failed),
+                   "tokens": sum(t.get("tokens") or 0 for t in trials),
+                   "wall_time_s": round(sum(t.get("wall_time_s") or 0 for t in trials), 1),
+                   "peak_rss_mb": max((t.get("peak_rss_mb") or 0 for t in trials), default=None),
+                   "peak_cuda_mb": max((t.get("peak_cuda_mb") or 0 for t in trials), default=None) or None},
+        "trials": trials,
+    }

@@ -1,0 +1,124 @@
+"""What the render job reads besides the score, prediction and metrics files: one record, built from the plan by
+the render rule and passed to the job as JSON."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pipeline_lib.catalog import answers, prompts
+from pipeline_lib.planning import paths
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    datasets: list            # the evaluation sets, in the run's column order
+    paper_rules: dict         # evaluation set -> the extraction rule upstream scored it by
+    protocols: list           # the run's protocols (the figures show the first)
+    train_parts: dict         # training set -> its parts (a mixture's), for the contamination marks
+    published: str            # the folder of published result tables
+    published_names: dict     # our model -> its name in published tables
+    published_adapters: dict  # our adapter -> the published adapter names it can meet
+    published_training: dict  # our training set -> what published tables call it
+    sweeps: dict              # sweep member -> its coordinates (family, method, placement, size)
+    tables: str               # where the tables go
+    figures: str              # where the figures go
+    tuning: dict | None = None  # under tuning: the metric, budget, search and each tuned adapter's trials
+    card: dict | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
+
+    def to_json(self) -> dict:
+        """The record as JSON, unset fields left out (a run without tuning renders as before tuning existed)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, record: dict) -> "RenderPlan":
+        return cls(**record)
+
+
+def render_plan(plan, published_dir: str) -> RenderPlan:
+    return RenderPlan(
+        datasets=plan.eval_sets, paper_rules=plan.paper_rules(), protocols=plan.protocols,
+        train_parts={t: plan.mixture_parts(t) for t in plan.train_sets}, published=published_dir,
+        published_names=plan.published_names(), published_adapters=plan.published_adapters(),
+        published_training=plan.published_training(), sweeps=_plain(plan.sweep_coordinates),
+        tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan))  # CARD-LATER
+
+
+def card(plan) -> dict:
+    """What the config decided about the run's protocol, section -> setting -> value (report/card.py adds what the
+    jobs recorded: the model's commit, the precision chosen, the versions and devices)."""
+    training = plan.config["training"]
+    overrides = {a: dict(spec["training"]) for a, spec in plan.adapters.items()
+                 if spec.get("training") and not spec.get("tuned_from") and a not in {t.name for t in plan.trials}}
+    steps = f"{training['max_steps']} optimizer steps" if training["max_steps"] else f"{training['epochs']} epoch(s)"
+    return {
+        "models": {m: _model(s) for m, s in plan.model_sources.items()},
+        "training data": {t: _data(plan, t) for t in plan.train_sets},
+        "prompt": {"template": plan.config["prompt"], "sha256": prompts.template_sha256(plan.config["prompt"])[:16]},
+        "training": {
+            "train_on_inputs": training["train_on_inputs"], "cutoff_len": training["cutoff_len"],
+            "length": f"{steps}, {training['batch_size']} examples per step ({training['micro_batch_size']} per "
+                      f"forward pass)",
+            "schedule": f"AdamW at {training['learning_rate']:g}, {training['warmup_steps']} warmup steps, "
+                        f"{training['lr_scheduler']} decay, gradient clipping at {training['max_grad_norm']}",
+            "precision requested": training["autocast"], "padding": training["padding_side"],
+            "checkpoint": "the best validation loss" if training["val_set_size"] else "the last step",
+            **({"adapter overrides": "; ".join(f"{a}: {_plain(o)}" for a, o in overrides.items())} if overrides
+               else {})},
+        "evaluation": {p: _decoding(plan, p) for p in plan.protocols},
+        "answer rules": {d: f"reported {t.reported}, compared with published numbers by {t.paper}"
+                         for d, t in ((d, answers.get_type(plan.datasets[d].answer_type)) for d in plan.eval_sets)},
+        "seeds": {"seeds": _plain(plan.config["seeds"]) or f"one run at seed {training['seed']}"},
+        "tuning": ({"budget": f"{plan.tuning['budget']} trials per adapter ({plan.tuning['search']} search)",
+                    "space": _plain(plan.tuning["space"]),
+                    "validation": f"{plan.tuning['validation']['size']} items per training set, by "
+                                  f"{plan.tuning['validation']['metric']}"}
+                   if plan.tuning else {"tuning": "none: every adapter trained at its configured setting"}),
+    }
+
+
+def _model(source) -> str:
+    if "embedded" in source:
+        return f"embedded {source['embedded']} (PyPI wheel, sha256-pinned)"
+    if "hub" in source:
+        return f"{source['hub']} at {source['revision']} (the commit each download got: SOURCE.json)"
+    return f"local directory {source['path']}"
+
+
+def _data(plan, train_set: str) -> str:
+    parts = []
+    for part in plan.mixture_parts(train_set):
+        spec = plan.datasets[part]
+        if spec.via_datasets:
+            parts.append(f"{part}: {spec.hf.get('hub') or spec.hf.get('path')} at {spec.hf.get('revision', 'local')}")
+        else:
+            parts.append(f"{part}: {spec.source.relpath} sha256 {(spec.source.sha256 or 'unpinned')[:16]}")
+    return "; ".join(parts)
+
+
+def _decoding(plan, protocol: str) -> str:
+    settings = [plan.evaluation_configs[(d, protocol)] for d in plan.eval_sets
+                if (d, protocol) in plan.evaluation_configs]
+    if not settings:
+        return "applies to none of the run's sets"
+    s = settings[0]
+    if s["scorer"] == "loglikelihood":
+        return f"log-likelihood over the {'option texts' if s['variant'] == 'options' else 'label words'} (lm-eval)"
+    beams = s["generation"].get("num_beams", 1)
+    caps = sorted({x["max_new_tokens"] for x in settings})
+    return (f"{'greedy' if beams == 1 else f'{beams}-beam search'}, batch {s['batch_size']}, at most "
+            f"{'/'.join(map(str, caps))} new tokens, stop at {s['stop_strings'] or 'EOS only'}")
+
+
+def _tuning(plan) -> dict | None:
+    if not plan.tuned:
+        return None
+    t = plan.tuning
+    return {"metric": t["validation"]["metric"], "budget": t["budget"], "search": t["search"],
+            "space": _plain(t["space"]), "adapters": {a: {trial.name: trial.values for trial in plan.trials_of(a)}
+                                                     for a in plan.tuned.values()},
+            "tuned": {tuned: adapter for tuned, adapter in plan.tuned.items()}}
+
+
+def _plain(value):
+    from pipeline_lib.planning.plan import thawed
+
+    return thawed(value)

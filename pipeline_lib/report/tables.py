@@ -1,0 +1,405 @@
+"""The run's tables, each written by one writer as CSV, Markdown and LaTeX: accuracy (numbers, and with 95%
+intervals, best per column marked, contamination marks), resources per fine-tune, ours beside the published
+numbers, pairwise significance between rows trained on the same set, and train/test contamination."""
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline_lib.catalog import protocols
+from pipeline_lib.catalog.base_models import describe_quantization
+from pipeline_lib.catalog.dtypes import describe as describe_precision
+from pipeline_lib.catalog.runs import NO_TRAIN_SET
+from pipeline_lib.evaluation import stats
+from pipeline_lib.report import aggregate
+from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
+from pipeline_lib.report.outputs import FORMATS
+from pipeline_lib.runtime.files import atomic_path, read_json, read_jsonl
+
+PROTOCOL_ORDER = {p: i for i, p in enumerate(protocols.PROTOCOLS)}  # blocks and pairs in the registry's order
+
+
+def write(table: pd.DataFrame, stem: str | Path, caption: str | None, notes: list[str] = (),
+          shown: pd.DataFrame | None = None, floatfmt: str = "g", group: str | None = None) -> list[Path]:
+    """`stem`.csv (`table`), .md and .tex (`shown`, the table as text, when given), each written atomically.
+    With `group`, the Markdown has one sub-table per value of that column."""
+    stem, shown = Path(stem), table if shown is None else shown
+    paths = [stem.with_suffix(f".{ext}") for ext in FORMATS["table"]]  # csv, md, tex
+    with atomic_path(paths[0]) as tmp:
+        table.to_csv(tmp, index=False)
+    if group:
+        body = "".join(f"\n### {value}\n{part.drop(columns=group).to_markdown(index=False, floatfmt=floatfmt)}\n"
+                       for value, part in shown.groupby(group, sort=False))
+    else:
+        body = f"\n{shown.to_markdown(index=False, floatfmt=floatfmt)}\n"
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text((f"{caption}\n" if caption else "") + body.lstrip("\n" if not caption else "")
+                       + "".join(f"\n{n}\n" for n in notes), encoding="utf-8")
+    with atomic_path(paths[2]) as tmp:
+        tex = shown.map(_latex_cell).rename(columns=_latex_cell)
+        tmp.write_text(tex.to_latex(index=False, escape=False, caption=_latex_cell(caption or stem.name),
+                                    label=f"tab:{stem.name}"), encoding="utf-8")
+    return paths
+
+
+def _latex_cell(value):
+    """Escape LaTeX specials; Markdown bold (**x**) becomes \\textbf{x}, the marks become superscripts."""
+    if not isinstance(value, str):
+        return value
+    for char in "&%$#_{}":
+        value = value.replace(char, "\\" + char)
+    value = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", value)
+    return value.replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$")
+
+
+def _interval(accuracy: float, n: int) -> list[float]:
+    correct = round(accuracy * n)
+    return stats.accuracy_summary([True] * correct + [False] * (n - correct))["ci95"]
+
+
+def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
+            predictions: list[str | Path] | None = None) -> pd.DataFrame:
+    """One row per score file (one run): model, adapter, train_set, dataset, seed, run, accuracy (percent), n,
+    its 95% Wilson interval (fractions), evaluation wall time, and the accuracy under upstream's extraction rule
+    (`paper_rules`: dataset -> the rule of its answer type; percent, with its interval), which is what a published
+    number is compared with. `predictions`, parallel to the scores, are where aggregate.outcomes reads each run's
+    items (None: no per-item outcomes)."""
+    rows = []
+    for i, path in enumerate(score_paths):
+        s = read_json(path)
+        low, high = s.get("ci95") or _interval(s["accuracy"], s["n"])
+        rule = paper_rules[s["dataset"]]
+        paper = s.get("rules", {}).get(rule, s["accuracy"])
+        paper_low, paper_high = _interval(paper, s["n"])
+        rows.append({**{k: s[k] for k in ROW_KEYS}, "dataset": s["dataset"], "seed": s.get("seed"),
+                     "run": s.get("run", s["adapter"]),
+                     "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
+                     "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     "quantization": describe_quantization(s.get("quantization")),
+                     "precision": describe_precision(s.get("precision")),
+                     "paper_ci_low": paper_low, "paper_ci_high": paper_high, "paper_rule": rule,
+                     **_decoding(s.get("evaluation", {})),
+                     "model_version": model_identity(s.get("provenance", {}).get("model")),
+                     "predictions": str(predictions[i]) if predictions else None})
+    if not rows:
+        raise ValueError("no score files to aggregate")
+    return pd.DataFrame(rows)
+
+
+def _decoding(settings: dict) -> dict:
+    """How a score's items were put to the model, in a published source's terms (report/published.py)."""
+    if not settings:
+        return {"decoding": None, "max_new_tokens": None, "suite": None}
+    if settings.get("scorer") == "loglikelihood":
+        return {"decoding": "log-likelihood (lm-eval)", "max_new_tokens": None, "suite": settings.get("suite")}
+    beams = settings.get("generation", {}).get("num_beams", 1)
+    decoding = "greedy" if beams == 1 else f"{beams}-beam search, batch {settings.get('batch_size')}"
+    return {"decoding": decoding, "max_new_tokens": settings.get("max_new_tokens"), "suite": settings.get("suite")}
+
+
+def model_identity(source: dict | None) -> str:
+    """What tells two versions of a base model apart (a hub commit, the embedded wheel's checksum, a local
+    directory's fingerprint), from the provenance a job recorded (pipeline_lib.runtime.provenance)."""
+    if not source:
+        return "unrecorded"
+    return source.get("commit") or source.get("wheel_sha256") or source.get("fingerprint") or "unknown"
+
+
+def model_version_notes(runs: pd.DataFrame) -> list[str]:
+    """A note for each model whose rows were computed on more than one version of it (a branch that moved between
+    downloads, a local directory changed in place): such rows do not compare."""
+    notes = []
+    for model, versions in runs.groupby("model", sort=False).model_version:
+        seen = sorted(set(versions) - {"unrecorded"})
+        if len(seen) > 1:
+            notes.append(f"{model}: its rows were computed on {len(seen)} versions of the model "
+                         f"({', '.join(v[:12] for v in seen)}); they do not compare. Pin the model's revision to a "
+                         f"commit and re-run the rows of the other version.")
+    return notes
+
+
+def protocol_blocks(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows in one block per protocol (in the registry's order), each block in its rows' order."""
+    return table.sort_values("protocol", key=lambda c: c.map(PROTOCOL_ORDER), kind="stable").reset_index(drop=True)
+
+
+def accuracy_table(scores: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Rows model-adapter-training set-protocol (a block per protocol), columns the datasets in the given order +
+    their average."""
+    table = scores.pivot_table(index=ROW_KEYS, columns="dataset", values="accuracy", aggfunc="first", sort=False)
+    table = table.reindex(columns=[d for d in datasets if d in table.columns])
+    table["average"] = table.mean(axis=1)
+    return protocol_blocks(table.round(1).reset_index())
+
+
+def write_accuracy(table: pd.DataFrame, stem, marks: dict) -> list[Path]:
+    """The numeric accuracy table: CSV with a `marks` column naming marked cells, Markdown/LaTeX with the marks."""
+    flags = [";".join(f"{d}:{marks[(t, d)]}" for d in table.columns if (t, d) in marks) for t in table["train_set"]]
+    shown, legend = marked(table, marks)
+    return write(table.assign(marks=flags), stem, None, legend, shown=shown, floatfmt=".1f")
+
+
+MARKS = {"contaminated": "†", "decontaminated": "‡"}
+LEGEND = {"contaminated": "† contaminated: the training set contains some of these test questions "
+                          "(decontaminate: report); see contamination.md",
+          "decontaminated": "‡ scored on the decontaminated subset: test items found in a training set of the run "
+                            "were dropped (decontaminate: eval)"}
+
+
+def contamination_marks(report: dict, train_parts: dict[str, list[str]], datasets: list[str]) -> dict:
+    """(training set, dataset) -> 'contaminated' | 'decontaminated' for every cell the policy affects.
+    Under `eval` a decontaminated column is marked in every row (base rows included): all were scored on it."""
+    level, policy, pairs = report["level"], report["policy"], report["pairs"]
+    marks = {}
+    for dataset in datasets:
+        touched = any(row.get(dataset, {}).get(level) for row in pairs.values())
+        for train, parts in train_parts.items():
+            overlap = any(pairs.get(p, {}).get(dataset, {}).get(level) for p in parts)
+            if policy == "report" and overlap:
+                marks[(train, dataset)] = "contaminated"
+            if policy == "eval" and touched:
+                marks[(train, dataset)] = "decontaminated"
+    return marks
+
+
+def marked(table: pd.DataFrame, marks: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The table as text with each affected cell's mark, and the legend lines of the marks used."""
+    shown = table.copy()
+    used = set()
+    for column in shown.columns:
+        if column in ROW_KEYS or column == "average":
+            continue
+        cells = []
+        for train, value in zip(table["train_set"], table[column]):
+            mark = marks.get((train, column))
+            used.add(mark)
+            cells.append(f"{value:.1f}{MARKS[mark] if mark else ''}" if pd.notna(value) else "")
+        shown[column] = cells
+    return shown, [LEGEND[m] for m in MARKS if m in used]
+
+
+def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
+                   averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
+    """Rows model / adapter / training set; each cell 'acc [low, high]' in percent (the mean over seeds where
+    there are several), the best per column in bold (**), contamination marks appended; the average column is
+    the mean of the row's accuracies, with its interval where the row's per-item outcomes are known. Bold is per
+    protocol: the protocols score differently, so the best of a column is the best under one protocol."""
+    best = cells.groupby(["protocol", "dataset"])["accuracy"].max()
+    per_protocol = cells.groupby(["protocol", "dataset"]).size()
+    rows = []
+    for keys, group in cells.groupby(ROW_KEYS, sort=False):
+        row = dict(zip(ROW_KEYS, keys))
+        by_set = group.set_index("dataset")
+        for d in datasets:
+            if d not in by_set.index:
+                row[d] = ""
+                continue
+            s = by_set.loc[d]
+            text = f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]"
+            if s.accuracy == best[(s.protocol, d)] and per_protocol[(s.protocol, d)] > 1:
+                text = f"**{text}**"
+            row[d] = text + MARKS.get(marks.get((keys[2], d)), "")
+        average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
+        if averages and keys in averages:
+            _, low, high = averages[keys]
+            row["average"] = f"{average:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+        else:
+            row["average"] = average
+        row["seeds"] = int(group.seeds.max())
+        rows.append(row)
+    return protocol_blocks(pd.DataFrame(rows))
+
+
+def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
+    used = set(marks.values())
+    notes = ["Accuracy in percent with its 95% interval: over the items (Wilson) for one seed; for several seeds the "
+             "mean over seeds, its interval over seeds and items (hierarchical bootstrap); the average's interval "
+             "by the same bootstrap over every set's items (Wilson's where every outcome is the same, which a "
+             "bootstrap cannot resample). Bold: best in the column under its protocol."]
+    notes += [LEGEND[m] for m in MARKS if m in used]
+    if cells is not None and (cells.quantization != "none").any():
+        bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
+        notes.append("Base weights: " + "; ".join(f"{m} {q}" for m, q in bases.items()) + ".")
+    if cells is not None and "precision" in cells:
+        notes.append("Evaluation precision: " + "; ".join(sorted(set(cells.precision))) + ".")
+    if cells is not None:
+        notes.append(aggregate.detectable(cells))
+    return notes
+
+
+def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per fine-tune (each seed's): trainable parameters, training time and speed, memory, adapter
+    size, and the evaluation time of its run summed over datasets."""
+    eval_time = runs.groupby([*FINETUNE_KEYS, "run"])["wall_time_s"].sum()  # over datasets and protocols
+    with_seeds = any(m.get("seed") is not None for m in metrics.values())
+    rows = []
+    for keys, m in metrics.items():
+        run = m.get("run", keys[1])
+        rows.append({**dict(zip(FINETUNE_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
+                     "trainable params": m.get("trainable_params"),
+                     "% of base": round(m.get("trainable_percent", float("nan")), 4),
+                     "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
+                     "peak RSS (MB)": m.get("peak_rss_mb"), "peak CUDA (MB)": m.get("peak_cuda_mb"),
+                     "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
+                     "base": describe_quantization(m.get("quantization")),
+                     "train precision": describe_precision(m.get("precision"), short=True),
+                     "base weights (MB)": m.get("base_weights_mb"),
+                     "eval time (s)": round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)})
+    return pd.DataFrame(rows)
+
+
+def training_precision_notes(metrics: dict[tuple, dict]) -> list[str]:
+    """Under the resources table: how each fine-tune's precision was chosen (the probe's figures for `auto`)."""
+    chosen = sorted({describe_precision(m.get("precision")) for m in metrics.values()})
+    return [f"Training autocast: {'; '.join(chosen)}."] if chosen else []
+
+
+def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_names: dict[str, str],
+                         adapter_names: dict[str, list[str]], trained_on: dict[str, list[str]],
+                         ours: dict[tuple, dict] | None = None) -> pd.DataFrame:
+    """Ours beside every published result (pipeline_lib.report.published) of the same model, adapter, training set
+    and dataset, a row per source. The comparison uses our accuracy under the set's paper rule (upstream's
+    extraction rule, which produced the LLM-Adapters numbers); our reported accuracy (a stricter rule for letters
+    and option labels) stands beside it. `ours`: (model, adapter, training set, protocol) -> how that row was
+    produced, so each row says where its protocol differs from the source's."""
+    from pipeline_lib.report.published import differences
+
+    rows = []
+    for s in scores.itertuples():
+        if protocols.get(s.protocol).scorer != "generate":  # the published numbers were generated
+            continue
+        match = published[published.trained_on.isin(trained_on.get(s.train_set, [])) &
+                          (published.model == model_names.get(s.model)) &
+                          published.adapter.isin(adapter_names.get(s.adapter, [])) & (published.dataset == s.dataset)]
+        low, high = 100 * s.paper_ci_low, 100 * s.paper_ci_high
+        for theirs in match.itertuples():
+            value = round(float(theirs.accuracy), 1)
+            rows.append({"model": s.model, "adapter": s.adapter, "dataset": s.dataset, "source": theirs.source,
+                         "theirs as": theirs.adapter, "ours (paper rule)": round(s.paper_accuracy, 1),
+                         "95% CI": f"[{low:.1f}, {high:.1f}]", "theirs": value,
+                         "ours - theirs": round(s.paper_accuracy - value, 1),
+                         "theirs inside our CI": low <= value <= high, "ours (reported rule)": round(s.accuracy, 1),
+                         "protocol differences": differences(
+                             (ours or {}).get((s.model, s.adapter, s.train_set, s.protocol), {}), theirs.source)})
+    return pd.DataFrame(rows, columns=["model", "adapter", "dataset", "source", "theirs as", "ours (paper rule)",
+                                       "95% CI", "theirs", "ours - theirs", "theirs inside our CI",
+                                       "ours (reported rule)", "protocol differences"])
+
+
+def row_protocols(metrics: dict[tuple, dict], runs: pd.DataFrame) -> dict[tuple, dict]:
+    """(model, adapter, training set, protocol) -> how the row was produced, in the terms of a published source's
+    protocol (report/published.py): training from its fine-tune's metrics, decoding from its scores' settings."""
+    trained = {k[:3]: m.get("training", {}) for k, m in metrics.items()}
+    out = {}
+    for r in runs.drop_duplicates([*ROW_KEYS]).itertuples():
+        t = trained.get((r.model, r.adapter, r.train_set), {})
+        length = f"{t['max_steps']} optimizer steps" if t.get("max_steps") else \
+            f"{t['epochs']:g} epochs" if t.get("epochs") else None
+        out[(r.model, r.adapter, r.train_set, r.protocol)] = {
+            k: v for k, v in {"train_on_inputs": t.get("train_on_inputs"), "cutoff_len": t.get("cutoff_len"),
+                              "length": length, "padding": t.get("padding_side"), "decoding": r.decoding,
+                              "max_new_tokens": None if pd.isna(r.max_new_tokens) else int(r.max_new_tokens),
+                              "suite": r.suite,
+                              "answer rule": "upstream's (paper)"}.items()
+            if v is not None}
+    return out
+
+
+def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Two (adapter, training set) rows compare when trained on the same set, or when one is the base model."""
+    return a[1] == b[1] or NO_TRAIN_SET in (a[1], b[1])
+
+
+def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
+    """Every pair of rows of one model trained on the same training set (and each against the base model) under
+    one protocol on each dataset, on the same items, across their seeds: A - B with a 95% interval and a two-sided
+    p from a bootstrap over both rows' seeds and the shared items; the exact McNemar p where each row has one seed; each
+    row's seed SD, and whether the seeds' spread alone is as large as the difference."""
+    grouped: dict[tuple, dict[tuple, np.ndarray]] = {}
+    for (model, adapter, train, protocol, dataset), cell in found.items():
+        grouped.setdefault((model, protocol, dataset), {})[(adapter, train)] = cell["reported"]
+    rows = []
+    for (model, protocol, dataset), runs in sorted(grouped.items(),
+                                                   key=lambda kv: (PROTOCOL_ORDER[kv[0][1]], kv[0])):
+        for a, b in itertools.combinations(sorted(runs), 2):
+            if not comparable(a, b):
+                continue
+            x, y = runs[a], runs[b]
+            common = min(x.shape[1], y.shape[1])
+            c = stats.seed_paired_comparison(x[:, :common], y[:, :common])
+            single = x.shape[0] == 1 and y.shape[0] == 1
+            mcnemar = stats.paired_comparison(dict(enumerate(x[0] > 0)), dict(enumerate(y[0] > 0)), n_boot=1) \
+                if single else None
+            spread = max((s for s in c["seed_sd"] if s == s), default=None)
+            rows.append({"model": model, "protocol": protocol, "dataset": dataset, "A": "/".join(a), "B": "/".join(b),
+                         "seeds": f"{c['seeds'][0]}/{c['seeds'][1]}", "n": c["n"],
+                         "A - B (points)": round(100 * c["difference"], 1),
+                         "95% CI": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]", "p": round(c["p"], 4),
+                         "McNemar p": round(mcnemar["mcnemar_exact_p"], 4) if mcnemar else None,
+                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"]),
+                         "seed spread >= |A - B|": None if spread is None else bool(spread >= abs(c["difference"]))})
+    return pd.DataFrame(rows, columns=["model", "protocol", "dataset", "A", "B", "seeds", "n", "A - B (points)",
+                                       "95% CI", "p", "McNemar p", "seed SD A/B (points)", "seed spread >= |A - B|"])
+
+
+AGREEMENT_NOTE = ("same answer: both protocols chose the same option (a generation's extracted label against "
+                  "the harness's choice; an answer neither extracted counts as the same); same outcome: both right "
+                  "or both wrong. A - B with a 95% paired bootstrap interval over the items; McNemar's exact p.")
+
+
+def agreement_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell (model, adapter, training set, dataset) and pair of the run's protocols, on the items both scored
+    (each seed's items paired with the same seed's): the share of items with the same answer and with the same
+    outcome, each protocol's accuracy and their difference with its paired interval."""
+    rows = []
+    for keys, group in runs.dropna(subset=["predictions"]).groupby([*FINETUNE_KEYS, "dataset"], sort=False):
+        by_protocol: dict[str, dict] = {}
+        for r in group.itertuples():
+            items = {(r.seed, p["id"]): p for p in read_jsonl(r.predictions)}
+            by_protocol.setdefault(r.protocol, {}).update(items)
+        for a, b in itertools.combinations(sorted(by_protocol, key=PROTOCOL_ORDER.get), 2):
+            x, y = by_protocol[a], by_protocol[b]
+            shared = sorted(set(x) & set(y), key=str)
+            if not shared:
+                continue
+            c = stats.paired_comparison({i: x[i]["correct"] for i in shared}, {i: y[i]["correct"] for i in shared},
+                                        n_boot=2000)
+            same = sum(x[i]["extracted"] == y[i]["extracted"] for i in shared) / len(shared)
+            outcome = sum(x[i]["correct"] == y[i]["correct"] for i in shared) / len(shared)
+            low, high = c["bootstrap_ci95"]
+            rows.append({**dict(zip([*FINETUNE_KEYS, "dataset"], keys)), "A": a, "B": b, "n": c["n"],
+                         "same answer (%)": round(100 * same, 1), "same outcome (%)": round(100 * outcome, 1),
+                         "A (%)": round(100 * c["accuracy_a"], 1), "B (%)": round(100 * c["accuracy_b"], 1),
+                         "A - B (points)": round(100 * c["difference"], 1),
+                         "95% CI": f"[{100 * low:.1f}, {100 * high:.1f}]", "McNemar p": round(c["mcnemar_exact_p"], 4)})
+    return pd.DataFrame(rows, columns=[*FINETUNE_KEYS, "dataset", "A", "B", "n", "same answer (%)",
+                                       "same outcome (%)", "A (%)", "B (%)", "A - B (points)", "95% CI", "McNemar p"])
+
+
+def contamination_table(report: dict) -> pd.DataFrame:
+    """Training x evaluation overlap, one row per (level, training set)."""
+    from pipeline_lib.data import contamination
+
+    frames = [pd.DataFrame(contamination.table(report, level), columns=["training set"]).assign(level=level)
+              if not report["pairs"] else pd.DataFrame(contamination.table(report, level)).assign(level=level)
+              for level in report["levels"]]
+    columns = ["level", "training set", *next(iter(report["pairs"].values()), {})]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def write_contamination(report: dict, stem) -> list[Path]:
+    caption = (f"Evaluation items whose question appears in the training set (overlapping / total); policy "
+               f"`decontaminate: {report['policy']}` acts on the `{report['level']}` level. verbatim: identical after "
+               f"collapsing whitespace; normalised: also case and punctuation; near: at least "
+               f"{report['threshold']:.0%} of the item's word {report['ngram']}-grams appear in the other set.")
+    return write(contamination_table(report), stem, caption, group="level")
+
+
+def load_metrics(metrics_paths: list[str | Path]) -> dict[tuple, dict]:
+    """Each fine-tune's metrics.json, keyed by the (model, adapter, training set, seed) labels it carries."""
+    metrics = [read_json(p) for p in metrics_paths]
+    return {(*(m[k] for k in FINETUNE_KEYS), m.get("seed")): m for m in metrics}

@@ -1,0 +1,50 @@
+"""What produced a result, recorded in every metrics, score and validation file: the base model (a hub commit, the
+embedded wheel's checksum, or a directory's fingerprint: pipeline_lib.models.convert.provenance), the data file's
+checksum, the versions of the packages that computed it, and the device. The run's protocol card reads its
+`versions` and `device` from these records rather than measuring them again."""
+from __future__ import annotations
+
+import platform
+import sys
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+PACKAGES = ("peft-bench", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "lm-eval", "snakemake")
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict[str, str | None]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def device(name: str) -> dict:
+    """The machine a job ran on: its CPU, and the GPU where the job used one."""
+    record = {"host": platform.node(), "platform": platform.platform(), "cpu": _cpu_model(), "job_device": str(name)}
+    if str(name).startswith("cuda") and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            record["gpu"] = torch.cuda.get_device_name()
+    return record
+
+
+def record(model_source: dict, data_sha256: dict[str, str], device_name: str) -> dict:
+    return {"model": model_source, "data": data_sha256, "versions": versions(), "device": device(device_name)}
+
+
+@lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,53 @@
+import pytest
+
+from pipeline_lib import models
+from pipeline_lib.catalog import base_models
+
+
+def test_model_sources():
+    assert base_models.model_source("smollm2-135m", None) == {"embedded": "smollm2-135m"}
+    assert base_models.model_source("mine", {"path": "/m"}) == {"path": "/m"}
+    assert base_models.model_source("opt", {"hub": "facebook/opt-125m"}) == {"hub": "facebook/opt-125m", "revision": "main"}
+    assert base_models.model_source("llama-7b", None)["hub"] == "yahma/llama-7b-hf"  # the catalogue's hub models
+    with pytest.raises(KeyError, match="unknown model 'gpt-5'; valid: .*smollm2-135m .*model_defs"):
+        base_models.model_source("gpt-5", None)
+    with pytest.raises(ValueError, match="exactly one of 'path'"):
+        base_models.model_source("both", {"path": "/m", "hub": "x/y"})
+
+
+def test_load_rejects_a_non_model_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        models.load(tmp_path)
+
+
+def test_loaded_tokenizer_has_a_pad_token(tiny):
+    model, tokenizer = tiny
+    assert tokenizer.pad_token_id is not None and model.config.model_type == "llama"
+
+
+def test_quantization_settings_from_names_and_mappings():
+    assert base_models.quantization_settings("none") is None
+    assert base_models.quantization_settings("4bit") == base_models.FOUR_BIT
+    assert base_models.quantization_settings({"bits": 4, "double_quant": False}) == {**base_models.FOUR_BIT, "double_quant": False}
+    assert base_models.quantization_settings({"bits": 8, "quant_type": "nf4"}) == {"bits": 8}
+    assert base_models.describe_quantization(base_models.FOUR_BIT) == "4bit nf4 double-quant auto"
+    assert base_models.describe_quantization({**base_models.FOUR_BIT, "compute_dtype": "bfloat16"}) == \
+        "4bit nf4 double-quant bfloat16"
+
+
+@pytest.mark.parametrize("settings", [base_models.FOUR_BIT, {"bits": 4, "quant_type": "fp4", "double_quant": False,
+                                                         "compute_dtype": "float32"}, {"bits": 8}])
+def test_a_quantized_base_loads_on_cpu_and_stays_close(tiny64_dir, settings):
+    import bitsandbytes as bnb
+    import torch
+
+    full, tok = models.load(tiny64_dir)
+    quantized, _ = models.load(tiny64_dir, quantization=settings)
+    kind = bnb.nn.Linear4bit if settings["bits"] == 4 else bnb.nn.Linear8bitLt
+    assert isinstance(quantized.model.layers[0].self_attn.q_proj, kind)
+    if settings["bits"] == 4:
+        assert quantized.model.layers[0].self_attn.q_proj.weight.quant_type == settings["quant_type"]
+    ids = tok(["The answer is 42."], return_tensors="pt")
+    with torch.no_grad():
+        a, b = full(**ids).logits, quantized(**ids).logits.float()
+    assert 0 < (a - b).abs().max() < 0.5 * a.abs().max()  # quantized, and still the same model

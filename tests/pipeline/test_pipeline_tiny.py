@@ -1,0 +1,163 @@
+"""End to end on the real Snakefile: a tiny random LLaMA, a few real items per set from the data mirror."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import job_counts, run
+from pipeline_lib.catalog.answers import score
+from pipeline_lib.runtime.files import read_jsonl
+
+pytestmark = pytest.mark.slow
+ROWS = [("base", "none"), ("lora", "gsm8k_train"), ("series", "gsm8k_train"), ("parallel", "gsm8k_train")]
+EVAL_SETS = ["gsm8k", "AQuA", "MultiArith"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+    first = run(workdir, overrides)
+    assert first.returncode == 0, first.stderr[-4000:]
+    return workdir, overrides, first
+
+
+def test_job_counts_per_rule(tiny_run):
+    _, _, first = tiny_run
+    assert job_counts(first.stderr + first.stdout) == {
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "render": 1, "all": 1}
+
+
+def test_scores_agree_with_predictions(tiny_run):
+    workdir = tiny_run[0]
+    for adapter, train in ROWS:
+        for dataset in EVAL_SETS:
+            s = json.loads((workdir / f"results/scores/tiny-llama/{adapter}/{train}/generate/{dataset}.json").read_text())
+            preds = read_jsonl(workdir / f"results/predictions/tiny-llama/{adapter}/{train}/generate/{dataset}.jsonl")
+            items = {r["id"]: r for r in read_jsonl(workdir / f"results/data/eval/{dataset}.jsonl")}
+            assert s["n"] == len(preds) == len(items) == 3
+            assert (s["model"], s["adapter"], s["train_set"], s["dataset"]) == ("tiny-llama", adapter, train, dataset)
+            for p in preds:
+                item = items[p["id"]]
+                assert p["gold"] == item["answer"]
+                assert score(item["answer_type"], p["response"], item["answer"])[1] == p["correct"]
+            assert s["accuracy"] == sum(p["correct"] for p in preds) / 3
+
+
+def test_table_shape_and_contents(tiny_run):
+    workdir = tiny_run[0]
+    table = pd.read_csv(workdir / "results/tables/accuracy.csv")
+    assert list(table.columns) == ["model", "adapter", "train_set", "protocol", *EVAL_SETS, "average", "marks"]
+    assert set(table.protocol) == {"generate"}
+    assert table["marks"].isna().all()  # gsm8k_train holds none of these test questions
+    assert sorted(zip(table.adapter, table.train_set)) == sorted(ROWS)
+    for _, row in table.iterrows():
+        for dataset in EVAL_SETS:
+            s = json.loads((workdir / f"results/scores/tiny-llama/{row.adapter}/{row.train_set}/generate/{dataset}.json")
+                           .read_text())
+            assert row[dataset] == pytest.approx(round(100 * s["accuracy"], 1))
+        assert row.average == pytest.approx(round(sum(row[d] for d in EVAL_SETS) / 3, 1), abs=0.06)
+    assert (workdir / "results/figures/accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((workdir / "results/adapters/tiny-llama/lora/gsm8k_train/metrics.json").read_text())
+    assert metrics["steps"] == 2 and len(metrics["loss"]) == 2 and metrics["trainable_params"] > 0
+    for rule in ["fetch_data", "normalize_data", "contamination", "prepare_data", "finetune", "evaluate", "render"]:
+        assert any((workdir / "logs" / rule).rglob("*.log")), rule
+
+
+def test_second_run_executes_nothing(tiny_run):
+    workdir, overrides, _ = tiny_run
+    again = run(workdir, overrides)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
+    workdir, overrides, _ = tiny_run
+    changed = {**overrides, "adapters": {"lora": {"method": "lora", "r": 8, "lora_alpha": 8,
+                                                  "target_modules": ["q_proj", "v_proj", "up_proj"]}}}
+    dry = run(workdir, changed, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "render": 1, "all": 1}
+
+
+def test_every_table_and_figure_is_written_and_declared(tiny_run):
+    from pipeline_lib.report import outputs
+
+    workdir = tiny_run[0]
+    written = {str(p.relative_to(workdir)) for d in ("results/tables", "results/figures")
+               for p in (workdir / d).iterdir()}
+    assert written == set(outputs.declared_files({}, ["generate"]))  # a file written is a file the render rule declares
+    for path in written:
+        assert (workdir / path).stat().st_size > 0, path
+    resources = pd.read_csv(workdir / "results/tables/resources.csv")
+    assert sorted(resources.adapter) == ["lora", "parallel", "series"] and (resources["trainable params"] > 0).all()
+    significance = pd.read_csv(workdir / "results/tables/significance.csv")
+    assert len(significance) == 3 * 6  # every pair of the 4 rows, on each of the 3 datasets
+    assert "reproduces no published cell" in (workdir / "results/tables/published.md").read_text()
+    for name in ["accuracy", "tradeoff", "loss", "time"]:
+        assert (workdir / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (workdir / f"results/figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_html_report_holds_every_table_and_figure(tiny_run):
+    workdir, overrides, _ = tiny_run
+    built = run(workdir, overrides, "--report", "results/report.html")
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = (workdir / "results/report.html").read_text(errors="replace")
+    from pipeline_lib.report import outputs
+
+    captioned = [Path(o.reported_file()).name for o in outputs.applicable({}, ["generate"]) if o.caption]
+    assert {"accuracy_ci.csv", "accuracy_seeds.csv", "contamination.csv", "time.png"} <= set(captioned)
+    for name in captioned:
+        assert name in html, name
+    assert "Pairwise comparison of the adapters" in html  # a caption
+    assert "PEFT benchmark pipeline (LLM-Adapters reproduction)" in html  # the workflow description
+
+
+def test_tables_target_rerenders_without_training_or_evaluating(tiny_run):
+    workdir, overrides, _ = tiny_run
+    table = workdir / "results/tables/accuracy_ci.md"
+    before = table.stat().st_mtime_ns
+    again = run(workdir, overrides, "tables")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert job_counts(again.stdout + again.stderr) == {"tables": 1}
+    assert table.stat().st_mtime_ns > before
+    assert "Nothing to be done" in run(workdir, overrides, "--dry-run").stdout  # nothing else became stale
+
+
+def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset(tmp_path, tiny_dir, upstream_server):
+    """No training sets (lm-eval style: models as they are), no mirror (files downloaded from a local server
+    with raw GitHub's layout), and an evaluation set added by configuration alone."""
+    import hashlib
+
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps([{"instruction": f"What is {i} + {i}?", "input": "", "output": "", "answer": str(2 * i)}
+                                for i in range(1, 5)]))
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+                 "data": {"mirror": None, "base_url": upstream_server, "eval_limit": 3},
+                 "datasets": {"mine": {"path": str(mine), "sha256": hashlib.sha256(mine.read_bytes()).hexdigest(),
+                                       "format": "llm_adapters", "split": "eval", "answer_type": "number"}},
+                 "train_sets": [], "eval_sets": ["gsm8k", "mine"]}
+    result = run(tmp_path / "run", overrides)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert job_counts(result.stdout + result.stderr) == {
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 2, "render": 1,
+        "all": 1}
+    table = pd.read_csv(tmp_path / "run/results/tables/accuracy.csv")
+    assert list(zip(table.adapter, table.train_set)) == [("base", "none")]
+    assert json.loads((tmp_path / "run/results/scores/tiny-llama/base/none/generate/mine.json").read_text())["n"] == 3
+    assert json.loads((tmp_path / "run/results/data/contamination.json").read_text())["pairs"] == {}
+
+
+def test_adapter_only_run(tmp_path, tiny_dir, data_mirror):
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "include_base": False, "eval_sets": ["MultiArith"]}
+    result = run(tmp_path, overrides)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert job_counts(result.stdout + result.stderr) == {
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "finetune": 3, "evaluate": 3,
+        "render": 1, "all": 1}
+    table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
+    assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
+    assert len(pd.read_csv(tmp_path / "results/tables/significance.csv")) == 3  # the three pairs, no base row

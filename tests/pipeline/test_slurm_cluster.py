@@ -1,0 +1,314 @@
+"""The pipeline on a real SLURM cluster (tests/cluster/local_slurm.py: slurmctld and slurmd on 127.0.0.1, four
+fake GPUs), through profiles/slurm and the executor plugin, every job an sbatch submission: the tiny run's tables
+equal a local run's, each request is what resources.py estimated, GPU jobs run side by side on the devices SLURM
+gave them, a cancelled fine-tune resumes from its checkpoint, a drained node holds jobs until it resumes, a job
+over its memory request fails with the scheduler's reason, and a 2-GPU job trains as two processes."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from cluster.local_slurm import LocalSlurm, problem
+from helpers import ROOT, job_counts, popen, run
+from pipeline_lib.runtime.files import read_jsonl
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+WHY_NOT = problem()
+if WHY_NOT:
+    pytestmark.append(pytest.mark.skip(reason=f"no local SLURM cluster: {WHY_NOT}"))
+
+LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+SERIES = {"method": "series", "bottleneck_size": 8, "target_modules": ["up_proj"]}
+ADAPTER_DIR = "results/adapters/tiny-llama/{}/gsm8k_train"
+PROFILE = ("--profile", str(ROOT / "profiles/slurm"), "--workflow-profile", str(ROOT / "tests/cluster/profile"))
+CAPTURE = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+# tests/cluster/profile's GPU-job requests (a --set-resources on the command line replaces them all)
+TEST_RESOURCES = yaml.safe_load((ROOT / "tests/cluster/profile/config.yaml").read_text())["set-resources"]["finetune"]
+
+
+def run_config(tiny_dir, data_mirror) -> dict:
+    """tests/configs/tiny.yaml with two adapters and one evaluation set: the whole config, no file merged under it."""
+    config = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+    return {**config, "model_defs": {"tiny-llama": {"path": str(tiny_dir)}},
+            "data": {**config["data"], "mirror": str(data_mirror)}, "adapters": {"lora": LORA, "series": SERIES},
+            "eval_sets": ["MultiArith"]}
+
+
+def with_adapter(config, name, spec) -> dict:
+    return {**config, "adapters": {**config["adapters"], name: spec}}
+
+
+def set_resources(**per_rule):
+    return ["--set-resources", *(f"{rule}:{k}={v}" for rule, res in per_rule.items() for k, v in res.items())]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+    try:
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+def slurm(cluster, workdir, config, *extra, timeout=600):
+    return run(workdir, config, *PROFILE, *extra, env=cluster.env, timeout=timeout, configfiles=())
+
+
+def local(workdir, config, *extra):
+    return run(workdir, config, *extra, configfiles=())
+
+
+def jobs_of(cluster, workdir: Path) -> list[dict]:
+    """The SLURM jobs a run in `workdir` submitted, with the rule from the plugin's `rule_<name>...` comment."""
+    found = [j for j in cluster.jobs() if Path(j.get("WorkDir", "")).resolve() == workdir.resolve()]
+    for j in found:
+        j["rule"] = re.match(r"rule_(\w+?)(_wildcards_|$)", j["Comment"]).group(1)
+    return sorted(found, key=lambda j: int(j["JobId"]))
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory, tiny_dir, data_mirror):
+    """The tiny run through SLURM, submitted while the node is drained (the jobs wait until it resumes), and
+    the same run locally (at the same time: the SLURM run mostly waits on the scheduler)."""
+    config = run_config(tiny_dir, data_mirror)
+    local_dir, workdir = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("on-slurm")
+    cluster.set_node("DRAIN", "pipeline test")
+    try:
+        started = time.monotonic()
+        proc = popen(workdir, config, *PROFILE, configfiles=(), env=cluster.env, **CAPTURE)
+        pending = wait_for(lambda: [j for j in jobs_of(cluster, workdir) if j["JobState"] == "PENDING"], 120,
+                           "a pending job on the drained node")
+        held_ids = {p["JobId"] for p in pending}
+        looks = []  # the held jobs' states, looked at several times while the node stays drained
+        for _ in range(4):
+            time.sleep(0.5)
+            looks.append({j["JobId"]: j["JobState"] for j in jobs_of(cluster, workdir) if j["JobId"] in held_ids})
+        drained = {"state": cluster.node_state(), "pending": len(held_ids), "looks": looks,
+                   "reason": next(j for j in jobs_of(cluster, workdir) if j["JobId"] in held_ids)["Reason"]}
+    finally:
+        cluster.set_node("RESUME")
+        resumed = time.time()
+    drained["state_after_resume"] = cluster.node_state()
+    local_proc = popen(local_dir, config, configfiles=(), cores=1, **CAPTURE)
+    out, _ = proc.communicate(timeout=900)
+    wall_s = time.monotonic() - started
+    local_out, _ = local_proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-5000:]
+    assert local_proc.returncode == 0, local_out[-5000:]
+    drained["held_jobs_after"] = {j["JobId"]: (j["JobState"], _epoch(j["StartTime"]))
+                                  for j in jobs_of(cluster, workdir) if j["JobId"] in held_ids}
+    return {"workdir": workdir, "local": local_dir, "output": out, "wall_s": wall_s, "drained": drained,
+            "resumed": resumed, "config": config}
+
+
+def _epoch(stamp: str) -> float | None:
+    """A SLURM time stamp (local time, e.g. 2026-12-02T11:40:03) as seconds since the epoch; None for Unknown."""
+    try:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def cluster_run(runs):
+    return runs
+
+
+@pytest.fixture(scope="module")
+def local_run(runs):
+    return runs["local"]
+
+
+def test_a_drained_node_holds_the_jobs_until_it_resumes(cluster_run):
+    """What the scheduler does, not how it words it (the pending reason differs between Slurm versions and
+    configurations: "Nodes_required_for_job_are_DOWN,_DRAINED..." on one machine, "ReqNodeNotAvail..." on
+    another): while the node is drained it says so and every held job stays pending at each look; after the
+    resume the node takes work again, and each held job ran, no earlier than the resume, to completion."""
+    drained = cluster_run["drained"]
+    assert drained["state"] in ("drained", "draining") and drained["pending"] >= 1, drained
+    assert len(drained["looks"]) == 4 and all(set(look.values()) == {"PENDING"} for look in drained["looks"]), drained
+    assert "drain" not in drained["state_after_resume"], drained
+    after = drained["held_jobs_after"]
+    assert len(after) == drained["pending"], drained
+    for job, (state, started) in after.items():
+        assert state == "COMPLETED", (job, state)
+        assert started is not None and started >= int(cluster_run["resumed"]) - 1, (job, started, cluster_run["resumed"])
+    print(f"drained node: {drained['state']}, {drained['pending']} job(s) pending at 4 looks (reason "
+          f"{drained['reason']}); after the resume: node {drained['state_after_resume']}, every held job completed, "
+          f"none started before the resume; the run finished in {cluster_run['wall_s']:.0f} s")
+
+
+def rules_run_inside(job: dict) -> set[str]:
+    """The rules the Snakemake inside a SLURM job ran, from the job's SLURM log."""
+    return set(re.findall(r"^\s*(?:local)?rule (\w+):", Path(job["StdOut"]).read_text(), re.MULTILINE))
+
+
+def test_every_job_runs_inside_a_slurm_job(cluster, cluster_run):
+    submitted = {}
+    for j in jobs_of(cluster, cluster_run["workdir"]):
+        assert j["JobState"] == "COMPLETED", j
+        assert rules_run_inside(j) == {j["rule"]}, j  # the job's own rule ran inside it, nothing else
+        submitted[j["rule"]] = submitted.get(j["rule"], 0) + 1
+    expected = {rule: n for rule, n in job_counts(cluster_run["output"]).items() if rule != "all"}
+    assert submitted == expected  # one SLURM job per Snakemake job
+    assert submitted["finetune"] == 2 and submitted["evaluate"] == 3 and submitted["render"] == 1
+    print(f"SLURM jobs per rule (each ran its rule inside): {submitted}; wall {cluster_run['wall_s']:.0f} s, "
+          f"{cluster_run['wall_s'] / sum(submitted.values()):.1f} s per submission")
+
+
+def test_tables_equal_the_local_run(cluster_run, local_run):
+    remote, here = cluster_run["workdir"], local_run
+    for table in ("accuracy.csv", "accuracy_ci.csv", "significance.csv", "contamination.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(remote / "results/tables" / table),
+                                      pd.read_csv(here / "results/tables" / table))
+    predictions = list((here / "results/predictions").rglob("*.jsonl"))
+    assert len(predictions) == 3
+    for path in predictions:
+        assert read_jsonl(remote / path.relative_to(here)) == read_jsonl(path), path
+
+
+def _megabytes(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([MGT])", value).groups()
+    return int(number) * {"M": 1, "G": 1024, "T": 1024 ** 2}[unit]
+
+
+def _minutes(limit: str) -> int:
+    days, _, clock = limit.rpartition("-")
+    h, m, s = (int(x) for x in clock.split(":"))
+    return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
+
+
+def test_each_request_is_what_resources_estimated(cluster, cluster_run):
+    from snakemake.utils import validate
+
+    from pipeline_lib.planning.plan import prepare
+
+    config = copy.deepcopy(cluster_run["config"])
+    validate(config, str(ROOT / "schemas/config.schema.yaml"))
+    plan = prepare(config)
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["default-resources"]
+    checked = {}
+    for j in jobs_of(cluster, cluster_run["workdir"]):
+        wildcards = dict(zip(("model", "run", "train", "dataset"), j["Comment"].split("_wildcards_")[-1]
+                             .split("_")))
+        if j["rule"] == "finetune":
+            expected = plan.finetune_estimate("tiny-llama", wildcards["run"], "gsm8k_train")
+        elif j["rule"] == "evaluate":
+            expected = plan.evaluate_estimate("tiny-llama", "MultiArith", "generate")
+        else:  # data preparation and render: the profile's defaults
+            expected = profile
+        gpus = TEST_RESOURCES["gpu"] if j["rule"] in ("finetune", "evaluate") else 0
+        assert j["Partition"] == profile["slurm_partition"]
+        assert _megabytes(j["MinMemoryNode"]) == expected["mem_mb"], j
+        assert _minutes(j["TimeLimit"]) == expected["runtime"], j
+        assert j.get("TresPerJob", "") == (f"gres:gpu:{gpus}" if gpus else ""), j
+        assert int(j["NumCPUs"]) == (gpus * TEST_RESOURCES["cpus_per_gpu"] if gpus else 1), j
+        checked[j["rule"]] = (f"-p {j['Partition']} --mem {j['MinMemoryNode']} -t {j['TimeLimit']} "
+                              f"cpus {j['NumCPUs']} {j.get('TresPerJob', '')}")
+    print("sbatch requests per rule:\n" + "\n".join(f"  {rule}: {req}" for rule, req in checked.items()))
+
+
+def test_gpu_jobs_run_side_by_side_on_the_devices_slurm_gave_them(cluster_run):
+    workdir = cluster_run["workdir"]
+    records = [json.loads(p.read_text()) for p in [*(workdir / "results/adapters").rglob("metrics.json"),
+                                                   *(workdir / "results/scores").rglob("*.json")]]
+    spans = []
+    for r in records:
+        a = r["allocation"]
+        assert a["by"] == "slurm" and a["slurm_job_id"] and a["cuda_visible_devices"] == a["slurm_gpus"], a
+        spans.append((r["started"], r["finished"], a["slurm_job_id"], a["slurm_gpus"], r.get("adapter")))
+    overlapping = [(x, y) for i, x in enumerate(spans) for y in spans[i + 1:] if max(x[0], y[0]) < min(x[1], y[1])]
+    assert overlapping, f"no two GPU jobs overlapped: {sorted(spans)}"
+    for x, y in overlapping:
+        assert x[3] != y[3], f"SLURM jobs {x[2]} and {y[2]} ran at once on the same GPU {x[3]}"
+    x, y = overlapping[0]
+    print(f"overlapping GPU jobs: SLURM job {x[2]} on GPU {x[3]} ({x[0]:.1f}-{x[1]:.1f}) and job {y[2]} on GPU "
+          f"{y[3]} ({y[0]:.1f}-{y[1]:.1f}); {len(overlapping)} overlapping pair(s)")
+
+
+def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, local_run):
+    """scancel of the running fine-tune: the profile's retries resubmit it, it resumes from its last checkpoint,
+    and the adapter equals an uninterrupted (local) run's bit for bit."""
+    workdir = cluster_run["workdir"]
+    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 100, "checkpoint_every": 10}}
+    config = with_adapter(cluster_run["config"], "long", long)
+    target = ADAPTER_DIR.format("long")
+    proc = popen(workdir, config, *PROFILE, target, configfiles=(), env=cluster.env, **CAPTURE)
+    checkpoint = workdir / f"{target}.checkpoint" / "last.pt"
+    wait_for(checkpoint.exists, 300, "the first checkpoint")
+    job = next(j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
+    cluster.run("scancel", job["JobId"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-5000:]
+    finetunes = [j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and "long" in j["Comment"]]
+    assert [j["JobState"] for j in finetunes] == ["CANCELLED", "COMPLETED"], finetunes
+    metrics = json.loads((workdir / target / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 100
+
+    clean = local(local_run, config, target)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    a, b = load_file(workdir / target / "adapter_model.safetensors"), load_file(local_run / target /
+                                                                                 "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    print(f"scancel of SLURM job {job['JobId']} at step >= 10; resubmitted as job {finetunes[1]['JobId']}, "
+          f"resumed from step {metrics['resumed_from_step']}: adapter identical to the uninterrupted run's")
+
+
+def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, cluster_run):
+    workdir = cluster_run["workdir"]
+    config = with_adapter(cluster_run["config"], "greedy", LORA)
+    done = slurm(cluster, workdir, config, ADAPTER_DIR.format("greedy"), "--retries", "0",
+                 *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100}))
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    job = next(j for j in jobs_of(cluster, workdir) if "greedy" in j["Comment"])
+    # Snakemake's error names the rule, the SLURM job and its state; the job's SLURM log has the reason
+    assert "Error in rule finetune" in out and f"SLURM-job '{job['JobId']}' failed" in out, out[-4000:]
+    assert job["JobState"] in ("FAILED", "OUT_OF_MEMORY"), job
+    slurm_log = Path(job["StdOut"]).read_text()
+    assert "exceeded memory limit" in slurm_log, slurm_log[-2000:]
+    assert not (workdir / ADAPTER_DIR.format("greedy")).exists()
+    print(f"over memory: SLURM job {job['JobId']} {job['JobState']}, its log: "
+          f"{[ln for ln in slurm_log.splitlines() if 'memory' in ln][0]}")
+
+
+def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, cluster_run, local_run):
+    workdir = cluster_run["workdir"]
+    config = with_adapter(cluster_run["config"], "lora2", LORA)
+    target = ADAPTER_DIR.format("lora2")
+    done = slurm(cluster, workdir, config, target,
+                 *set_resources(finetune={"gpu": 2, "cpus_per_gpu": 1}))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    metrics = json.loads((workdir / target / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and len(metrics["allocation"]["slurm_gpus"].split(",")) == 2
+    job = next(j for j in jobs_of(cluster, workdir) if "lora2" in j["Comment"])
+    assert job["TresPerJob"] == "gres:gpu:2" and int(job["NumCPUs"]) == 2
+    one = json.loads((local_run / ADAPTER_DIR.format("lora") / "metrics.json").read_text())
+    assert metrics["loss"] == pytest.approx(one["loss"], rel=1e-4) and one["processes"] == 1
+    a = load_file(local_run / ADAPTER_DIR.format("lora") / "adapter_model.safetensors")
+    b = load_file(workdir / target / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    print(f"2-GPU job {job['JobId']} (GPUs {metrics['allocation']['slurm_gpus']}): 2 gloo processes, adapter "
+          f"within 1e-4 of the single-process run's")
