@@ -147,7 +147,7 @@ class AnswerType:
     labels: tuple[str, ...] | None = None       # the valid gold answers (label types); None: any number or text
     tolerance: float | None = None              # numbers: correct when |pred - gold| <= tolerance; labels: equal
     paper: str = "paper"                        # the rule upstream used (published numbers were computed by it)
-    suite: str = "commonsense"                  # the evaluation suite (pipeline_lib.catalog.suites) of sets of this type
+    suite: str = "commonsense"                  # the evaluation suite (catalog/suites.py) of sets of this type
 
     @property
     def numeric(self) -> bool:

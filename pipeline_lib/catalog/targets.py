@@ -1,6 +1,6 @@
 """Where adapters go, per architecture, as data: module roles, target presets, bottleneck positions.
 
-Words: a method's *kind* of bottleneck (series or parallel, pipeline_lib.catalog.methods); a bottleneck's *position* on a
+Words: a method's *kind* of bottleneck (series or parallel, catalog/methods.py); a bottleneck's *position* on a
 linear (input, output or parallel); a *target preset* (attention / mlp / both: roles resolved to module names
 here); *placement* only for the paper's placement study, whose sweep coordinate is the preset.
 

@@ -1,4 +1,4 @@
-"""The log-likelihood protocols (`harness`, `harness_labels`: pipeline_lib.catalog.protocols) through lm-evaluation-harness's
+"""The log-likelihood protocols (`harness`, `harness_labels`: catalog/protocols.py) through lm-evaluation-harness's
 Python API, on our model with its adapter already applied (any method: lm-eval's HFLM takes a built model).
 
 For one prepared evaluation set: each item's options are read from its instruction (pipeline_lib.catalog.options); the

@@ -3,7 +3,6 @@ scripts in the data mirror), on every item of every mirrored file: prompts, toke
 paper's answer-extraction rules. Each test reports how many items it compared."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 
