@@ -185,4 +185,8 @@ BAD_CONFIGS = [
     ({"datasets": {"gsm8k": {"path": "/x.json", "sha256": "0" * 64, "format": "llm_adapters", "split": "eval",
                              "answer_type": "number"}}}, r"datasets.gsm8k: the name is already a built-in dataset"),
     ({"gpus_per_finetune": 2}, r"gpus_per_finetune: 2 needs device: cuda"),
+    # tuning: each problem named by its key (tests/planning/test_tuning.py has the rest)
+    ({"tuning": {"budget": 2, "search": "random", "space": {"all": {"learning_rate": [1e-4, 1e-3]},
+                                                            "lora": {"bottleneck_size": [8]}}}},
+     r"tuning.space: \['bottleneck_size'\] for lora: method 'lora' has no such option"),
 ]

@@ -17,14 +17,26 @@ SEED = {"download_hub_model": 1, "fetch_data": 7, "normalize_data": 7, "contamin
         "finetune": 4, "evaluate": (1 + 4) * 6, "render": 1, "all": 1}
 
 
+
+def tuned(counts: dict, eval_sets: int) -> dict:
+    """A paper matrix (4 models x 4 adapters) with config/paper-*-tuned.yaml over it: per (model, adapter) 6 trials,
+    each validated, a selection and the chosen setting trained and tested beside the paper's setting; the
+    validation split is prepared once."""
+    pairs = 4 * 4
+    return {**counts, "prepare_data": counts["prepare_data"] + 1, "finetune": pairs * (1 + 6 + 1),
+            "validate": pairs * 6, "select_setting": pairs, "evaluate": 2 * pairs * eval_sets}
+
+
 @pytest.mark.parametrize("name, expected", [("paper-math", MATH), ("paper-commonsense", COMMONSENSE),
                                             ("paper-seed", SEED), ("protocols", PROTOCOLS),
-                                            ("dora-commonsense", DORA)])
+                                            ("dora-commonsense", DORA),
+                                            ("paper-math+paper-math-tuned", tuned(MATH, 4)),
+                                            ("paper-commonsense+paper-commonsense-tuned", tuned(COMMONSENSE, 8))])
 def test_dry_run_job_counts(tmp_path, name, expected):
-    result = run(tmp_path, {}, "--dry-run", configfiles=(f"config/{name}.yaml",))
+    result = run(tmp_path, {}, "--dry-run", configfiles=tuple(f"config/{n}.yaml" for n in name.split("+")))
     assert result.returncode == 0, result.stderr[-3000:]
     assert job_counts(result.stdout + result.stderr) == expected
-    if name in ("paper-math", "paper-commonsense", "dora-commonsense"):  # paper-seed's and protocols' files are all mirrored
+    if name.split("+")[0] in ("paper-math", "paper-commonsense", "dora-commonsense"):  # paper-seed's and protocols' files are all mirrored
         assert "download-only file" in result.stderr and "data: {pins:" in result.stderr
 
 
