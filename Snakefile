@@ -26,6 +26,7 @@ include: "rules/models.smk"
 include: "rules/finetune.smk"
 include: "rules/tuning.smk"
 include: "rules/evaluate.smk"
+include: "rules/costs.smk"
 include: "rules/render.smk"
 
 

@@ -137,11 +137,11 @@ def frozen_bytes(model) -> int:
 
 
 def _inference_model(model_dir: str, adapter_dir: str | None, settings: dict, device: str, quantization: dict | None,
-                     trust_remote_code: bool):
+                     trust_remote_code: bool, merge: bool = True):
     """(model in eval mode, tokenizer, the evaluation's settings with its dtype resolved, the precision record, the
     quantization resolved): the base, its adapter loaded and merged where the method can be merged (on a quantized
     base the adapter stays unmerged: merging would requantize it), in the precision `auto` chose for the job's
-    own step."""
+    own step. `merge=False` keeps the adapter's modules in place (to switch it off, or to time both forms)."""
     import torch
 
     from pipeline_lib import adapters, models
@@ -156,7 +156,7 @@ def _inference_model(model_dir: str, adapter_dir: str | None, settings: dict, de
                                    quantization=quantization)
     if adapter_dir:
         model = adapters.load(model, adapter_dir)
-        if not quantization:
+        if merge and not quantization:
             model = adapters.merge_for_inference(model)
     if not quantization:
         model = model.to(getattr(torch, dtype))
@@ -269,6 +269,59 @@ def _selections(paths_: list[str]) -> list[dict]:
     return found
 
 
+def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, reference: dict, tokens: int,
+               sequence_length: int, batch_size: int, device: str = "cpu", quantization: dict | None = None,
+               trust_remote_code: bool = False) -> dict:
+    """The adapter's forgetting (evaluation/forgetting.py): mean per-token cross-entropy on the reference text with
+    the adapter disabled and enabled, in one process at the precision `auto` chose."""
+    from pipeline_lib import adapters
+    from pipeline_lib.evaluation import forgetting as forget
+    from pipeline_lib.models import convert
+
+    started = time.time()
+    allocator.keep_freed_memory()
+    text, about = forget.reference_text(reference)
+    settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": batch_size}  # windows of ~256 tokens
+    model, tokenizer, settings, precision_record, _ = _inference_model(
+        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
+    rows = forget.windows(tokenizer, text, tokens, sequence_length)
+    with adapters.disabled(model):
+        disabled = forget.cross_entropy(model, rows, batch_size)
+    enabled = forget.cross_entropy(model, rows, batch_size)
+    record = {**labels, "reference": about, "windows": len(rows), "sequence_length": sequence_length,
+              "tokens_scored": int(rows.shape[0] * (rows.shape[1] - 1)),
+              "cross_entropy_disabled": round(disabled, 6), "cross_entropy_enabled": round(enabled, 6),
+              "forgetting": round(enabled - disabled, 6), "precision": precision_record,
+              "started": started, "finished": time.time(),
+              "provenance": provenance.record(convert.provenance(model_dir), {about["name"]: about["sha256"]}, device)}
+    write_json(out, record)
+    return record
+
+
+def merging(model_dir: str, adapter_dir: str, data: str, items: int, out: str, labels: dict, settings: dict,
+            device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False) -> dict:
+    """The first `items` items of `data` generated with the adapter unmerged, then merged (evaluation/merging.py)."""
+    from pipeline_lib.evaluation.merging import compare
+    from pipeline_lib.models import convert
+
+    started = time.time()
+    allocator.keep_freed_memory()
+    model, tokenizer, settings, precision_record, _ = _inference_model(
+        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
+    record = {**labels, **compare(model, tokenizer, read_jsonl(data)[:items], settings), "dataset": Path(data).stem,
+              "precision": precision_record, "started": started, "finished": time.time(),
+              "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device)}
+    write_json(out, record)
+    return record
+
+
+def _records(paths_: list[str]) -> dict[tuple, dict]:
+    """Cost records that exist (the `tables` target renders before every job ran), keyed as the fine-tune's
+    metrics: (model, adapter, training set, seed)."""
+    records = [read_json(p) for p in paths_ if Path(p).is_file()]
+    return {(r["model"], r["adapter"], r["train_set"], r.get("seed")): r for r in records}
+
+
 def inference_tokens(settings: dict) -> int:
     """The token positions of one forward pass of an evaluation: a decoding step of its batch (times its beams), or
     a log-likelihood batch of contexts (about 256 tokens each)."""
@@ -279,7 +332,7 @@ def inference_tokens(settings: dict) -> int:
 
 
 def render(scores: list[str], predictions: list[str], adapters: list[str], contamination: str,
-           plan: RenderPlan, selections: list[str] = ()) -> None:
+           plan: RenderPlan, selections: list[str] = (), forgetting: list[str] = (), merging: list[str] = ()) -> None:
     """Every table and figure of the run from its score files, their predictions (parallel to the scores),
     fine-tune metrics and contamination report, as the render plan says. Scores not computed yet are skipped,
     saying so (the `tables` target renders whatever exists)."""
@@ -304,6 +357,7 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
     numeric = tables.accuracy_table(cells, datasets)
     for note in tables.model_version_notes(runs):
         print(f"WARNING: {note}", file=sys.stderr)
+    costs = _records(forgetting), _records(merging)
     context = outputs.Context(
         runs=runs, found=found, cells=cells, numeric=numeric, averages=aggregate.averages(found, datasets),
         marks=marks, metrics=metrics, overlap=overlap, datasets=datasets,
@@ -311,8 +365,9 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
         published_adapters=plan.published_adapters, published_training=plan.published_training,
         sweeps=plan.sweeps, protocols=plan.protocols,
         selections={(s["model"], s["adapter"], s["train_set"]): s for s in _selections(selections)},
-        tuned=(plan.tuning or {}).get("tuned", {}))
-    where = {"table": Path(plan.tables), "figure": Path(plan.figures)}
+        tuned=(plan.tuning or {}).get("tuned", {}), forgetting=costs[0], merging=costs[1],
+        suites=plan.suites or {"train": {}, "eval": {}}, card=plan.card)
+    where = {"table": Path(plan.tables), "figure": Path(plan.figures), "page": Path(plan.tables).parent}
     for output in outputs.applicable(plan.sweeps, plan.protocols, bool(plan.tuning)):  # the render rule's outputs
         output.write(context, where[output.kind] / output.name)
     print(numeric.to_string(index=False))

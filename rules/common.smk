@@ -64,3 +64,6 @@ PREDICTIONS = [paths.predictions(*e) for e in PLAN.evaluations]
 ADAPTERS = [paths.adapter_dir(m, a, t) for (m, a, t) in PLAN.rows if a != BASE]
 # tuning: every selection (which carries every trial's validation score and cost)
 SELECTIONS = [paths.selection(*s) for s in PLAN.selections()]
+# costs: each fine-tune's forgetting and merged-vs-unmerged inference (config `costs`)
+FORGETTING = [paths.forgetting(*row) for row in PLAN.forgetting_rows()]
+MERGING = [paths.merging(*row) for row in PLAN.merging_rows()]

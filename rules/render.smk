@@ -22,12 +22,15 @@ rule render:
         predictions=PREDICTIONS,
         adapters=ADAPTERS,
         selections=SELECTIONS,
+        forgetting=FORGETTING,
+        merging=MERGING,
         contamination=paths.CONTAMINATION,
     output:
         **render_outputs(),
     params:
         files=lambda wc, input: cli(scores=input.scores, predictions=input.predictions, adapters=input.adapters,
-                                    selections=input.selections, contamination=input.contamination),
+                                    selections=input.selections, forgetting=input.forgetting, merging=input.merging,
+                                    contamination=input.contamination),
         options=cli(plan=RENDER_PLAN),
     log:
         paths.log("render", "render"),
@@ -39,7 +42,7 @@ rule tables:
     # Re-render every table and figure from the scores that exist: no training, no evaluation.
     params:
         files=cli(scores=SCORES, predictions=PREDICTIONS, adapters=ADAPTERS, selections=SELECTIONS,
-                  contamination=paths.CONTAMINATION),
+                  forgetting=FORGETTING, merging=MERGING, contamination=paths.CONTAMINATION),
         options=cli(plan=RENDER_PLAN),
     log:
         paths.log("tables", "tables"),

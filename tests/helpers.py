@@ -185,6 +185,11 @@ BAD_CONFIGS = [
     ({"datasets": {"gsm8k": {"path": "/x.json", "sha256": "0" * 64, "format": "llm_adapters", "split": "eval",
                              "answer_type": "number"}}}, r"datasets.gsm8k: the name is already a built-in dataset"),
     ({"gpus_per_finetune": 2}, r"gpus_per_finetune: 2 needs device: cuda"),
+    # costs: a merging set outside the run, a reference file that is not there
+    ({"costs": {"merging": {"dataset": "boolq"}}}, r"costs.merging.dataset: 'boolq' is not among the run's eval_sets"),
+    ({"costs": {"forgetting": {"reference": {"path": "/no/such.txt"}}}},
+     r"costs.forgetting.reference.path: /no/such.txt does not exist"),
+    ({"costs": {"forgetting": {"reference": "wiki"}}}, r"\{'reference': 'wiki'.* is not valid under any of the given schemas"),
     # tuning: each problem named by its key (tests/planning/test_tuning.py has the rest)
     ({"tuning": {"budget": 2, "search": "random", "space": {"all": {"learning_rate": [1e-4, 1e-3]},
                                                             "lora": {"bottleneck_size": [8]}}}},

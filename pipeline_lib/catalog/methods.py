@@ -216,3 +216,10 @@ def on_4bit(name: str) -> str:
 def published_names() -> dict[str, str]:
     """Our method name -> the LLM-Adapters README's."""
     return {name: m.published_as for name, m in TABLE.items() if m.published_as}
+
+
+def merges(name: str) -> bool:
+    """Whether the method's adapter folds into the base weights: peft's weight adapters, unless the entry says why
+    not (bottleneck adapters hold a non-linearity; prompt learning adds virtual tokens)."""
+    entry = get(name)
+    return entry.family == "peft" and entry.merges is None

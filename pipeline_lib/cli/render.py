@@ -15,10 +15,13 @@ def main():
     parser.add_argument("--adapters", nargs="*", default=[], help="fine-tune output directories (metrics.json)")
     parser.add_argument("--contamination", required=True, help="results/data/contamination.json")
     parser.add_argument("--selections", nargs="*", default=[], help="tuning: every selection.json")
+    parser.add_argument("--forgetting", nargs="*", default=[], help="costs: every forgetting.json")
+    parser.add_argument("--merging", nargs="*", default=[], help="costs: every merging.json")
     parser.add_argument("--plan", type=lambda text: RenderPlan.from_json(json.loads(text)), required=True,
                         help="JSON: what the tables depend on besides these files (pipeline_lib/planning/render.py)")
     args = parser.parse_args()
-    jobs.render(args.scores, args.predictions, args.adapters, args.contamination, args.plan, args.selections)
+    jobs.render(args.scores, args.predictions, args.adapters, args.contamination, args.plan, args.selections,
+                args.forgetting, args.merging)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,14 @@ def evaluate(params: float, evaluation: dict, items: int, device: str, quantizat
     return _job(weights, cache, flops, device)
 
 
+def forgetting(params: float, forgetting_settings: dict, device: str, quantization: dict | None = None,
+               embedding: float | None = None) -> dict:
+    """Two forward passes (adapter disabled, enabled) over the reference tokens, in windows."""
+    weights = _weight_bytes(params, planned(evaluation_dtype("auto", quantization), device), quantization, embedding)
+    working = forgetting_settings["batch_size"] * forgetting_settings["sequence_length"] * 2 * _hl(params) * 2
+    return _job(weights, working, 2 * generate_flops_per_token(params) * forgetting_settings["tokens"], device)
+
+
 def _job(weights: float, working: float, flops: float, device: str) -> dict:
     gpu = device == "cuda"
     seconds = flops / (GPU_FLOPS if gpu else CPU_FLOPS)
@@ -168,6 +176,13 @@ class Estimates:
                             self.plan.estimated_items(dataset, "eval"), self.plan.config["device"],
                             sizes["quantization"], sizes["embedding"])
         return self._once(("evaluate", model, dataset, protocol), compute)
+
+    def forgetting(self, model: str) -> dict:
+        def compute():
+            sizes = self._sizes(model)
+            return forgetting(sizes["params"], self.plan.forgetting_options(), self.plan.config["device"],
+                              sizes["quantization"], sizes["embedding"])
+        return self._once(("forgetting", model), compute)
 
     def validate(self, model: str, train: str) -> dict:
         """A tuning trial's validation: an evaluation of the split's items (the loss pass costs a fraction of it)."""

@@ -76,12 +76,27 @@ def selection(model: str, adapter: str, train: str) -> str:
     return f"results/tuning/{model}/{adapter}/{train}/selection.json"
 
 
+def forgetting(model: str, run: str, train: str) -> str:
+    """A fine-tune's forgetting: cross-entropy on the reference text, adapter disabled and enabled."""
+    return f"results/costs/{model}/{run}/{train}/forgetting.json"
+
+
+def merging(model: str, run: str, train: str) -> str:
+    """A fine-tune's inference merged against unmerged: throughput of each, agreement item by item."""
+    return f"results/costs/{model}/{run}/{train}/merging.json"
+
+
 def table(name: str, ext: str) -> str:
     return f"{TABLES}/{name}.{ext}"
 
 
 def figure(name: str, ext: str) -> str:
     return f"{FIGURES}/{name}.{ext}"
+
+
+def page(name: str, ext: str) -> str:
+    """A page of the run (the results explorer), beside the tables and figures."""
+    return f"results/{name}.{ext}"
 
 
 def log(rule: str, name: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping
 
-from pipeline_lib.catalog import answers, base_models, dtypes, protocols
+from pipeline_lib.catalog import answers, base_models, dtypes, methods, protocols
 from pipeline_lib.catalog import datasets as data_registry
 from pipeline_lib.catalog.published import adapter_labels, training_keys
 from pipeline_lib.catalog.runs import BASE, NO_TRAIN_SET, run_name
@@ -71,9 +71,9 @@ class RunPlan:
         """For a run of a tuned adapter (`<adapter>.tuned`, or one seed of it): the adapter it tunes; else None."""
         return self.tuned.get(self.runs[run][0]) if run in self.runs else None
 
-    def validation_suite(self, train_set: str) -> str:
-        """The suite a training set's validation split is generated and scored with: its parts' (their answer
-        types' suites; a mixed-type set: the suite of the table it was published for)."""
+    def train_suites(self, train_set: str) -> list[str]:
+        """The suites a training set's parts belong to: their answer types' suites (a mixed-type set: the suite of
+        the table it was published for)."""
         suites = set()
         for part in self.mixture_parts(train_set):
             spec = self.datasets[part]
@@ -83,6 +83,11 @@ class RunPlan:
                 suites.add(answers.get_type(spec.answer_type).suite)
             else:
                 suites.add(spec.published or "math")
+        return sorted(suites)
+
+    def validation_suite(self, train_set: str) -> str:
+        """The suite a training set's validation split is generated and scored with: its parts' (train_suites)."""
+        suites = set(self.train_suites(train_set))
         if len(suites) != 1:
             raise ValueError(f"training set {train_set!r} mixes suites {sorted(suites)}: its validation split has "
                              f"no one way to be generated and scored (use metric: loss)")
@@ -99,6 +104,46 @@ class RunPlan:
         evaluation = {**thawed(self.config["evaluation"]),
                       **({"max_new_tokens": v["max_new_tokens"]} if v["max_new_tokens"] else {})}
         return {"metric": "accuracy", **protocols.settings(protocol, evaluation, suite, self.config["prompt"])}
+
+    @property
+    def costs(self) -> Mapping:
+        """config `costs`: forgetting and merging, each None when not measured."""
+        return self.config.get("costs") or {}
+
+    @property
+    def fine_tuned_rows(self) -> list[tuple[str, str, str]]:
+        """(model, run, training set) of every fine-tuned row of the tables (not the base, not a tuning trial)."""
+        return [row for row in self.rows if row[1] != BASE]
+
+    def forgetting_rows(self) -> list[tuple[str, str, str]]:
+        return self.fine_tuned_rows if self.costs.get("forgetting") else []
+
+    def forgetting_options(self) -> dict:
+        f = self.costs["forgetting"]
+        return {"reference": thawed(f["reference"]), "tokens": f["tokens"], "sequence_length": f["sequence_length"],
+                "batch_size": f["batch_size"]}
+
+    def forgetting_inputs(self) -> list[str]:
+        """A local reference file is an input of every forgetting job (a changed file re-runs them)."""
+        f = self.costs.get("forgetting")
+        return [f["reference"]["path"]] if f and isinstance(f["reference"], dict) and "path" in f["reference"] else []
+
+    def merging_dataset(self) -> str | None:
+        """The evaluation set the merged/unmerged comparison generates: configured, else the run's first that
+        protocol generate applies to (None: the run generates none)."""
+        m = self.costs.get("merging")
+        if not m:
+            return None
+        if m["dataset"]:
+            return m["dataset"]
+        return next((d for d in self.eval_sets if "generate" in self.protocols_for(d)), None)
+
+    def merging_rows(self) -> list[tuple[str, str, str]]:
+        """Fine-tuned rows whose adapter can merge, on an unquantized base (a quantized one is never merged)."""
+        if self.merging_dataset() is None:
+            return []
+        return [(m, r, t) for m, r, t in self.fine_tuned_rows
+                if methods.merges(self.adapters[self.runs[r][0]]["method"]) and not self.quantization(m)]
 
     @property
     def eval_sets(self) -> list[str]:

@@ -23,6 +23,7 @@ class RenderPlan:
     figures: str              # where the figures go
     tuning: dict | None = None  # under tuning: the metric, budget, search and each tuned adapter's trials
     card: dict | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
+    suites: dict | None = None  # {"train": training set -> its suites, "eval": evaluation set -> its suite}
 
     def to_json(self) -> dict:
         """The record as JSON, unset fields left out (a run without tuning renders as before tuning existed)."""
@@ -39,7 +40,9 @@ def render_plan(plan, published_dir: str) -> RenderPlan:
         train_parts={t: plan.mixture_parts(t) for t in plan.train_sets}, published=published_dir,
         published_names=plan.published_names(), published_adapters=plan.published_adapters(),
         published_training=plan.published_training(), sweeps=_plain(plan.sweep_coordinates),
-        tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan))  # CARD-LATER
+        tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan), card=card(plan),
+        suites={"train": {t: plan.train_suites(t) for t in plan.train_sets},
+                "eval": {d: plan.datasets[d].suite for d in plan.eval_sets}})
 
 
 def card(plan) -> dict:
@@ -72,7 +75,19 @@ def card(plan) -> dict:
                     "validation": f"{plan.tuning['validation']['size']} items per training set, by "
                                   f"{plan.tuning['validation']['metric']}"}
                    if plan.tuning else {"tuning": "none: every adapter trained at its configured setting"}),
+        "costs": _costs(plan),
     }
+
+
+def _costs(plan) -> dict:
+    forgetting, dataset = plan.costs.get("forgetting"), plan.merging_dataset()
+    reference = forgetting and (forgetting["reference"] if isinstance(forgetting["reference"], str) else
+                                next(f"{k}: {v}" for k, v in forgetting["reference"].items() if v))
+    return {"forgetting": f"cross-entropy on {forgetting['tokens']} tokens of {reference} "
+                          f"({forgetting['sequence_length']}-token windows), adapter disabled vs enabled"
+                          if forgetting else "not measured",
+            "merged vs unmerged": f"the first {plan.costs['merging']['items']} items of {dataset}, generated both ways"
+                                  if dataset else "not measured"}
 
 
 def _model(source) -> str:

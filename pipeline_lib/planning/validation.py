@@ -20,10 +20,27 @@ def problems(config: dict, adapters: Mapping[str, dict], registry: Mapping) -> l
     config_schema = schema()
     found = [p for name, spec in adapters.items() for p in _adapter_problems(name, spec, config, config_schema)]
     found += _name_problems(config, registry) + _target_problems(config, adapters) + _run_problems(config)
-    found += _protocol_problems(config, registry)
+    found += _protocol_problems(config, registry) + _cost_problems(config)
     if prompt_problem := prompts.template_problem(config["prompt"]):
         found.append(f"prompt: {prompt_problem}")
     return found
+
+
+def _cost_problems(config: dict) -> list[str]:
+    """A merging set the run does not generate on, a local reference text that is not there."""
+    costs, problems = config.get("costs") or {}, []
+    merging, forgetting = costs.get("merging"), costs.get("forgetting")
+    if merging and merging.get("dataset"):
+        if merging["dataset"] not in config["eval_sets"]:
+            problems.append(f"costs.merging.dataset: {merging['dataset']!r} is not among the run's eval_sets "
+                            f"({', '.join(config['eval_sets'])})")
+        elif "generate" not in config["evaluation"]["protocols"]:
+            problems.append("costs.merging: the run has no generate protocol to compare merged and unmerged outputs "
+                            "with (add it to evaluation.protocols, or set costs.merging: null)")
+    reference = (forgetting or {}).get("reference")
+    if isinstance(reference, dict) and "path" in reference and not Path(reference["path"]).is_file():
+        problems.append(f"costs.forgetting.reference.path: {forgetting['reference']['path']} does not exist")
+    return problems
 
 
 def unpinned(names, registry) -> tuple[str, ...]:

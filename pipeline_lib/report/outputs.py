@@ -9,12 +9,13 @@ stem to write."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Callable
 
 from pipeline_lib.planning import paths
 
-FORMATS = {"table": ("csv", "md", "tex"), "figure": ("png", "pdf")}
-REPORTED = {"table": "csv", "figure": "png"}
+FORMATS = {"table": ("csv", "md", "tex"), "figure": ("png", "pdf"), "page": ("html",)}
+REPORTED = {"table": "csv", "figure": "png", "page": "html"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,18 @@ class Context:
     protocols: list     # the run's protocols; the figures show the first
     selections: dict = field(default_factory=dict)  # tuning: (model, adapter, train) -> its selection
     tuned: dict = field(default_factory=dict)       # tuning: `<adapter>.tuned` -> the adapter it tunes
+    forgetting: dict = field(default_factory=dict)  # costs: (model, adapter, train, seed) -> forgetting record
+    merging: dict = field(default_factory=dict)     # costs: (model, adapter, train, seed) -> merging record
+    suites: dict = field(default_factory=lambda: {"train": {}, "eval": {}})  # training/evaluation sets' suites
+    card: dict | None = None                        # the run's protocol card as the config decided it
+
+    @cached_property
+    def costs(self):
+        """Every row's costs beside its accuracy (report/costs.py): the resources table, Pareto figure, explorer."""
+        from pipeline_lib.report.costs import row_costs
+
+        return row_costs(self.metrics, self.runs, self.averages, self.forgetting, self.merging,
+                         self.suites["train"], self.suites["eval"])
 
     @property
     def params(self) -> dict:
@@ -88,7 +101,7 @@ class Output:
     when: Callable[[Shape], bool] = _always     # of the run's shape
 
     def _path(self, ext: str) -> str:
-        return (paths.table if self.kind == "table" else paths.figure)(self.name, ext)
+        return {"table": paths.table, "figure": paths.figure, "page": paths.page}[self.kind](self.name, ext)
 
     def files(self) -> list[str]:
         return [self._path(ext) for ext in FORMATS[self.kind]]
@@ -111,7 +124,36 @@ def _accuracy_ci(ctx: Context, stem: str):
 
     return tables.write(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages), stem,
                         "Accuracy (%) with 95% intervals",
-                        tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs))
+                        tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs)
+                        + _card_line(ctx))
+
+
+def _card_line(ctx: Context) -> list[str]:
+    from pipeline_lib.report import card
+
+    return [card.line(ctx.card, ctx.metrics, ctx.runs)] if ctx.card else []
+
+
+def _card(ctx: Context, stem: str):
+    from pipeline_lib.report import card, tables
+
+    return tables.write(card.table(ctx.card or {}, ctx.metrics, ctx.runs), stem, "The run's protocol card",
+                        group="section")
+
+
+def _pareto(ctx: Context, stem: str):
+    from pipeline_lib.report import pareto
+
+    return pareto.figure(ctx.costs, ctx.protocols[0], stem)
+
+
+def _explorer(ctx: Context, stem: str):
+    from pipeline_lib.report import explorer
+
+    about = (f"{len(ctx.cells)} cells of {ctx.runs[['model', 'adapter', 'train_set']].drop_duplicates().shape[0]} "
+             f"rows; accuracy in percent; costs per fine-tune, averaged over seeds (report/costs.py). Hover a point "
+             f"for its values and the model version it was computed on.")
+    return explorer.write(ctx.cells, ctx.costs, about, f"{stem}.html")
 
 
 def _accuracy_seeds(ctx: Context, stem: str):
@@ -123,8 +165,9 @@ def _accuracy_seeds(ctx: Context, stem: str):
 def _resources(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
-    return tables.write(tables.resources_table(ctx.metrics, ctx.runs), stem, "Resources per fine-tune",
-                        tables.training_precision_notes(ctx.metrics))
+    return tables.write(tables.resources_table(ctx.metrics, ctx.runs, ctx.forgetting, ctx.merging, ctx.costs),
+                        stem, "Resources per fine-tune: what it costs and what it forgets",
+                        tables.training_precision_notes(ctx.metrics) + tables.cost_notes(ctx.forgetting, ctx.merging))
 
 
 def _published(ctx: Context, stem: str):
@@ -245,6 +288,9 @@ CATALOGUE: tuple[Output, ...] = (
     Output("time", "figure", _time, "time_figure"),
     Output("placement", "figure", _placement, "placement_figure", _sweeps_vary("placement")),
     Output("size", "figure", _size, "size_figure", _sweeps_vary("size")),
+    Output("protocol_card", "table", _card, "protocol_card_table"),
+    Output("pareto", "figure", _pareto, "pareto_figure"),
+    Output("explorer", "page", _explorer, "explorer_page"),
     Output("tuning", "table", _tuning, "tuning_table", _tuned),
     Output("tuned_vs_default", "table", _tuned_vs_default, "tuned_vs_default_table", _tuned),
     Output("rank_stability", "table", _rank_stability, "rank_stability_table", _tuned),

@@ -84,6 +84,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
                      "paper_ci_low": paper_low, "paper_ci_high": paper_high, "paper_rule": rule,
                      **_decoding(s.get("evaluation", {})),
                      "model_version": model_identity(s.get("provenance", {}).get("model")),
+                     "provenance": s.get("provenance"),
                      "predictions": str(predictions[i]) if predictions else None})
     if not rows:
         raise ValueError("no score files to aggregate")
@@ -231,14 +232,21 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     return notes
 
 
-def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFrame:
+def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: dict | None = None,
+                    merging: dict | None = None, costs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per fine-tune (each seed's): trainable parameters, training time and speed, memory, adapter
-    size, and the evaluation time of its run summed over datasets."""
+    size, the evaluation time of its run summed over datasets and the total; where measured (report/costs.py),
+    CUDA's reserved memory over steps, forgetting, the accuracy change outside the training suite, and
+    inference merged against unmerged."""
     eval_time = runs.groupby([*FINETUNE_KEYS, "run"])["wall_time_s"].sum()  # over datasets and protocols
     with_seeds = any(m.get("seed") is not None for m in metrics.values())
+    forgetting, merging = forgetting or {}, merging or {}
+    outside = {} if costs is None else {tuple(r[:3]): r[3] for r in costs[
+        [*FINETUNE_KEYS, "out_of_suite_delta"]].drop_duplicates(FINETUNE_KEYS).itertuples(index=False)}
     rows = []
     for keys, m in metrics.items():
         run = m.get("run", keys[1])
+        evaluated = round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)
         rows.append({**dict(zip(FINETUNE_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
@@ -248,8 +256,55 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame) -> pd.DataFr
                      "base": describe_quantization(m.get("quantization")),
                      "train precision": describe_precision(m.get("precision"), short=True),
                      "base weights (MB)": m.get("base_weights_mb"),
-                     "eval time (s)": round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)})
+                     "eval time (s)": evaluated,
+                     "total time (s)": round(m["wall_time_s"] + evaluated, 1) if m.get("wall_time_s") else None,
+                     **_cuda_reserved(m), **_forgetting(forgetting.get(keys)),
+                     **({"Δ acc. outside suite (points)": _round(outside.get(tuple(keys[:3])), 1)}
+                        if any(v is not None and v == v for v in outside.values()) else {}),
+                     **_merging(merging.get(keys), bool(merging))})
     return pd.DataFrame(rows)
+
+
+def _round(value, digits):
+    return None if value is None or value != value else round(float(value), digits)
+
+
+def _cuda_reserved(m: dict) -> dict:
+    cuda = m.get("cuda_memory")
+    return {"CUDA reserved avg (MB)": cuda.get("reserved_avg_mb"),
+            "CUDA reserved p99 (MB)": cuda.get("reserved_p99_mb")} if cuda else {}
+
+
+def _forgetting(record: dict | None) -> dict:
+    return {"forgetting (Δ CE)": round(record["forgetting"], 4)} if record else {}
+
+
+def _merging(record: dict | None, measured: bool) -> dict:
+    if not measured:
+        return {}
+    if not record:
+        return {"items/s merged": None, "items/s unmerged": None, "merged = unmerged": "not merged"}
+    agreement = record.get("agreement") or {}
+    return {"items/s merged": (record.get("merged") or {}).get("items_per_s"),
+            "items/s unmerged": record["unmerged"]["items_per_s"],
+            "merged = unmerged": f"{agreement['same_response']}/{record['items']}" if agreement else "not mergeable"}
+
+
+def cost_notes(forgetting: dict, merging: dict) -> list[str]:
+    """Under the resources table: what forgetting was measured on; the merged-vs-unmerged comparison."""
+    notes = []
+    if forgetting:
+        first = next(iter(forgetting.values()))
+        ref = first["reference"]
+        notes.append(f"Forgetting: the change in mean per-token cross-entropy (nats) on {first['tokens_scored']:,} "
+                     f"tokens of {ref['name']} (sha256 {ref['sha256'][:12]}) with the adapter enabled against "
+                     f"disabled; positive: worse on that text.")
+    if merging:
+        first = next(iter(merging.values()))
+        notes.append(f"Merged = unmerged: of the first {first['items']} items of {first['dataset']}, how many greedy "
+                     f"responses are identical with the adapter merged into the base weights and kept beside them "
+                     f"(items/s of each form measured in the same process).")
+    return notes
 
 
 def training_precision_notes(metrics: dict[tuple, dict]) -> list[str]:

@@ -11,6 +11,7 @@ import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -316,6 +317,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     first_step = state.step
     rank = distributed.world()[0]
     model.train()
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    reserved = []  # CUDA memory reserved after each optimizer step (as PEFT's benchmark samples it)
     start = time.perf_counter()
     for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress or rank > 0,
                      initial=first_step, total=total):
@@ -330,6 +333,8 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         if hasattr(getattr(model, "base_model", None), "update_and_allocate"):
             model.base_model.update_and_allocate(step)  # AdaLoRA's rank budget, between step and zero_grad
         optimizer.zero_grad(set_to_none=True)
+        if on_cuda:
+            reserved.append(torch.cuda.memory_reserved())
         state.step, state.tokens = step + 1, state.tokens + tokens
         state.loss.append(round(loss, 6))
         state.grad_norm.append(round(float(grad_norm), 6))
@@ -358,7 +363,18 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         "wall_time_s": round(wall, 2), "tokens_per_s": round(state.tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
+        "cuda_memory": _reserved_summary(reserved),
     }
+
+
+def _reserved_summary(reserved: list[int]) -> dict | None:
+    """The reserved CUDA memory's average and 99th percentile over the optimizer steps (of this segment, for a
+    resumed run); None off CUDA."""
+    if not reserved:
+        return None
+    mb = np.asarray(reserved, dtype=float) / 2 ** 20
+    return {"reserved_avg_mb": round(float(mb.mean()), 1), "reserved_p99_mb": round(float(np.percentile(mb, 99)), 1),
+            "reserved_max_mb": round(float(mb.max()), 1), "steps_sampled": len(reserved)}
 
 
 def _validate(model, held_out, cfg: TrainConfig, pad_id: int, state: TrainState) -> None:

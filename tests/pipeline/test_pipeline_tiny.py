@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from browser import chromium
 from helpers import job_counts, run
 from pipeline_lib.catalog.answers import score
 from pipeline_lib.runtime.files import read_jsonl
@@ -17,7 +18,8 @@ EVAL_SETS = ["gsm8k", "AQuA", "MultiArith"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
     workdir = tmp_path_factory.mktemp("tiny-run")
-    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)}}
+    overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
+                 "costs": {"forgetting": {"tokens": 96, "sequence_length": 32}, "merging": {"items": 3}}}
     first = run(workdir, overrides)
     assert first.returncode == 0, first.stderr[-4000:]
     return workdir, overrides, first
@@ -26,7 +28,8 @@ def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
 def test_job_counts_per_rule(tiny_run):
     _, _, first = tiny_run
     assert job_counts(first.stderr + first.stdout) == {
-        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3, "render": 1, "all": 1}
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3,
+        "forgetting": 3, "merging": 1, "render": 1, "all": 1}  # merging: LoRA only (the bottlenecks cannot merge)
 
 
 def test_scores_agree_with_predictions(tiny_run):
@@ -78,7 +81,8 @@ def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
                                                   "target_modules": ["q_proj", "v_proj", "up_proj"]}}}
     dry = run(workdir, changed, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "render": 1, "all": 1}
+    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "forgetting": 1, "merging": 1,
+                                                   "render": 1, "all": 1}
 
 
 def test_every_table_and_figure_is_written_and_declared(tiny_run):
@@ -86,16 +90,29 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
 
     workdir = tiny_run[0]
     written = {str(p.relative_to(workdir)) for d in ("results/tables", "results/figures")
-               for p in (workdir / d).iterdir()}
+               for p in (workdir / d).iterdir()} | {"results/explorer.html"}
     assert written == set(outputs.declared_files({}, ["generate"]))  # a file written is a file the render rule declares
     for path in written:
         assert (workdir / path).stat().st_size > 0, path
-    resources = pd.read_csv(workdir / "results/tables/resources.csv")
-    assert sorted(resources.adapter) == ["lora", "parallel", "series"] and (resources["trainable params"] > 0).all()
+    resources = pd.read_csv(workdir / "results/tables/resources.csv").set_index("adapter")
+    assert sorted(resources.index) == ["lora", "parallel", "series"] and (resources["trainable params"] > 0).all()
+    # the costs: forgetting for every fine-tune, merged = unmerged for the one that merges (float32: all agree)
+    assert resources["forgetting (Δ CE)"].notna().all() and resources.loc["lora", "merged = unmerged"] == "3/3"
+    assert set(resources.loc[["series", "parallel"], "merged = unmerged"]) == {"not merged"}
+    assert (resources["total time (s)"] > resources["train time (s)"]).all()
+    forgot = json.loads((workdir / "results/costs/tiny-llama/lora/gsm8k_train/forgetting.json").read_text())
+    assert forgot["reference"]["kind"] == "builtin" and forgot["tokens_scored"] > 0
+    assert forgot["forgetting"] == pytest.approx(forgot["cross_entropy_enabled"] - forgot["cross_entropy_disabled"],
+                                                 abs=2e-6)
+    card = pd.read_csv(workdir / "results/tables/protocol_card.csv")
+    recorded = dict(zip(card.setting, card.value))
+    assert recorded["training precision"] and "torch" in recorded["versions"] and "peft" in recorded["versions"]
+    assert recorded["train_on_inputs"] in ("True", True) and "python-docs" in recorded["forgetting"]
+    assert "Protocol:" in (workdir / "results/tables/accuracy_ci.md").read_text()
     significance = pd.read_csv(workdir / "results/tables/significance.csv")
     assert len(significance) == 3 * 6  # every pair of the 4 rows, on each of the 3 datasets
     assert "reproduces no published cell" in (workdir / "results/tables/published.md").read_text()
-    for name in ["accuracy", "tradeoff", "loss", "time"]:
+    for name in ["accuracy", "tradeoff", "loss", "time", "pareto"]:
         assert (workdir / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (workdir / f"results/figures/{name}.pdf").read_bytes()[:5] == b"%PDF-"
 
@@ -111,7 +128,7 @@ def test_html_report_holds_every_table_and_figure(tiny_run):
     assert {"accuracy_ci.csv", "accuracy_seeds.csv", "contamination.csv", "time.png"} <= set(captioned)
     for name in captioned:
         assert name in html, name
-    assert "Pairwise comparison of the adapters" in html  # a caption
+    assert "Pairwise comparison of the rows of one model" in html  # a caption
     assert "PEFT benchmark pipeline (LLM-Adapters reproduction)" in html  # the workflow description
 
 
@@ -161,3 +178,32 @@ def test_adapter_only_run(tmp_path, tiny_dir, data_mirror):
     table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
     assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
     assert len(pd.read_csv(tmp_path / "results/tables/significance.csv")) == 3  # the three pairs, no base row
+
+
+def test_the_explorer_page_works_in_a_real_browser(tiny_run, tmp_path):
+    """results/explorer.html in headless Chromium: no console errors, the run's cells shown, a filter narrows
+    them, the scatter draws a point per row, and a screenshot is written."""
+    from selenium.webdriver.support.ui import Select
+
+    workdir = tiny_run[0]
+    browser = chromium()
+    try:
+        browser.get((workdir / "results/explorer.html").as_uri())
+        rows = browser.find_elements("css selector", "#results tbody tr")
+        assert len(rows) == len(ROWS) * len(EVAL_SETS)
+        assert len(browser.find_elements("css selector", "#scatter circle.point")) == len(ROWS) - 1  # base: no costs
+        Select(browser.find_element("id", "filter-adapter")).select_by_visible_text("lora")
+        assert len(browser.find_elements("css selector", "#results tbody tr")) == len(EVAL_SETS)
+        assert browser.find_element("id", "count").text == f"{len(EVAL_SETS)} of {len(ROWS) * len(EVAL_SETS)} rows shown"
+        Select(browser.find_element("id", "filter-adapter")).select_by_visible_text("(all)")
+        browser.find_elements("css selector", "#results thead th")[5].click()  # sort by accuracy
+        shown = [float(r.find_elements("css selector", "td")[5].text) for r in
+                 browser.find_elements("css selector", "#results tbody tr")]
+        assert shown == sorted(shown)
+        screenshot = tmp_path / "explorer.png"
+        assert browser.save_screenshot(str(screenshot)) and screenshot.read_bytes()[:4] == b"\x89PNG"
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        print(f"explorer screenshot: {screenshot}")
+    finally:
+        browser.quit()

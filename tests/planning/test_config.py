@@ -16,7 +16,8 @@ def test_default_config_is_valid_and_rows_include_base():
     assert plan.rows[0] == ("smollm2-135m", "base", "none")
     assert len(plan.rows) == 1 + len(config["adapters"]) * len(config["train_sets"])
     assert config["training"]["weight_decay"] == 0.0  # a default filled in by the schema
-    assert plan.estimated_items("gsm8k", "eval") == 30 and plan.estimated_items("boolq", "eval") == 30
+    limit = config["data"]["eval_limit"]
+    assert plan.estimated_items("gsm8k", "eval") == limit and plan.estimated_items("boolq", "eval") == limit
 
 
 def test_the_plan_is_read_only_and_leaves_the_config_alone():
@@ -41,7 +42,8 @@ def test_a_config_dataset_joins_the_runs_registry_only():
     config["eval_sets"] = ["mine"]
     plan = prepare(config)
     assert plan.datasets["mine"].suite == "math" and "mine" not in BUILTIN
-    assert plan.estimated_items("mine", "eval") == 30  # the limit; the file's size is unknown before reading it
+    # the limit; the file's size is unknown before reading it
+    assert plan.estimated_items("mine", "eval") == config["data"]["eval_limit"]
 
 
 def test_sweep_members_are_checked_against_the_schema():

