@@ -104,7 +104,7 @@ def test_nothing_edits_sys_path_or_silences_import_order():
     offenders = []
     for name in tracked:
         text = (ROOT / name).read_text()
-        if "noqa: E402" in text:
+        if "noqa: " + "E402" in text:  # spelled in two parts so that this test does not find itself
             offenders.append(f"{name}: noqa E402")
         if name.endswith(".py"):
             for node in ast.walk(ast.parse(text)):

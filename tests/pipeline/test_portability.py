@@ -80,5 +80,6 @@ def test_a_pipeline_run_on_the_avx2_path_trains_and_evaluates_in_float32(tmp_pat
     assert metrics["training"]["autocast"] == "float32" and metrics["precision"]["capability"] == "AVX2"
     assert score["precision"]["chosen"] == score["evaluation"]["dtype"] == "float32"
     tables = tmp_path / "results/tables"
-    assert "Evaluation precision: float32 (auto: cpu AVX2, bf16 matmul" in (tables / "accuracy_ci.md").read_text()
-    assert "Training autocast: none (auto: cpu AVX2" in (tables / "resources.md").read_text()
+    # the notes name the verdict and its basis (a bf16 collapse on the screen, no oneDNN support, or a layer too small)
+    assert "Evaluation precision: float32 (auto: cpu AVX2, " in (tables / "accuracy_ci.md").read_text()
+    assert "Training autocast: float32 (auto: cpu AVX2, " in (tables / "resources.md").read_text()

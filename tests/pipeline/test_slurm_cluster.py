@@ -201,20 +201,21 @@ def _minutes(limit: str) -> int:
 def test_each_request_is_what_resources_estimated(cluster, cluster_run):
     from snakemake.utils import validate
 
+    from pipeline_lib.planning.estimates import Estimates
     from pipeline_lib.planning.plan import prepare
 
     config = copy.deepcopy(cluster_run["config"])
     validate(config, str(ROOT / "schemas/config.schema.yaml"))
-    plan = prepare(config)
+    estimates = Estimates(prepare(config))
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["default-resources"]
     checked = {}
     for j in jobs_of(cluster, cluster_run["workdir"]):
         wildcards = dict(zip(("model", "run", "train", "dataset"), j["Comment"].split("_wildcards_")[-1]
                              .split("_")))
         if j["rule"] == "finetune":
-            expected = plan.finetune_estimate("tiny-llama", wildcards["run"], "gsm8k_train")
+            expected = estimates.finetune("tiny-llama", wildcards["run"], "gsm8k_train")
         elif j["rule"] == "evaluate":
-            expected = plan.evaluate_estimate("tiny-llama", "MultiArith", "generate")
+            expected = estimates.evaluate("tiny-llama", "MultiArith", "generate")
         else:  # data preparation and render: the profile's defaults
             expected = profile
         gpus = TEST_RESOURCES["gpu"] if j["rule"] in ("finetune", "evaluate") else 0
