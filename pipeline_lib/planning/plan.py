@@ -121,7 +121,8 @@ class RunPlan:
     def forgetting_options(self) -> dict:
         f = self.costs["forgetting"]
         reference = f["reference"]  # a name ("python-docs") or a source; the job takes JSON either way
-        return {"reference": {"builtin": reference} if isinstance(reference, str) else thawed(reference), "tokens": f["tokens"], "sequence_length": f["sequence_length"],
+        return {"reference": {"builtin": reference} if isinstance(reference, str) else thawed(reference),
+                "tokens": f["tokens"], "sequence_length": f["sequence_length"],
                 "batch_size": f["batch_size"]}
 
     def forgetting_inputs(self) -> list[str]:
