@@ -31,7 +31,7 @@ rule render:
         files=lambda wc, input: cli(scores=input.scores, predictions=input.predictions, adapters=input.adapters,
                                     selections=input.selections, forgetting=input.forgetting, merging=input.merging,
                                     contamination=input.contamination),
-        options=cli(plan=RENDER_PLAN),
+        options=lambda wc: cli(plan=RENDER_PLAN),  # a function: the plan's text (prompt templates) holds braces
     log:
         paths.log("render", "render"),
     shell:
@@ -43,7 +43,7 @@ rule tables:
     params:
         files=cli(scores=SCORES, predictions=PREDICTIONS, adapters=ADAPTERS, selections=SELECTIONS,
                   forgetting=FORGETTING, merging=MERGING, contamination=paths.CONTAMINATION),
-        options=cli(plan=RENDER_PLAN),
+        options=lambda wc: cli(plan=RENDER_PLAN),  # a function: the plan's text (prompt templates) holds braces
     log:
         paths.log("tables", "tables"),
     shell:

@@ -130,10 +130,18 @@ def _finals(workdir):
     for path in sorted((workdir / "results").rglob("*")):
         if path.is_file() and (path.suffix == ".json" and "scores" in path.parts or path.name.endswith(".safetensors")):
             out[str(path.relative_to(workdir))] = path.read_bytes() if path.suffix != ".json" else \
-                {k: v for k, v in json.loads(path.read_text()).items() if k not in ("wall_time_s", "items_per_s",
-                                                                                  "resumed_items", "started",
-                                                                                  "finished")}
+                _untimed(json.loads(path.read_text()))
     return out
+
+
+def _untimed(record):
+    """A score without what differs between any two runs: its times and speeds, the items it resumed, and the
+    precision's measured figures (its verdict stays)."""
+    if not isinstance(record, dict):
+        return record
+    timing = ("started", "finished", "resumed_items", "wall_time_s", "new_tokens")  # new_tokens: this process's
+    return {k: (_untimed(v) if k != "precision" else {p: v[p] for p in ("requested", "chosen") if p in v})
+            for k, v in record.items() if k not in timing and not k.endswith("_per_s")}
 
 
 def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):

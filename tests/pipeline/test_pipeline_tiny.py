@@ -195,6 +195,7 @@ def test_the_explorer_page_works_in_a_real_browser(tiny_run, tmp_path):
         Select(browser.find_element("id", "filter-adapter")).select_by_visible_text("lora")
         assert len(browser.find_elements("css selector", "#results tbody tr")) == len(EVAL_SETS)
         assert browser.find_element("id", "count").text == f"{len(EVAL_SETS)} of {len(ROWS) * len(EVAL_SETS)} rows shown"
+        assert len(browser.find_elements("css selector", "#scatter circle.point")) == 1  # the scatter follows
         Select(browser.find_element("id", "filter-adapter")).select_by_visible_text("(all)")
         browser.find_elements("css selector", "#results thead th")[5].click()  # sort by accuracy
         shown = [float(r.find_elements("css selector", "td")[5].text) for r in
