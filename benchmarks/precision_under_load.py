@@ -2,7 +2,7 @@
 256 x 256 matmuls per precision, bf16 when at least as fast) against ours (pipeline_lib/models/precision.py `measure`:
 a screen, then the job's step at its model's shapes, float32 and bf16 interleaved, the median of the pairs), each
 measured N times alone and N times beside three bursty single-threaded processes (1-30 ms of work, as long
-asleep: pipeline_lib/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
+asleep: pipeline_lib/tools/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
 
   .venv/bin/python benchmarks/precision_under_load.py --trials 40
   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/precision_under_load.py --trials 20

@@ -1,7 +1,7 @@
 """Memory and speed of a quantized base: the same LoRA fine-tune of the embedded model on a bf16 base (bf16 autocast,
 frozen weights stored in bf16, as the default run trains) and on a 4-bit nf4 base (QLoRA), each in its own process
 (peak RSS is per process), then the evaluation of each adapter's first items. Prints peak RSS (and peak CUDA memory
-on a GPU), real tokens/s and their ratios, and what pipeline_lib/estimates.py estimates for the same jobs.
+on a GPU), real tokens/s and their ratios, and what pipeline_lib/planning/estimates.py estimates for the same jobs.
 
   .venv/bin/python benchmarks/quantization.py --model resources/models/smollm2-135m \
       --data results/data/train/gsm8k_train.jsonl --steps 6
