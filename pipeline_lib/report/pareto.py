@@ -43,6 +43,7 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
                             fontsize=7)
             if METRICS[cost][2]:
                 ax.set_xscale("log")
+                _plain_log_labels(ax.xaxis)
             ax.set_xlabel(METRICS[cost][0], fontsize=8)
             ax.set_ylabel("average accuracy (%)" if c == 0 else "", fontsize=8)
             ax.set_title(f"{model} / {train}" if c == 0 else "", fontsize=8, loc="left")
@@ -54,3 +55,12 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
     fig.suptitle(f"Accuracy against cost ({protocol}); dashed: the Pareto front", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return save(fig, stem)
+
+
+def _plain_log_labels(axis) -> None:
+    """Log-axis ticks as numbers (20, 30, 5e+06): within less than a decade matplotlib labels only minor ticks, in
+    scientific notation (2x10^1)."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
