@@ -50,17 +50,23 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
             ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=colour[a], marker=MARKERS[i % len(MARKERS)], linestyle="", label=a,
                           markeredgecolor="black") for i, a in enumerate(colour) if a in set(shown.adapter)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
+    columns = min(8, len(handles))
+    fig.legend(handles=handles, loc="lower center", ncol=columns, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0))
     fig.suptitle(f"Accuracy against cost ({protocol}); dashed: the Pareto front", fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    legend_rows = -(-len(handles) // columns)  # the legend's height, kept clear of the axes' labels
+    fig.tight_layout(rect=(0, min(0.45, (0.1 + 0.2 * legend_rows) / fig.get_figheight()), 1, 1))
     return save(fig, stem)
 
 
 def _plain_log_labels(axis) -> None:
-    """Log-axis ticks as numbers (20, 30, 5e+06): within less than a decade matplotlib labels only minor ticks, in
-    scientific notation (2x10^1)."""
+    """Log-axis ticks as plain numbers (20, 30, 5e+06 rather than 2x10^1). Where the axis spans a decade or more
+    its decades carry the labels; under a decade (no decade tick in view) the 2s, 3s and 5s do, and every tick under a
+    factor of 2.5."""
     from matplotlib import ticker
 
-    axis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
-    axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    def minor(value, _):
+        low, high = sorted(axis.get_view_interval())
+        narrow = high < 2.5 * low  # every minor tick fits
+        return f"{value:g}" if high < 10 * low and (narrow or f"{value:.0e}"[0] in "235") else ""
+    axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(ticker.FuncFormatter(minor))
