@@ -1,6 +1,7 @@
 """How often the precision verdict flips under bursty CPU load: the first probe (version 1: the best of three
-256 x 256 matmuls per precision, bf16 when at least as fast) against ours (pipeline_lib/models/precision.py `measure`:
-a screen, then the job's step at its model's shapes, float32 and bf16 interleaved, the median of the pairs), each
+256 x 256 matmuls per precision, bf16 when at least as fast) and the second (version 2: one round of 7 pairs)
+against ours (pipeline_lib/models/precision.py `measure`: a screen, then the job's step at its model's shapes,
+float32 and bf16 interleaved in pairs, more rounds while the ratios are unclear, the median of the pairs), each
 measured N times alone and N times beside three bursty single-threaded processes (1-30 ms of work, as long
 asleep: pipeline_lib/tools/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
 
@@ -33,8 +34,8 @@ def first_probe(n: int = 256, reps: int = 3) -> str:
     return "bfloat16" if speed[torch.bfloat16] >= speed[torch.float32] else "float32"
 
 
-def ours(work) -> tuple[str, dict]:
-    record = precision.measure(work)
+def ours(work, rounds: int) -> tuple[str, dict]:
+    record = precision.measure(work, rounds=rounds)
     return ("bfloat16" if record["bf16_fast"] else "float32"), record
 
 
@@ -45,9 +46,10 @@ def trials(n: int, load: bool, works) -> dict:
         for _ in range(n):
             verdicts["first probe (v1)"].append(first_probe())
             for work in works:
-                chosen, record = ours(work)
-                verdicts[f"ours, {work.kind}"].append(chosen)
-                spreads[f"ours, {work.kind}"].append(record.get("spread"))
+                for name, rounds in (("ours", precision.ROUNDS), ("one round (v2)", 1)):
+                    chosen, record = ours(work, rounds)
+                    verdicts[f"{name}, {work.kind}"].append(chosen)
+                    spreads[f"{name}, {work.kind}"].append(record.get("spread"))
     return {"verdicts": verdicts, "spreads": spreads}
 
 
@@ -74,7 +76,7 @@ def main():
             counts = collections.Counter(chosen)
             spreads = [s for s in result["spreads"].get(name, []) if s is not None]
             extra = f", spread median {statistics.median(spreads):.3f} max {max(spreads):.3f}" if spreads else ""
-            print(f"{'bursty load' if load else 'alone':11s} {name:18s} {dict(counts)}{extra}")
+            print(f"{'bursty load' if load else 'alone':11s} {name:30s} {dict(counts)}{extra}")
 
 
 if __name__ == "__main__":

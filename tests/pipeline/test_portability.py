@@ -33,7 +33,7 @@ def test_the_precision_choice_follows_the_measured_speed():
         assert native["chosen"] == "float32"
     elif "ratios" in native:  # the step measured: bf16 by its median ratio against the margin
         assert native["chosen"] == ("bfloat16" if native["median"] >= native["margin"] else "float32"), native
-        assert "hidden 576" in native["workload"] and len(native["ratios"]) == precision.PAIRS
+        assert "hidden 576" in native["workload"] and len(native["ratios"]) % precision.PAIRS == 0
     else:  # the screen found bf16 collapsed
         assert native["chosen"] == "float32" and native["screen"]["ratio"] < precision.COLLAPSE
     forced = choice({**avx2_env(), precision.FORCE_VARIABLE: "1"})
