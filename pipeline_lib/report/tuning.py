@@ -125,6 +125,8 @@ RANK_NOTE = ("Rankings by average test accuracy over the evaluation sets (ties k
 def sensitivity(selections: dict[tuple, dict], stem):
     """Validation score against the learning rate (a line per adapter, the best over the other searched values at
     each rate) and, where searched, against the size (r, bottleneck size, virtual tokens: the best over rates)."""
+    from matplotlib import ticker
+
     from pipeline_lib.report.figures import MARKERS, OKABE_ITO, _plt, save
 
     plt = _plt()
@@ -133,6 +135,7 @@ def sensitivity(selections: dict[tuple, dict], stem):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     metric = next(iter(selections.values()))["metric"] if selections else "accuracy"
     for ax, key in zip(axes[0], panels):
+        searched: set = set()
         for i, ((model, adapter, _), s) in enumerate(selections.items()):
             best: dict = {}
             for t in s["trials"]:
@@ -144,12 +147,17 @@ def sensitivity(selections: dict[tuple, dict], stem):
                 best[x] = value if x not in best else better(best[x], value)
             if best:
                 xs = sorted(best)
+                searched |= set(xs)
                 label = adapter if len({k[0] for k in selections}) == 1 else f"{model} / {adapter}"
                 ax.plot(xs, [best[x] for x in xs], marker=MARKERS[i % 8], color=OKABE_ITO[i % 8], label=label)
                 chosen = s["chosen"]["values"].get(key)
                 if chosen in best:
                     ax.scatter([chosen], [best[chosen]], s=90, facecolors="none", edgecolors="black", zorder=3)
         ax.set_xscale("log")
+        # ticks at the searched values, as plain numbers (1e-4, 16, 64 rather than 6x10^0)
+        ax.xaxis.set_major_locator(ticker.FixedLocator(sorted(searched)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set_xlabel(key.replace("_", " "))
         ax.set_ylabel("validation accuracy (%)" if metric == "accuracy" else "validation loss")
         ax.grid(alpha=0.3, which="both")
