@@ -228,10 +228,10 @@ def measure(work: Workload, pairs: int = PAIRS, rounds: int = ROUNDS) -> dict:
     for done in range(rounds):
         ratios += [round(a / b, 4) for a, b in _pairs(steps[torch.float32], steps[torch.bfloat16], pairs,
                                                       warm=done == 0)]
-        if _clear(ratios):
+        cached = _clear(ratios)
+        if cached:
             break
     low, median, high = _quartiles(ratios)
-    cached = _clear(ratios)
     return {**record, "workload": work.describe(), "ratios": ratios, "median": round(median, 3),
             "quartiles": [round(low, 3), round(high, 3)], "spread": round((high - low) / median, 3),
             "margin": MARGIN, "bf16_fast": median >= MARGIN, "cached": cached,

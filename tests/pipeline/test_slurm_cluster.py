@@ -115,10 +115,10 @@ def runs(cluster, tmp_path_factory, tiny_dir, data_mirror):
     local_out, _ = local_proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-5000:]
     assert local_proc.returncode == 0, local_out[-5000:]
-    drained["held_jobs_after"] = {j["JobId"]: (j["JobState"], _epoch(j["StartTime"]))
-                                  for j in jobs_of(cluster, workdir) if j["JobId"] in held_ids}
     # the scheduler's record of every job, kept now: a finished job stays known only MinJobAge (300 s)
     slurm_jobs = jobs_of(cluster, workdir)
+    drained["held_jobs_after"] = {j["JobId"]: (j["JobState"], _epoch(j["StartTime"]))
+                                  for j in slurm_jobs if j["JobId"] in held_ids}
     return {"workdir": workdir, "local": local_dir, "output": out, "wall_s": wall_s, "drained": drained,
             "resumed": resumed, "config": config, "slurm_jobs": slurm_jobs}
 
