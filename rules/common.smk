@@ -24,15 +24,19 @@ ESTIMATES = Estimates(PLAN)  # each job's memory, GPU memory and runtime, for th
 PY = shlex.quote(sys.executable)
 THREADS = PLAN.threads
 SOURCES = sources(PLAN.datasets)  # every data file the registry knows, by its path in the mirror layout
+# Where data files come from (mirror, base URL): not a param of fetch_data, as the bytes are sha256-verified and
+# switching mirror <-> download must not re-run anything (Snakemake's code trigger sees only `{DATA_ORIGIN}`).
+DATA_ORIGIN = cli(**PLAN.data_origin())
 
 
-def script(name, prefix=PY, threads=False):
+def script(name, prefix=PY, threads=False, unparams=""):
     """A rule's shell command: `python -m pipeline_lib.cli.<name>` with the job's files (`params.files`, from its
     input and output) and settings (`params.options`, from its wildcards and the config: Snakemake re-runs a job
     whose settings changed, and ignores params derived from files), both rendered by
-    pipeline_lib.planning.commands.cli, which never renders an option without a value; then its threads and log."""
+    pipeline_lib.planning.commands.cli, which never renders an option without a value; then `unparams` (options
+    that must not re-run the job when they change: a global of this file), its threads and log."""
     return (f"{prefix} -m pipeline_lib.cli.{name} {{params.files}} {{params.options}}"
-            + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
+            + (f" {unparams}" if unparams else "") + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
 
 
 def on_gpus(data_parallel=False):

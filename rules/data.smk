@@ -13,12 +13,8 @@ rule fetch_data:
         options=lambda wc: cli(source=asdict(SOURCES[wc.relpath])),
     log:
         paths.log("fetch_data", "{relpath}"),
-    run:
-        # The mirror and base URL are read here rather than declared as params: where the bytes come from does
-        # not change them (sha256-verified), so switching mirror <-> download must not re-run anything.
-        origin = cli(**PLAN.data_origin())
-        command = f"{PY} -m pipeline_lib.cli.fetch_data {params.files} {params.options} {origin} > {shlex.quote(log[0])} 2>&1"
-        shell(command.replace("{", "{{").replace("}", "}}"))  # complete: nothing left for shell() to fill in
+    shell:
+        script("fetch_data", unparams="{DATA_ORIGIN}")
 
 
 rule normalize_data:

@@ -75,6 +75,15 @@ def test_second_run_executes_nothing(tiny_run):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_switching_from_the_mirror_to_downloads_reruns_nothing(tiny_run):
+    """Where the (sha256-verified) data files come from is no setting of any job."""
+    workdir, overrides, _ = tiny_run
+    download = {**overrides, "data": {"mirror": None, "base_url": "http://127.0.0.1:9"}}
+    dry = run(workdir, download, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+
+
 def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
     workdir, overrides, _ = tiny_run
     changed = {**overrides, "adapters": {"lora": {"method": "lora", "r": 8, "lora_alpha": 8,
