@@ -55,13 +55,23 @@ TINY = _tiny_configs()
 ARCHS = list(TINY)
 
 
+_BUILT: dict = {}  # (arch, size, seed) -> a built model and the RNG state just after: a copy costs less than a build
+
+
 def tiny_base(arch: str, seed: int = 0, quantization: dict | None = None):
     """A tiny random model of the architecture; with `quantization`, the same weights loaded as a bitsandbytes
-    base the way the pipeline loads one (models.load_quantized)."""
+    base the way the pipeline loads one (models.load_quantized). Each call returns a fresh model and leaves the
+    RNG where a fresh build would (the adapters' random initialisation comes next)."""
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(TINY[arch](64 if quantization else 32), dtype=torch.float32).eval()
+    key = (arch, 64 if quantization else 32, seed)
+    if key not in _BUILT:
+        torch.manual_seed(seed)
+        built = AutoModelForCausalLM.from_config(TINY[arch](key[1]), dtype=torch.float32).eval()
+        _BUILT[key] = built, torch.get_rng_state()
+    built, state = _BUILT[key]
+    model = copy.deepcopy(built)
+    torch.set_rng_state(state)
     if not quantization:
         return model
     from pipeline_lib.models import load_quantized

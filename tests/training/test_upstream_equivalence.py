@@ -63,16 +63,48 @@ def upstream_tokenization(data_mirror, tokenizer, cutoff_len: int, train_on_inpu
     return function(data_mirror, "finetune.py", "generate_and_tokenize_prompt", namespace)
 
 
+class SharedCalls:
+    """The tokenizer, each text encoded once for ours and upstream's code alike (both call it with truncation to
+    cutoff_len; upstream also passes padding=False and return_tensors=None, the defaults): a fresh copy per call,
+    as upstream appends to what it gets. Any other call goes to the tokenizer itself."""
+    DEFAULTS = {"padding": False, "return_tensors": None}
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.encoded = tokenizer, {}
+
+    def prefill(self, texts: list[str], max_length: int, truncation: bool = True):
+        """Encode `texts` in one batch (the fast tokenizer's batch call, as a single call is one of a batch)."""
+        out = self.tokenizer(texts, max_length=max_length, truncation=truncation)
+        for text, ids, mask in zip(texts, out["input_ids"], out["attention_mask"]):
+            self.encoded[text, max_length, truncation] = (tuple(ids), tuple(mask))
+
+    def __call__(self, text, max_length=None, truncation=False, **kwargs):
+        if not isinstance(text, str) or any(k not in self.DEFAULTS or self.DEFAULTS[k] != v for k, v in kwargs.items()):
+            return self.tokenizer(text, max_length=max_length, truncation=truncation, **kwargs)
+        key = (text, max_length, truncation)
+        if key not in self.encoded:
+            out = self.tokenizer(text, max_length=max_length, truncation=key[2])
+            self.encoded[key] = (tuple(out["input_ids"]), tuple(out["attention_mask"]))
+        ids, mask = self.encoded[key]
+        return {"input_ids": list(ids), "attention_mask": list(mask)}
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cutoff_len", [256, 64])  # the paper's, and one that truncates most items
 @pytest.mark.parametrize("train_on_inputs", [True, False])
 def test_training_tokens_and_labels_are_upstreams(records, data_mirror, embedded_tokenizer, cutoff_len,
                                                   train_on_inputs):
-    upstream = upstream_tokenization(data_mirror, embedded_tokenizer, cutoff_len, train_on_inputs)
     items = [r for name, rs in records.items() if DATASETS[name].split == "train" for r in rs]
+    tokenizer = SharedCalls(embedded_tokenizer)
+    tokenizer.prefill([training_text(r) for r in items] + [training_prompt(r["instruction"], r.get("input", "")) for r in items],
+                      cutoff_len)
+    upstream = upstream_tokenization(data_mirror, tokenizer, cutoff_len, train_on_inputs)
     truncated = 0
     for r in items:
-        ours, theirs = tokenize(embedded_tokenizer, r, cutoff_len, train_on_inputs), upstream(r)
+        ours, theirs = tokenize(tokenizer, r, cutoff_len, train_on_inputs), upstream(r)
         assert ours["input_ids"] == theirs["input_ids"], r["id"]
         assert ours["labels"] == theirs["labels"], r["id"]
         truncated += len(ours["input_ids"]) == cutoff_len
