@@ -7,16 +7,30 @@ import math
 import numpy as np
 
 
+def wilson_interval(count: float, nobs: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson's score interval (coverage 1 - alpha) of `count` successes in `nobs` trials: statsmodels'
+    `proportion_confint(count, nobs, alpha, method="wilson")` operation for operation (the same bits:
+    tests/evaluation/test_stats.py), because importing statsmodels took each evaluation job about a second (a sixth
+    of a small job); scipy.special's normal quantile is the one statsmodels calls."""
+    from scipy.special import ndtri
+
+    crit = -ndtri(alpha / 2.0)
+    crit2 = crit**2
+    q = count / nobs
+    denom = 1 + crit2 / nobs
+    center = (q + crit2 / (2 * nobs)) / denom
+    dist = crit * math.sqrt(q * (1.0 - q) / nobs + crit2 / (4.0 * nobs**2)) / denom
+    return float(min(max(center - dist, 0.0), 1.0)), float(min(max(center + dist, 0.0), 1.0))
+
+
 def accuracy_summary(correct: list[bool], confidence: float = 0.95) -> dict:
     """n, accuracy, its standard error and Wilson interval."""
-    from statsmodels.stats.proportion import proportion_confint
-
     n, k = len(correct), int(sum(correct))
     if n == 0:
         return {"n": 0, "correct": 0, "accuracy": float("nan"), "stderr": float("nan"), "ci95": [float("nan")] * 2}
     p = k / n
-    low, high = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
-    return {"n": n, "correct": k, "accuracy": p, "stderr": math.sqrt(p * (1 - p) / n), "ci95": [low, high]}
+    return {"n": n, "correct": k, "accuracy": p, "stderr": math.sqrt(p * (1 - p) / n),
+            "ci95": list(wilson_interval(k, n, 1 - confidence))}
 
 
 def paired_comparison(a: dict[str, bool], b: dict[str, bool], n_boot: int = 10000, seed: int = 0) -> dict:
@@ -73,11 +87,8 @@ def _boundary_interval(p: float, sizes: list[int]) -> tuple[float, float]:
     """Every outcome the same (all wrong or all right): the bootstrap has nothing to resample and would claim
     [p, p]. Wilson's interval instead, at the effective number of items of a mean of per-set proportions
     (K^2 / sum(1/n_k), the n giving that mean's binomial variance); seeds that agree add no width."""
-    from statsmodels.stats.proportion import proportion_confint
-
     n = len(sizes) ** 2 / sum(1 / s for s in sizes)
-    low, high = proportion_confint(p * n, n, method="wilson")
-    return float(max(0.0, low)), float(min(1.0, high))
+    return wilson_interval(p * n, n)
 
 
 def seed_paired_comparison(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:

@@ -33,6 +33,7 @@ def test_enums_are_the_registries():
     assert tuple(full["definitions"]["quantization"]["oneOf"][0]["enum"]) == base_models.QUANTIZATIONS
     assert tuple(SCHEMA["evaluation"]["properties"]["protocols"]["items"]["enum"]) == tuple(protocols.PROTOCOLS)
     assert tuple(SCHEMA["decontaminate"]["enum"]) == contamination.POLICIES
+    assert tuple(SCHEMA["contamination"]["properties"]["level"]["enum"]) == contamination.LEVELS
 
 
 def test_defaults_the_code_needs_are_the_schemas():

@@ -147,15 +147,42 @@ def _untimed(record):
 def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
     overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
                  "training": {"max_steps": 20, "checkpoint_every": 3}, "eval_sets": ["gsm8k", "MultiArith"]}
-    clean = run(tmp_path / "clean", overrides)
-    assert clean.returncode == 0, clean.stderr[-3000:]
+    # the uninterrupted reference run, beside the killed one (its jobs fill the cores the restarts leave idle)
+    clean = popen(tmp_path / "clean", overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        kills, stages_hit, resumed, first_checkpoint = _kill_repeatedly(tmp_path / "killed", overrides)
+        clean_out, _ = clean.communicate(timeout=900)
+    finally:
+        if clean.poll() is None:
+            os.killpg(clean.pid, signal.SIGKILL)
+    assert clean.returncode == 0, clean_out[-3000:]
     expected = _finals(tmp_path / "clean")
-    rng = random.Random(20261128)
     killed = tmp_path / "killed"
+    final = run(killed, overrides)
+    assert final.returncode == 0, final.stdout[-3000:]
+    got = _finals(killed)
+    lost = [k for k in expected if got.get(k) != expected[k]]
+    TALLY["kills"] += kills
+    TALLY["lost"] += len(lost)
+    print(f"kills: {kills}, stages seen running: {sorted(stages_hit)}")
+    assert kills >= 5
+    assert {"prepare_data", "finetune"} <= stages_hit, stages_hit  # the kills reached the resumable stages
+    assert not lost, lost[:5]
+    assert got.keys() == expected.keys()
+    # the first kill's fine-tune resumed from its checkpoint (then removed), not from scratch
+    assert resumed["resumed_from_step"] >= 3 and len(resumed["loss"]) == 20
+    assert not first_checkpoint.parent.exists()
+
+
+def _kill_repeatedly(killed, overrides):
+    """Start the run and SIGKILL its whole process group, up to 7 times, each restart after `--unlock`: the first
+    kill once a fine-tune has checkpointed, the second once that fine-tune has finished resumed, the others at
+    seeded random points. Returns (kills, stages seen running, the resumed fine-tune's metrics, its checkpoint)."""
+    rng = random.Random(20261128)
     kills, stages_hit = 0, set()
     checkpoints = killed / "results/adapters"
-    for trial in range(7):  # bounded: at most 7 kills, the first once a fine-tune has checkpointed, the others
-        proc = popen(killed, overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # at random
+    for trial in range(7):
+        proc = popen(killed, overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if trial == 0:
             deadline = time.time() + 300
             while not list(checkpoints.glob("*/*/*.checkpoint/last.pt")) and time.time() < deadline:
@@ -183,17 +210,4 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
         # nothing half-written under a final name: every score file is complete JSON
         for score in (killed / "results/scores").rglob("*.json") if (killed / "results/scores").exists() else []:
             json.loads(score.read_text())
-    final = run(killed, overrides)
-    assert final.returncode == 0, final.stdout[-3000:]
-    got = _finals(killed)
-    lost = [k for k in expected if got.get(k) != expected[k]]
-    TALLY["kills"] += kills
-    TALLY["lost"] += len(lost)
-    print(f"kills: {kills}, stages seen running: {sorted(stages_hit)}")
-    assert kills >= 5
-    assert {"prepare_data", "finetune"} <= stages_hit, stages_hit  # the kills reached the resumable stages
-    assert not lost, lost[:5]
-    assert got.keys() == expected.keys()
-    # the first kill's fine-tune resumed from its checkpoint (then removed), not from scratch
-    assert resumed["resumed_from_step"] >= 3 and len(resumed["loss"]) == 20
-    assert not first_checkpoint.parent.exists()
+    return kills, stages_hit, resumed, first_checkpoint

@@ -40,10 +40,12 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
         preds = [json.loads(line) for line in
                  (tmp_path / f"results/predictions/smollm2-135m/{row}/generate/MultiArith.jsonl").read_text().splitlines()]
         assert all(p["response"].strip() for p in preds)  # the real model writes real text
-    # the same run on a 4-bit base (QLoRA, on CPU): the converted model is reused, the rest re-runs
-    quantized = run(tmp_path, {**overrides, "quantization": "4bit"}, configfiles=(), timeout=1200)
+    # the same run on a 4-bit base (QLoRA, on CPU), the fine-tune's row alone (the 4-bit base row's evaluation is
+    # tests/pipeline/test_pipeline_quantized.py's): the converted model is reused, the model jobs re-run
+    quantized = run(tmp_path, {**overrides, "quantization": "4bit", "include_base": False}, configfiles=(),
+                    timeout=1200)
     assert quantized.returncode == 0, quantized.stderr[-4000:]
-    assert job_counts(quantized.stdout + quantized.stderr) == {"finetune": 1, "evaluate": 2, "forgetting": 1,
+    assert job_counts(quantized.stdout + quantized.stderr) == {"finetune": 1, "evaluate": 1, "forgetting": 1,
                                                                "render": 1, "all": 1}  # no merging into 4-bit
     metrics = json.loads((tmp_path / "results/adapters/smollm2-135m/lora/gsm8k_train/metrics.json").read_text())
     assert metrics["quantization"]["bits"] == 4 and metrics["loss"][0] > 0

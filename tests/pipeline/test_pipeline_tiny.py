@@ -1,5 +1,6 @@
 """End to end on the real Snakefile: a tiny random LLaMA, a few real items per set from the data mirror."""
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -176,17 +177,26 @@ def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset
     assert json.loads((tmp_path / "run/results/data/contamination.json").read_text())["pairs"] == {}
 
 
-def test_adapter_only_run(tmp_path, tiny_dir, data_mirror):
+def test_adapter_only_run(tiny_run, tmp_path, tiny_dir, data_mirror):
+    """Without the base model: a fresh run plans the fine-tunes and their evaluations, none of the base model (its
+    dry run); on a copy of the tiny run, whose fine-tunes and evaluations are these, it trains and evaluates nothing
+    again and tabulates the adapters alone."""
     overrides = {"model_defs": {"tiny-llama": {"path": str(tiny_dir)}}, "data": {"mirror": str(data_mirror)},
-                 "include_base": False, "eval_sets": ["MultiArith"]}
-    result = run(tmp_path, overrides)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert job_counts(result.stdout + result.stderr) == {
-        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "finetune": 3, "evaluate": 3,
+                 "include_base": False}
+    planned = run(tmp_path / "fresh", overrides, "--dry-run")
+    assert planned.returncode == 0, planned.stderr[-4000:]
+    assert job_counts(planned.stdout + planned.stderr) == {
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 3 * 3,
         "render": 1, "all": 1}
-    table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], workdir, symlinks=True)
+    result = run(workdir, overrides)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert job_counts(result.stdout + result.stderr) == {"render": 1, "all": 1}
+    table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
-    assert len(pd.read_csv(tmp_path / "results/tables/significance.csv")) == 3  # the three pairs, no base row
+    pairs = pd.read_csv(workdir / "results/tables/significance.csv")
+    assert len(pairs) == 3 * 3 and not any(pairs.A.str.startswith("base") | pairs.B.str.startswith("base"))
 
 
 def test_the_explorer_page_works_in_a_real_browser(tiny_run, tmp_path):
