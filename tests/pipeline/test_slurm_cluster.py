@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 import time
@@ -62,6 +63,13 @@ def cluster(tmp_path_factory):
         slurm.stop()
 
 
+def submitting_env(cluster) -> dict:
+    """The environment of the Snakemake that submits: the cluster's, with status checks at most 2 s apart
+    (tests/cluster/quick_status)."""
+    path = os.pathsep.join(p for p in [str(ROOT / "tests/cluster/quick_status"), os.environ.get("PYTHONPATH")] if p)
+    return {**cluster.env, "PYTHONPATH": path}
+
+
 def local(workdir, config, *extra):
     return run(workdir, config, *extra, configfiles=())
 
@@ -92,7 +100,7 @@ def runs(cluster, tmp_path_factory, tiny_dir, data_mirror):
     cluster.set_node("DRAIN", "pipeline test")
     try:
         started = time.monotonic()
-        proc = popen(workdir, config, *PROFILE, configfiles=(), env=cluster.env, **CAPTURE)
+        proc = popen(workdir, config, *PROFILE, configfiles=(), env=submitting_env(cluster), **CAPTURE)
         pending = wait_for(lambda: [j for j in jobs_of(cluster, workdir) if j["JobState"] == "PENDING"], 120,
                            "a pending job on the drained node")
         held_ids = {p["JobId"] for p in pending}
@@ -280,7 +288,7 @@ def single_jobs(cluster, cluster_run, tmp_path_factory):
         workdir = tmp_path_factory.mktemp(name)
         shutil.copytree(cluster_run["workdir"], workdir, symlinks=True, dirs_exist_ok=True)
         runs[name] = {"workdir": workdir, "config": config, "target": target,
-                      "proc": popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=cluster.env,
+                      "proc": popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=submitting_env(cluster),
                                     **CAPTURE)}
     cancelled = runs["cancelled"]
     wait_for((cancelled["workdir"] / f"{cancelled['target']}.checkpoint" / "last.pt").exists, 300,
