@@ -83,14 +83,20 @@ EMULATION = TESTS / "emulate_avx2"
 
 def avx2_env() -> dict:
     """The environment of an AVX2-only x86 CPU (no AVX-512, no native bf16), emulated: see emulate_avx2/."""
-    path = os.pathsep.join(p for p in [str(EMULATION), os.environ.get("PYTHONPATH", "")] if p)
-    return {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "PYTHONPATH": path}
+    return {**with_pythonpath(EMULATION), "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def tests_env() -> dict:
     """This process's environment with the tests' helper modules importable (for a test's own subprocess)."""
-    path = os.pathsep.join(p for p in [str(TESTS), os.environ.get("PYTHONPATH", "")] if p)
-    return {**os.environ, "PYTHONPATH": path}
+    return with_pythonpath(TESTS)
+
+
+def with_pythonpath(folder: Path, env: dict | None = None) -> dict:
+    """`env` (default: this process's environment) with `folder` first on PYTHONPATH (its sitecustomize.py, if any,
+    is the one Python runs)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(folder), env.get("PYTHONPATH", "")] if p)
+    return env
 
 
 # --- an evaluation job's settings as the plan gives them: the schema's defaults, the test's overrides

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
 import time
@@ -21,7 +20,7 @@ import yaml
 from safetensors.torch import load_file
 
 from cluster.local_slurm import LocalSlurm, problem
-from helpers import ROOT, job_counts, popen, run
+from helpers import ROOT, job_counts, popen, run, with_pythonpath
 from pipeline_lib.runtime.files import read_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -66,8 +65,7 @@ def cluster(tmp_path_factory):
 def submitting_env(cluster) -> dict:
     """The environment of the Snakemake that submits: the cluster's, with status checks at most 2 s apart
     (tests/cluster/quick_status)."""
-    path = os.pathsep.join(p for p in [str(ROOT / "tests/cluster/quick_status"), os.environ.get("PYTHONPATH")] if p)
-    return {**cluster.env, "PYTHONPATH": path}
+    return with_pythonpath(ROOT / "tests/cluster/quick_status", cluster.env)
 
 
 def local(workdir, config, *extra):
@@ -269,9 +267,8 @@ def test_gpu_jobs_run_side_by_side_on_the_devices_slurm_gave_them(cluster_run):
 @pytest.fixture(scope="module")
 def single_jobs(cluster, cluster_run, tmp_path_factory):
     """Three fine-tunes submitted at once, each from its own copy of the run's folder (so each test reads its own
-    SLURM jobs): a long one scancelled at its first checkpoint, one over its memory request, one on two GPUs. A
-    job of seconds spends most of its time on the executor's status checks (docs/running.md): side by side they
-    wait together."""
+    SLURM jobs): a long one scancelled at its first checkpoint, one over its memory request, one on two GPUs. Side by
+    side, their queue and status-check waits overlap."""
     import shutil
 
     base = cluster_run["config"]
@@ -287,9 +284,9 @@ def single_jobs(cluster, cluster_run, tmp_path_factory):
     for name, (config, target, extra) in plans.items():
         workdir = tmp_path_factory.mktemp(name)
         shutil.copytree(cluster_run["workdir"], workdir, symlinks=True, dirs_exist_ok=True)
-        runs[name] = {"workdir": workdir, "config": config, "target": target,
-                      "proc": popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=submitting_env(cluster),
-                                    **CAPTURE)}
+        proc = popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=submitting_env(cluster),
+                     **CAPTURE)
+        runs[name] = {"workdir": workdir, "config": config, "target": target, "proc": proc}
     cancelled = runs["cancelled"]
     wait_for((cancelled["workdir"] / f"{cancelled['target']}.checkpoint" / "last.pt").exists, 300,
              "the long fine-tune's first checkpoint")
