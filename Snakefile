@@ -9,7 +9,7 @@ configfile: "config.yaml"
 validate(config, "schemas/config.schema.yaml")
 
 
-report: "report/workflow.rst"
+report: "captions/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -33,7 +33,7 @@ include: "rules/render.smk"
 # Jobs of seconds (downloads, data preparation, selection, the reports) run where Snakemake runs, never as cluster
 # jobs: on SLURM a compute node may lack the network a download needs, and each such job would wait in the queue and
 # on the executor's status checks (docs/running.md). The model jobs and the contamination check go to the cluster.
-localrules: all, download_model_wheel, download_hub_model, fetch_data, load_dataset, normalize_data, prepare_data, mix_data, mix_validation, select_setting, render, tables
+localrules: all, download_model_wheel, download_hub_model, fetch_data, load_dataset, normalize_data, prepare_data, mix_data, select_setting, render, tables
 
 
 rule all:

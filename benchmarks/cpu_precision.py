@@ -26,7 +26,7 @@ from bench import LORA
 from pipeline_lib import adapters, models
 from pipeline_lib.catalog import dtypes
 from pipeline_lib.catalog.prompts import evaluation_prompt
-from pipeline_lib.evaluation.generation import generate
+from pipeline_lib.evaluation.decoding import generate
 from pipeline_lib.models import precision
 from pipeline_lib.runtime import allocator
 from pipeline_lib.training.loop import cast_frozen_linears, token_loss_sum

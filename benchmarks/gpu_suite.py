@@ -3,7 +3,7 @@ on one H100), writing every figure as JSON into OUT:
 
   device.json            the device, the precision chosen for it (bf16 where it computes bf16 natively, else
                          float32: models/precision.py), its measured matmul peak at that precision, versions
-  cuda_check.json        pipeline_lib/tools/cuda_check.py: adapters on CUDA (4-bit and 8-bit QLoRA when bitsandbytes is
+  cuda_check.json        pipeline_lib/support/cuda.py: adapters on CUDA (4-bit and 8-bit QLoRA when bitsandbytes is
                          installed, bf16 LoRA, a bottleneck adapter: train, save, reload, generate), 2-GPU DDP
   pipeline.json          the tiny pipeline under Snakemake twice, on CPU and with device cuda and --resources gpu=1
                          (two fine-tunes and their evaluations sharing the GPU through the allocator): job log,
@@ -40,6 +40,7 @@ from bench import LORA, flops_per_token, matmul_peak, sync, trainer_baseline
 from pipeline_lib import adapters
 from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.models import precision
+from pipeline_lib.planning.commands import SCRIPTS
 from pipeline_lib.training.loop import tokenize, train
 
 ROOT = Path(__file__).resolve().parent.parent  # the Snakefile and the tests' configs
@@ -126,7 +127,7 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
     """Our batched greedy KV-cache generation against upstream's protocol on the same prompts and token budget."""
     from pipeline_lib.catalog import protocols
     from pipeline_lib.catalog.prompts import evaluation_prompt
-    from pipeline_lib.evaluation.generation import generate
+    from pipeline_lib.evaluation.decoding import generate
 
     model = random_model(shape, device, tokenizer, getattr(torch, precision.resolve("auto", device)[0])).eval()
     prompts = [evaluation_prompt(r["instruction"]) for r in records(tokenizer, items, 60, seed=3)]
@@ -151,7 +152,7 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
 
 def small_model_dir(scratch: Path, tokenizer) -> Path:
     """A small random LLaMA on disk, with the tokenizer, for the scripts that load a model directory."""
-    from pipeline_lib.tools.tiny_model import build_model
+    from pipeline_lib.testing.tiny_model import build_model
 
     directory = scratch / "small-llama"
     build_model(tokenizer, hidden_size=256, intermediate_size=512).save_pretrained(directory)
@@ -160,7 +161,7 @@ def small_model_dir(scratch: Path, tokenizer) -> Path:
 
 
 def cuda_check(out: Path, model_dir: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "pipeline_lib.tools.cuda_check", str(model_dir)], capture_output=True,
+    done = subprocess.run([sys.executable, str(SCRIPTS / "cuda_check.py"), str(model_dir)], capture_output=True,
                           text=True, timeout=420)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("OK", "FAIL", "no CUDA"))]
     return write(out, "cuda_check", {"returncode": done.returncode, "results": lines, "stderr": done.stderr[-2000:]})
@@ -220,7 +221,7 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], help="parts to leave out: cuda_check pipeline train eval")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    from pipeline_lib.tools.tiny_model import build_tokenizer
+    from pipeline_lib.testing.tiny_model import build_tokenizer
 
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     shape = "tiny" if args.tiny else "llama-7b"

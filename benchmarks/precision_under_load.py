@@ -3,7 +3,7 @@
 against ours (pipeline_lib/models/precision.py `measure`: a screen, then the job's step at its model's shapes,
 float32 and bf16 interleaved in pairs, more rounds while the ratios are unclear, the median of the pairs), each
 measured N times alone and N times beside three bursty single-threaded processes (1-30 ms of work, as long
-asleep: pipeline_lib/tools/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
+asleep: pipeline_lib/testing/cpu_load.py), in the same process. Prints each probe's verdicts and flip counts.
 
   .venv/bin/python benchmarks/precision_under_load.py --trials 40
   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python benchmarks/precision_under_load.py --trials 20
@@ -17,7 +17,7 @@ import time
 import torch
 
 from pipeline_lib.models import precision
-from pipeline_lib.tools import cpu_load
+from pipeline_lib.testing import cpu_load
 
 
 def first_probe(n: int = 256, reps: int = 3) -> str:

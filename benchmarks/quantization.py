@@ -17,12 +17,13 @@ from bench import LORA
 
 from pipeline_lib.catalog import base_models
 from pipeline_lib.planning import estimates
+from pipeline_lib.planning.commands import SCRIPTS
 
 
 def finetune(model, data, out, steps, quantization, device, threads) -> dict:
     training = {"max_steps": steps, "batch_size": 8, "micro_batch_size": 4, "warmup_steps": 0, "cutoff_len": 256,
                 "autocast": "bfloat16", "checkpoint_every": None, "group_by_length": True}
-    cmd = [sys.executable, "-m", "pipeline_lib.cli.finetune", "--model", model, "--data", data, "--out", out,
+    cmd = [sys.executable, str(SCRIPTS / "finetune.py"), "--model", model, "--data", data, "--out", out,
            "--adapter", json.dumps(LORA), "--training", json.dumps(training), "--device", device,
            "--threads", str(threads), "--quantization", quantization]
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -8,23 +8,16 @@ rule forgetting:
     input:
         model=model_dir,
         adapter=paths.adapter_dir("{model}", "{run}", "{train}"),
-        reference=PLAN.forgetting_inputs(),
+        reference=PLAN.costs.forgetting_inputs(),
     output:
         paths.forgetting("{model}", "{run}", "{train}"),
-    wildcard_constraints:
-        model=alternation(PLAN.models),
-        run=alternation(PLAN.runs),
-        train=alternation(PLAN.train_sets),
     params:
         files=lambda wc, input, output: cli(output[0], model=input.model, adapter_dir=input.adapter),
-        options=lambda wc: cli(labels=PLAN.labels(wc.model, wc.run, wc.train), **PLAN.forgetting_options(),
+        options=lambda wc: cli(labels=PLAN.labels(wc.model, wc.run, wc.train), **PLAN.costs.forgetting_options(),
                                **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=PLAN.gpus("evaluate"),
-        mem_mb=lambda wc: ESTIMATES.forgetting(wc.model)["mem_mb"],
-        gpu_mem_mb=lambda wc: ESTIMATES.forgetting(wc.model)["gpu_mem_mb"],
-        runtime=lambda wc: ESTIMATES.forgetting(wc.model)["runtime"],
+        **model_job(lambda wc: ESTIMATES.forgetting(wc.model), PLAN.gpus("evaluate")),
     log:
         paths.log("forgetting", "{model}/{run}/{train}"),
     shell:
@@ -35,25 +28,19 @@ rule merging:
     input:
         model=model_dir,
         adapter=paths.adapter_dir("{model}", "{run}", "{train}"),
-        data=lambda wc: paths.prepared_data("eval", PLAN.merging_dataset()),
+        data=lambda wc: paths.prepared_data("eval", PLAN.costs.merging_dataset),
     output:
         paths.merging("{model}", "{run}", "{train}"),
-    wildcard_constraints:
-        model=alternation(PLAN.models),
-        run=alternation(PLAN.runs),
-        train=alternation(PLAN.train_sets),
     params:
         files=lambda wc, input, output: cli(output[0], model=input.model, adapter_dir=input.adapter,
                                             data=input.data),
-        options=lambda wc: cli(labels=PLAN.labels(wc.model, wc.run, wc.train), items=PLAN.costs["merging"]["items"],
-                               evaluation=PLAN.evaluation_settings(PLAN.merging_dataset(), "generate"),
+        options=lambda wc: cli(labels=PLAN.labels(wc.model, wc.run, wc.train), items=PLAN.costs.merging["items"],
+                               evaluation=PLAN.evaluation.settings(PLAN.costs.merging_dataset, "generate"),
                                **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=PLAN.gpus("evaluate"),
-        mem_mb=lambda wc: ESTIMATES.evaluate(wc.model, PLAN.merging_dataset(), "generate")["mem_mb"],
-        gpu_mem_mb=lambda wc: ESTIMATES.evaluate(wc.model, PLAN.merging_dataset(), "generate")["gpu_mem_mb"],
-        runtime=lambda wc: ESTIMATES.evaluate(wc.model, PLAN.merging_dataset(), "generate")["runtime"],
+        **model_job(lambda wc: ESTIMATES.evaluate(wc.model, PLAN.costs.merging_dataset, "generate"),
+                    PLAN.gpus("evaluate")),
     log:
         paths.log("merging", "{model}/{run}/{train}"),
     shell:

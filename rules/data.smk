@@ -6,8 +6,6 @@ from dataclasses import asdict
 rule fetch_data:
     output:
         paths.raw_data("{relpath}"),
-    wildcard_constraints:
-        relpath=alternation(SOURCES),
     params:
         files=lambda wc, output: cli(output[0]),
         options=lambda wc: cli(source=asdict(SOURCES[wc.relpath])),
@@ -19,28 +17,18 @@ rule fetch_data:
 
 rule normalize_data:
     input:
-        lambda wc: paths.raw_data(PLAN.datasets[wc.name].source.relpath),
+        lambda wc: paths.raw_data(PLAN.data.datasets[wc.name].source.relpath),
     output:
         paths.full_data("{name}"),
     wildcard_constraints:
-        name=alternation(n for n, d in PLAN.datasets.items() if not d.via_datasets),
+        name=alternation(n for n, d in PLAN.data.datasets.items() if not d.via_datasets),
     params:
-        files=lambda wc, input, output: cli("normalize", input[0], output[0]),
-        options=lambda wc: cli(spec={k: getattr(PLAN.datasets[wc.name], k)
-                                     for k in ("name", "loader", "split", "answer_type", "suite")}),
+        files=lambda wc, input, output: cli(input[0], output[0]),
+        options=lambda wc: cli(spec=PLAN.data.spec(wc.name)),
     log:
         paths.log("normalize_data", "{name}"),
     shell:
-        script("prepare_data")
-
-
-def local_dataset_files(wildcards):
-    """A local dataset's file, or every file of its save_to_disk folder: a changed file re-runs what uses it."""
-    entry = PLAN.datasets[wildcards.name].hf
-    if "path" not in entry:
-        return []  # a hub dataset: its pinned revision, a param, is what changes
-    path = Path(entry["path"])
-    return sorted(str(f) for f in path.rglob("*") if f.is_file()) if path.is_dir() else [str(path)]
+        script("normalize_data")
 
 
 rule load_dataset:
@@ -51,42 +39,30 @@ rule load_dataset:
         full=paths.full_data("{name}"),
         source=paths.dataset_source("{name}"),
     wildcard_constraints:
-        name=alternation(n for n, d in PLAN.datasets.items() if d.via_datasets),
+        name=alternation(n for n, d in PLAN.data.datasets.items() if d.via_datasets),
     params:
-        files=lambda wc, output: cli("load", output.full, output.source),
-        options=lambda wc: cli(spec={k: getattr(PLAN.datasets[wc.name], k)
-                                     for k in ("name", "loader", "split", "answer_type", "suite")},
-                               entry=PLAN.datasets[wc.name].hf),
+        files=lambda wc, output: cli(output.full, output.source),
+        options=lambda wc: cli(spec=PLAN.data.spec(wc.name), entry=PLAN.data.datasets[wc.name].hf),
     log:
         paths.log("load_dataset", "{name}"),
     shell:
-        script("prepare_data")
+        script("load_dataset")
 
 
 rule contamination:
     input:
-        train=[paths.full_data(n) for n in PLAN.train_parts],
+        train=[paths.full_data(n) for n in PLAN.data.train_parts],
         eval=[paths.full_data(n) for n in PLAN.eval_sets],
     output:
         paths.CONTAMINATION,
     params:
-        files=cli("contamination", paths.CONTAMINATION, train=[f"{n}={paths.full_data(n)}" for n in PLAN.train_parts],
+        files=cli(paths.CONTAMINATION, train=[f"{n}={paths.full_data(n)}" for n in PLAN.data.train_parts],
                   eval=[f"{n}={paths.full_data(n)}" for n in PLAN.eval_sets]),
-        options=cli(**PLAN.contamination_options()),
+        options=cli(**PLAN.data.contamination_options()),
     log:
         paths.log("contamination", "contamination"),
     shell:
-        script("prepare_data")
-
-
-def contamination_input(wildcards):
-    return [paths.CONTAMINATION] if PLAN.waits_for_contamination(wildcards.split) else []
-
-
-def holdout_input(wildcards):
-    """Under tuning, a training set's validation split: its fine-tunes train without those items."""
-    return [paths.prepared_data("val", wildcards.name)] if PLAN.holds_out_validation(wildcards.name, wildcards.split) \
-        else []
+        script("contamination")
 
 
 rule prepare_data:
@@ -97,12 +73,11 @@ rule prepare_data:
     output:
         paths.prepared_data("{split}", "{name}"),
     wildcard_constraints:
-        split="train|eval|val",
-        name=alternation(PLAN.datasets),
+        name=alternation(PLAN.data.datasets),
     params:
-        files=lambda wc, input, output: cli("select", wc.name, wc.split, input.full, output[0],
+        files=lambda wc, input, output: cli(wc.name, wc.split, input.full, output[0],
                                             contamination=input.contamination, holdout=input.holdout),
-        options=lambda wc: cli(**PLAN.selection_options(wc.name, wc.split)),
+        options=lambda wc: cli(**PLAN.data.selection_options(wc.name, wc.split)),
     log:
         paths.log("prepare_data", "{split}/{name}"),
     shell:
@@ -110,33 +85,17 @@ rule prepare_data:
 
 
 rule mix_data:
+    # a mixture's training split from its parts'; under tuning also its validation split
     input:
-        lambda wc: [paths.prepared_data("train", part) for part in PLAN.mixture_parts(wc.mixture)],
+        lambda wc: [paths.prepared_data(wc.split, part) for part in PLAN.data.mixture_parts(wc.mixture)],
     output:
-        paths.prepared_data("train", "{mixture}"),
+        paths.prepared_data("{split}", "{mixture}"),
     wildcard_constraints:
-        mixture=alternation(PLAN.mixtures),
+        split="train|val",
     params:
-        files=lambda wc, input, output: cli("mix", output[0], *input),
+        files=lambda wc, input, output: cli(output[0], *input),
         options="",
     log:
-        paths.log("mix_data", "{mixture}"),
+        paths.log("mix_data", "{split}/{mixture}"),
     shell:
-        script("prepare_data")
-
-
-rule mix_validation:
-    # tuning: a mixture's validation split, from its parts'
-    input:
-        lambda wc: [paths.prepared_data("val", part) for part in PLAN.mixture_parts(wc.mixture)],
-    output:
-        paths.prepared_data("val", "{mixture}"),
-    wildcard_constraints:
-        mixture=alternation(PLAN.mixtures),
-    params:
-        files=lambda wc, input, output: cli("mix", output[0], *input),
-        options="",
-    log:
-        paths.log("mix_validation", "{mixture}"),
-    shell:
-        script("prepare_data")
+        script("mix_data")

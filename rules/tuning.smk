@@ -1,8 +1,7 @@
 # Tuning (config `tuning:`): each trial scored on its training set's validation split, then one selection per
 # (model, adapter, training set) from those scores alone; the chosen setting's fine-tune (rules/finetune.smk) reads
-# the selection. No test set's prediction or score is an input here (tests/pipeline/test_tuning.py checks the DAG).
-
-TRIALS = [t.name for t in PLAN.trials]
+# the selection. No test set's prediction or score is an input here (tests/pipeline/test_tuning_run.py checks the
+# DAG).
 
 
 rule validate:
@@ -13,22 +12,15 @@ rule validate:
     output:
         record=paths.validation("{model}", "{trial}", "{train}"),
         predictions=paths.validation_predictions("{model}", "{trial}", "{train}"),
-    wildcard_constraints:
-        model=alternation(PLAN.models),
-        trial=alternation(TRIALS),
-        train=alternation(PLAN.train_sets),
     params:
         files=lambda wc, input, output: cli(model=input.model, adapter_dir=input.adapter, data=input.data,
                                             record=output.record, predictions=output.predictions),
         options=lambda wc: cli(labels=PLAN.labels(wc.model, wc.trial, wc.train),
-                               settings=PLAN.validation_settings(wc.train), training=PLAN.train_config(wc.trial),
-                               **PLAN.model_options(wc.model)),
+                               settings=PLAN.tuning.validation_settings(wc.train),
+                               training=PLAN.training.train_config(wc.trial), **PLAN.model_options(wc.model)),
     threads: THREADS
     resources:
-        gpu=PLAN.gpus("evaluate"),
-        mem_mb=lambda wc: ESTIMATES.validate(wc.model, wc.train)["mem_mb"],
-        gpu_mem_mb=lambda wc: ESTIMATES.validate(wc.model, wc.train)["gpu_mem_mb"],
-        runtime=lambda wc: ESTIMATES.validate(wc.model, wc.train)["runtime"],
+        **model_job(lambda wc: ESTIMATES.validate(wc.model, wc.train), PLAN.gpus("evaluate")),
     log:
         paths.log("validate", "{model}/{trial}/{train}"),
     shell:
@@ -37,18 +29,14 @@ rule validate:
 
 rule select_setting:
     input:
-        records=lambda wc: [paths.validation(wc.model, t.name, wc.train) for t in PLAN.trials_of(wc.adapter)],
-        adapters=lambda wc: [paths.adapter_dir(wc.model, t.name, wc.train) for t in PLAN.trials_of(wc.adapter)],
+        records=lambda wc: [paths.validation(wc.model, t.name, wc.train) for t in PLAN.tuning.trials_of(wc.adapter)],
+        adapters=lambda wc: [paths.adapter_dir(wc.model, t.name, wc.train) for t in PLAN.tuning.trials_of(wc.adapter)],
     output:
         paths.selection("{model}", "{adapter}", "{train}"),
-    wildcard_constraints:
-        model=alternation(PLAN.models),
-        adapter=alternation(PLAN.tuned.values()),
-        train=alternation(PLAN.train_sets),
     params:
         files=lambda wc, input, output: cli(output[0], records=input.records, adapters=input.adapters),
-        options=lambda wc: cli(adapter=wc.adapter, metric=PLAN.tuning["validation"]["metric"],
-                               trials={t.name: t.values for t in PLAN.trials_of(wc.adapter)}),
+        options=lambda wc: cli(adapter=wc.adapter, metric=PLAN.tuning.settings["validation"]["metric"],
+                               trials={t.name: t.values for t in PLAN.tuning.trials_of(wc.adapter)}),
     log:
         paths.log("select_setting", "{model}/{adapter}/{train}"),
     shell:

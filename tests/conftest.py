@@ -27,7 +27,7 @@ def machine(tiny_dir, data_mirror) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
-    from pipeline_lib.tools.tiny_model import save_tiny
+    from pipeline_lib.testing.tiny_model import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -35,7 +35,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny64_dir(tmp_path_factory) -> Path:
     """The tiny model at hidden size 64: bitsandbytes' CPU 4-bit kernel needs at least 64 input features."""
-    from pipeline_lib.tools.tiny_model import save_tiny
+    from pipeline_lib.testing.tiny_model import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny-llama-64"), hidden_size=64, intermediate_size=128)
 
@@ -48,7 +48,7 @@ def support_4bit(tmp_path_factory) -> list:
     import warnings
 
     from pipeline_lib.catalog.base_models import FOUR_BIT
-    from pipeline_lib.tools import support
+    from pipeline_lib.support import checks as support
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)

@@ -7,7 +7,6 @@ methods, options passed through; our bottleneck family (bottleneck/), which peft
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -19,21 +18,6 @@ from pipeline_lib.catalog import methods, targets
 from pipeline_lib.runtime.files import verify_manifest
 
 log = logging.getLogger(__name__)
-
-
-def peft_config(method: str, options: dict):
-    """Build the peft config for `method`; an unknown option fails naming it and listing the valid ones."""
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-    from peft.utils import PeftType
-
-    spec = methods.get(method)
-    cls = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(spec.peft_type)]
-    valid = {f.name for f in dataclasses.fields(cls) if f.init}
-    options = {k: v for k, v in options.items() if k not in spec.extra}  # the optimizer's, not the config's
-    unknown = sorted(set(options) - valid - set(spec.extra))
-    if unknown:
-        raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
-    return cls(task_type="CAUSAL_LM", **{**options, **spec.fixed})
 
 
 def attach(model: nn.Module, spec: dict, batches=None) -> nn.Module:

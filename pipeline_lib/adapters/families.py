@@ -8,6 +8,7 @@ model (`of_model`) or the saved config (`of_saved`), so a loaded adapter needs n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 from torch import nn
@@ -65,6 +66,21 @@ class Bottleneck:
         return {}
 
 
+def peft_config(method: str, options: dict):
+    """Build the peft config for `method`; an unknown option fails naming it and listing the valid ones."""
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+    from peft.utils import PeftType
+
+    spec = methods.get(method)
+    cls = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(spec.peft_type)]
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+    options = {k: v for k, v in options.items() if k not in spec.extra}  # the optimizer's, not the config's
+    unknown = sorted(set(options) - valid - set(spec.extra))
+    if unknown:
+        raise ValueError(f"{method} adapter: unknown option(s) {unknown}; valid: {', '.join(sorted(valid))}")
+    return cls(task_type="CAUSAL_LM", **{**options, **spec.fixed})
+
+
 class Peft:
     """peft's weight adapters: any config class peft has, options passed through."""
     name = "peft"
@@ -73,8 +89,6 @@ class Peft:
         """peft's model for the method; a data-driven initialisation (EVA, CorDA) runs on `batches` (the run's
         first training batches), LoftQ fits A and B to the 4-bit base's quantization error."""
         from peft import get_peft_model
-
-        from pipeline_lib.adapters import peft_config
 
         entry = methods.get(method)
         extra = {**entry.extra, **{k: v for k, v in options.items() if k in entry.extra}}

@@ -33,7 +33,7 @@ on_4bit      on a 4-bit bitsandbytes base: "ok" (passed every check on every ker
              test keeps the "ok" entries passing on whatever device it runs on.
 published_as the method's name in published tables (published/: the LLM-Adapters README's, DoRA's)
 
-What the support matrix (adapters/support.py) reads, so that no check names a method:
+What the support matrix (support/checks.py) reads, so that no check names a method:
 check        small options for its tiny models (hidden size 32 or 64), where peft's defaults do not fit them
 check_roles  option -> module roles it is given there (default: weight adapters' target_modules on the attention
              inputs and the MLP output; prompt learning: none)

@@ -84,6 +84,22 @@ def get(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
+def beams(settings: dict) -> int:
+    """The beams a generating evaluation decodes with (1: greedy); the one reader of `num_beams`."""
+    return settings.get("generation", {}).get("num_beams", 1)
+
+
+def decoding(settings: dict) -> str:
+    """How an evaluation's items are put to the model, in a published source's terms."""
+    if settings.get("scorer") == "loglikelihood":
+        return "log-likelihood (lm-eval)"
+    return "greedy" if beams(settings) == 1 else f"{beams(settings)}-beam search"
+
+
+# tuning's validation by loss: one forward pass per item (evaluation/loss.py), in the precision `auto` chooses
+LOSS_SETTINGS = {"dtype": "auto", "scorer": "loss", "batch_size": 1}
+
+
 def settings(protocol: str, evaluation: dict, suite: str, prompt: str) -> dict:
     """One evaluation job's settings: what its protocol takes from the config's (schema-filled) `evaluation`
     block and the set's suite, with the protocol, scorer, suite, dtype and prompt template every job records."""

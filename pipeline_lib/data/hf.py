@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from pipeline_lib.catalog.datasets import DatasetSpec
-from pipeline_lib.data.loaders import DataError, _field, _gold, _record
+from pipeline_lib.data.loaders import DataError, field_of, gold_answer, normalized_record
 from pipeline_lib.runtime.files import sha256_file, write_json, write_jsonl
 
 
@@ -86,13 +86,13 @@ def records(spec: DatasetSpec, entry: dict, rows) -> list[dict]:
     rule = ANSWER_RULES.get(entry.get("answer_rule", ""))
     out = []
     for i, row in enumerate(rows):
-        instruction = _field(where, i, row, fields["instruction"], str)
+        instruction = field_of(where, i, row, fields["instruction"], str)
         if not instruction.strip():
             raise DataError(f"{where}: item {i}: column {fields['instruction']!r} (instruction) is empty")
-        input_ = _field(where, i, row, fields["input"], str) if "input" in fields else ""
-        output = _field(where, i, row, fields["output"], str) if "output" in fields else ""
+        input_ = field_of(where, i, row, fields["input"], str) if "input" in fields else ""
+        output = field_of(where, i, row, fields["output"], str) if "output" in fields else ""
         if "answer" in fields:
-            raw = _field(where, i, row, fields["answer"], (str, int, float))
+            raw = field_of(where, i, row, fields["answer"], (str, int, float))
         elif rule:
             raw = rule(output)
             if raw is None:
@@ -100,7 +100,7 @@ def records(spec: DatasetSpec, entry: dict, rows) -> list[dict]:
                                 f"{fields.get('output')!r}: {output[-120:]!r}")
         else:
             raise DataError(f"{where}: map an answer column (fields.answer) or name an answer_rule")
-        out.append(_record(spec, i, instruction, input_, output, _gold(where, i, spec, raw)))
+        out.append(normalized_record(spec, i, instruction, input_, output, gold_answer(where, i, spec, raw)))
     if not out:
         raise DataError(f"{where}: no items")
     return out

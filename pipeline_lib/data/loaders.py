@@ -37,7 +37,7 @@ def _read_jsonl(path: Path) -> list:
         raise DataError(str(e)) from e
 
 
-def _field(path, index, item, key, types):
+def field_of(path, index, item, key, types):
     if not isinstance(item, dict):
         raise DataError(f"{path}: item {index}: expected an object, got {type(item).__name__}")
     if key not in item:
@@ -55,7 +55,7 @@ def format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _gold(path, index, spec: DatasetSpec, raw) -> tuple[str, str]:
+def gold_answer(path, index, spec: DatasetSpec, raw) -> tuple[str, str]:
     """(gold answer, its answer type): the set's type, or under `auto` the type the gold answer has."""
     gold = str(raw).strip()
     if not gold:
@@ -74,7 +74,7 @@ def _gold(path, index, spec: DatasetSpec, raw) -> tuple[str, str]:
     return gold, answer_type.name
 
 
-def _record(spec, index, instruction, input_, output, answer: tuple[str, str]) -> dict:
+def normalized_record(spec, index, instruction, input_, output, answer: tuple[str, str]) -> dict:
     gold, answer_type = answer
     return {"id": f"{spec.name}-{index:05d}", "dataset": spec.name, "instruction": instruction, "input": input_,
             "output": output, "answer": gold, "answer_type": answer_type}
@@ -86,18 +86,18 @@ def load_llm_adapters(path, spec: DatasetSpec) -> list[dict]:
     at selection (upstream math_data.json has 3)."""
     records, seen = [], {}
     for i, item in enumerate(_read_json_list(path)):
-        instruction = _field(path, i, item, "instruction", str)
+        instruction = field_of(path, i, item, "instruction", str)
         if not instruction.strip():
             raise DataError(f"{path}: item {i}: field 'instruction' is empty")
-        output = _field(path, i, item, "output", str)
-        answer = _gold(path, i, spec, _field(path, i, item, "answer", (str, int, float)))
-        input_ = _field(path, i, item, "input", str)
+        output = field_of(path, i, item, "output", str)
+        answer = gold_answer(path, i, spec, field_of(path, i, item, "answer", (str, int, float)))
+        input_ = field_of(path, i, item, "input", str)
         if "id" in item:
-            key = str(_field(path, i, item, "id", (str, int)))
+            key = str(field_of(path, i, item, "id", (str, int)))
             if key in seen:
                 raise DataError(f"{path}: item {i}: field 'id' {key!r} duplicates item {seen[key]}")
             seen[key] = i
-        records.append(_record(spec, i, instruction, input_, output, answer))
+        records.append(normalized_record(spec, i, instruction, input_, output, answer))
     return records
 
 
@@ -108,15 +108,15 @@ def load_gsm8k_jsonl(path, spec: DatasetSpec) -> list[dict]:
     """grade-school-math: {question, answer} with the rationale, <<calc>> annotations and '#### N'."""
     records = []
     for i, item in enumerate(_read_jsonl(path)):
-        question = _field(path, i, item, "question", str)
-        solution = _field(path, i, item, "answer", str)
+        question = field_of(path, i, item, "question", str)
+        solution = field_of(path, i, item, "answer", str)
         if "####" not in solution:
             raise DataError(f"{path}: item {i}: field 'answer' has no '#### <number>' final answer")
         rationale, final = solution.rsplit("####", 1)
-        answer = _gold(path, i, spec, final)
+        answer = gold_answer(path, i, spec, final)
         rationale = _CALCULATOR.sub("", rationale).strip()
         output = f"{rationale}\nThe answer is {format_number(float(answer[0]))}."
-        records.append(_record(spec, i, question, "", output, answer))
+        records.append(normalized_record(spec, i, question, "", output, answer))
     return records
 
 
@@ -124,13 +124,13 @@ def load_mawps_equations(path, spec: DatasetSpec) -> list[dict]:
     """MAWPS train split: {original_text, equation 'X=(...)', ans}; the response states the equation."""
     records = []
     for i, item in enumerate(_read_json_list(path)):
-        question = _field(path, i, item, "original_text", str)
-        equation = _field(path, i, item, "equation", str)
-        answer = _gold(path, i, spec, _field(path, i, item, "ans", (int, float, str)))
+        question = field_of(path, i, item, "original_text", str)
+        equation = field_of(path, i, item, "equation", str)
+        answer = gold_answer(path, i, spec, field_of(path, i, item, "ans", (int, float, str)))
         expression = equation.split("=", 1)[1] if equation.upper().startswith("X=") else equation
         shown = format_number(float(answer[0]))
-        records.append(_record(spec, i, question.strip(), "", f"{expression} = {shown}. The answer is {shown}.",
-                               answer))
+        output = f"{expression} = {shown}. The answer is {shown}."
+        records.append(normalized_record(spec, i, question.strip(), "", output, answer))
     return records
 
 

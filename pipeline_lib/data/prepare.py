@@ -71,6 +71,16 @@ def select(name: str, split: str, full_path: str | Path, out_path: str | Path, l
     return len(kept)
 
 
+def prepare_split(name: str, split: str, full_path: str | Path, out_path: str | Path, limit: int | None, seed: int,
+                  policy: str, level: str, contamination_path: str | None = None,
+                  holdout_path: str | None = None) -> tuple[int, int]:
+    """The prepare_data job: a normalized set's split as the run uses it (the policy's drops, tuning's held-out
+    validation items, the subsample); returns (items kept before subsampling, items the policy dropped)."""
+    drop = decontamination_drops(contamination_path, policy, level, split, name)
+    holdout = {r["id"] for r in read_jsonl(holdout_path)} if holdout_path else set()  # tuning's validation split
+    return select(name, split, full_path, out_path, limit, seed, drop, policy, holdout), len(drop)
+
+
 def contamination_report(train: dict[str, str | Path], evaluation: dict[str, str | Path], out_path: str | Path,
                          ngram: int, threshold: float, level: str, policy: str) -> dict:
     """contamination.json for the run's full sets; under `fail`, an error listing the overlapping pairs."""

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from pipeline_lib.catalog import answers
 from pipeline_lib.catalog.prompts import evaluation_prompt
-from pipeline_lib.evaluation import stats
-from pipeline_lib.evaluation.generation import generate
+from pipeline_lib.evaluation import extraction, stats
+from pipeline_lib.evaluation.decoding import generate
 from pipeline_lib.runtime.files import atomic_path
 
 
 def score_prediction(record: dict, response: str) -> dict:
-    rules = answers.score_all_rules(record["answer_type"], response, record["answer"])
+    rules = extraction.score_all_rules(record["answer_type"], response, record["answer"])
     pred, correct = rules[answers.get_type(record["answer_type"]).reported]
     return {"id": record["id"], "response": response, "extracted": pred, "gold": record["answer"],
             "correct": correct, "rules": {name: ok for name, (_, ok) in rules.items()}}

@@ -1,7 +1,7 @@
 """The log-likelihood protocols (`harness`, `harness_labels`: catalog/protocols.py) through lm-evaluation-harness's
 Python API, on our model with its adapter already applied (any method: lm-eval's HFLM takes a built model).
 
-For one prepared evaluation set: each item's options are read from its instruction (pipeline_lib.catalog.options); the
+For one prepared evaluation set: each item's options are read from its instruction (evaluation/choices.py); the
 items become lm-eval documents in a JSONL file and a task YAML over it (`dataset_path: json`, no hub access),
 loaded with a TaskManager on that folder only; lm-eval scores them with `log_samples` on, so every item's
 per-choice log-likelihoods and its `acc` / `acc_norm` come back. The task YAML is recorded in the score.
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline_lib.catalog import options
 from pipeline_lib.catalog.prompts import ALPACA, evaluation_prompt
-from pipeline_lib.evaluation import stats
+from pipeline_lib.evaluation import choices, stats
 
 STDERR_BOOTSTRAP = 1000  # lm-eval's bootstrap iterations for metrics without a closed-form stderr (acc has one)
 
@@ -31,16 +30,16 @@ def documents(records: list[dict], variant: str, answer_lead: str, where: str = 
     docs, multiple_input = [], False
     for i, r in enumerate(records):
         item = f"{where} item {i} (id {r['id']})"
-        parsed = options.parse(r["answer_type"], r["instruction"], item)
+        parsed = choices.parse(r["answer_type"], r["instruction"], item)
         gold = parsed.index(r["answer"]) if r["answer"] in parsed.labels else None
         if gold is None:
-            raise options.FormatError(f"{item}: gold answer {r['answer']!r} is not one of {'/'.join(parsed.labels)}")
+            raise choices.FormatError(f"{item}: gold answer {r['answer']!r} is not one of {'/'.join(parsed.labels)}")
         if variant == "labels":
             prompt = evaluation_prompt(r["instruction"], r.get("input", ""), template) + answer_lead
             docs.append({"id": r["id"], "gold": gold, "context": prompt, "choices": list(parsed.labels)})
         elif r["answer_type"] == "option2":
             if parsed.question.count("_") != 1:
-                raise options.FormatError(f"{item}: a fill-in-the-blank sentence needs exactly one '_'")
+                raise choices.FormatError(f"{item}: a fill-in-the-blank sentence needs exactly one '_'")
             before, after = parsed.question.split("_")
             docs.append({"id": r["id"], "gold": gold, "contexts": [before + o for o in parsed.options],
                          "continuation": after.strip()})
@@ -103,7 +102,7 @@ def evaluate(model, tokenizer, records: list[dict], settings: dict, where: str =
         s = by_id[r["id"]]
         lls = [float(x[0]) for x in s["filtered_resps"]]
         chosen = max(range(len(lls)), key=lls.__getitem__)
-        labels = options.parse(r["answer_type"], r["instruction"]).labels
+        labels = choices.parse(r["answer_type"], r["instruction"]).labels
         choice = doc["choices"][chosen] if "choices" in doc else doc["contexts"][chosen]
         predictions.append({"id": r["id"], "response": choice, "extracted": labels[chosen],
                             "gold": r["answer"], "correct": bool(s[settings["reported"]]),

@@ -1,6 +1,10 @@
 """Tuning's choice: the best of an adapter's trials by their validation scores alone (never a test set's), with every
-trial's score and cost, the ties and how they were broken, and the failed trials with their reasons."""
+trial's score and cost, the ties and how they were broken, and the failed trials with their reasons. `select_setting`
+is the select_setting job (scripts/select_setting.py)."""
 from __future__ import annotations
+
+from pipeline_lib.planning import paths
+from pipeline_lib.runtime.files import read_json, write_json
 
 
 class SelectionError(RuntimeError):
@@ -42,3 +46,18 @@ def choose(adapter: str, metric: str, trials: list[dict]) -> dict:
                    "peak_cuda_mb": max((t.get("peak_cuda_mb") or 0 for t in trials), default=None) or None},
         "trials": trials,
     }
+
+
+def select_setting(out: str, records: list[str], adapter_dirs: list[str], adapter: str, metric: str,
+                   trials: dict[str, dict]) -> dict:
+    """The setting of `adapter` chosen from its trials' validation records (and their fine-tunes' costs) alone."""
+    rows = []
+    for record_path, adapter_dir in zip(records, adapter_dirs):
+        r, m = read_json(record_path), read_json(paths.metrics(adapter_dir))
+        rows.append({"trial": r["run"], "values": trials[r["run"]], "failed": r.get("failed"),
+                     "accuracy": r.get("accuracy"), "loss": r.get("loss"), "n": r.get("n"),
+                     "tokens": m.get("tokens"), "wall_time_s": m.get("wall_time_s"),
+                     "peak_rss_mb": m.get("peak_rss_mb"), "peak_cuda_mb": m.get("peak_cuda_mb")})
+    selection = choose(adapter, metric, rows)
+    write_json(out, selection)
+    return selection

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from pipeline_lib.catalog import dtypes
 from pipeline_lib.catalog.dtypes import AUTO
+from pipeline_lib.planning.estimates import generate_flops_per_token, train_flops_per_token
 
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 FORCE_VARIABLE = "PEFT_BENCH_CPU_BF16"
@@ -106,8 +107,8 @@ def workload(kind: str, tokens: int, config: dict | None = None) -> Workload:
         raise ValueError(f"unknown workload kind {kind!r}; valid: train, inference")
     shape = _shape(config) if config else dict(DEFAULT_SHAPE)
     one = Workload(kind, **shape, tokens=max(1, int(tokens)))
-    passes = 4 if kind == "train" else 2  # FLOPs per weight and token: forward + input gradient, or forward
-    cap = max(128, 2 ** int(math.log2(STEP_FLOPS / (passes * one.layer_params))))
+    flops = (train_flops_per_token if kind == "train" else generate_flops_per_token)(one.layer_params)
+    cap = max(128, 2 ** int(math.log2(STEP_FLOPS / flops)))
     one = replace(one, tokens=min(one.tokens, cap))
     if kind == "train":
         return one
@@ -370,25 +371,12 @@ def _write(path: Path, facts: dict) -> None:
         pass
 
 
-def main(argv=None) -> None:
-    """Measure this CPU's verdicts afresh (training and decoding at a model's shapes) and replace the cached ones."""
-    import argparse
-
+def reprobe(model_dir: str | None, threads: int = 2, train_tokens: int = 1024, decode_batch: int = 30) -> list[dict]:
+    """Measure this CPU's verdicts afresh (training and decoding at a model's shapes), replacing the cached ones
+    (scripts/precision.py); return each verdict's record."""
     import torch
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("model_dir", nargs="?", help="a model directory (config.json); default: the default run's")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train-tokens", type=int, default=1024, help="micro_batch_size x cutoff_len")
-    parser.add_argument("--decode-batch", type=int, default=30, help="evaluation.batch_size")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     os.environ[REPROBE_VARIABLE] = "1"
-    for kind, tokens in (("train", args.train_tokens), ("inference", args.decode_batch)):
-        record = resolve(AUTO, "cpu", model_workload(kind, tokens, args.model_dir))[1]
-        print(json.dumps({k: record.get(k) for k in ("chosen", "workload", "basis", "ratios", "spread", "cached",
-                                                     "seconds", "screen")}))
-
-
-if __name__ == "__main__":
-    main()
+    return [resolve(AUTO, "cpu", model_workload(kind, tokens, model_dir))[1]
+            for kind, tokens in (("train", train_tokens), ("inference", decode_batch))]

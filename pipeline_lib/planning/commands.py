@@ -1,11 +1,15 @@
-"""Command lines of the pipeline's jobs, rendered in one place so that no value can turn into shell text or go
+"""Command lines of the pipeline's jobs, rendered in one place (`cli`) so that no value can turn into shell text or go
 missing: every value is quoted, and an option without a value (None, "", an empty list, False) is left out
-instead of being rendered as a bare `--flag` that then swallows the next argument or fails argparse."""
+instead of being rendered as a bare `--flag` that then swallows the next argument or fails argparse; and parsed
+in one place too (`add_model_args`, `quantization`, `set_threads`: what every script that loads a model shares)."""
 from __future__ import annotations
 
 import json
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"  # one per rule; the rules run them (rules/common.smk)
 
 
 def _text(value) -> str:
@@ -28,3 +32,32 @@ def cli(*positional, **options) -> str:
         else:
             parts += [flag, shlex.quote(_text(value))]
     return " ".join(parts)
+
+
+# --- the other side: what the scripts parse (scripts/*.py)
+
+
+def add_model_args(parser) -> None:
+    """Arguments of every script that loads a base model (the rules render them from `RunPlan.model_options`)."""
+    from pipeline_lib.catalog.base_models import QUANTIZATIONS
+
+    parser.add_argument("--model", required=True, help="base model directory")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--quantization", type=quantization, default=None,
+                        help=f"{' | '.join(QUANTIZATIONS)} | JSON settings (bits, quant_type, double_quant, "
+                             f"compute_dtype)")
+
+
+def quantization(text: str) -> dict | None:
+    from pipeline_lib.catalog.base_models import quantization_settings
+
+    return quantization_settings(json.loads(text) if text.startswith("{") else text)
+
+
+def set_threads(n: int) -> None:
+    """Snakemake runs jobs side by side: each torch job stays within the cores its rule declared (`threads:`)."""
+    import torch
+
+    torch.set_num_threads(max(1, n))

@@ -29,6 +29,7 @@ import json
 import math
 from pathlib import Path
 
+from pipeline_lib.catalog import protocols
 from pipeline_lib.catalog.base_models import EMBEDDED
 from pipeline_lib.catalog.dtypes import evaluation_dtype, frozen_weights_dtype, planned
 
@@ -36,6 +37,8 @@ MAX_OPTIONS = 5  # the most options a multiple-choice item has (ARC: up to 5)
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
 GPU_FLOPS, CPU_FLOPS = 0.3 * 300e12, 150e9
 GIB = 2 ** 30
+AUTO_BATCH = 16  # the sequences an evaluation with `batch_size: auto` is sized for
+CONTEXT_TOKENS = 256  # a log-likelihood context, about
 
 
 EMBEDDING_SHARE = 0.04  # of P, when unknown: LLaMA-7B's 2 x 32000 x 4096 over 6.74e9
@@ -83,11 +86,24 @@ def generate_flops_per_token(params: float) -> float:
     return 2 * params
 
 
-def _hl(params: float) -> float:
+def batch_size(settings: dict) -> int:
+    """An evaluation's sequences per forward pass (`auto`: AUTO_BATCH), before beams."""
+    return settings["batch_size"] if isinstance(settings["batch_size"], int) else AUTO_BATCH
+
+
+def inference_tokens(settings: dict) -> int:
+    """The token positions of one forward pass of an evaluation: a decoding step of its batch (times its beams), or
+    a log-likelihood batch of contexts."""
+    if settings["scorer"] == "loglikelihood":
+        return batch_size(settings) * CONTEXT_TOKENS
+    return batch_size(settings) * protocols.beams(settings)
+
+
+def hidden_units(params: float) -> float:
     return 0.8 * params ** 0.533
 
 
-def _weight_bytes(params: float, dtype: str | None, quantization: dict | None, embedding: float | None = None) -> float:
+def weight_bytes(params: float, dtype: str | None, quantization: dict | None, embedding: float | None = None) -> float:
     if not quantization:
         return params * BYTES_PER_PARAM[dtype]
     embedding = EMBEDDING_SHARE * params if embedding is None else embedding
@@ -97,9 +113,9 @@ def _weight_bytes(params: float, dtype: str | None, quantization: dict | None, e
 def finetune(params: float, training: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
     stored = frozen_weights_dtype(planned(training["autocast"], device), quantization)
-    weights = _weight_bytes(params, stored, quantization, embedding)
+    weights = weight_bytes(params, stored, quantization, embedding)
     adapter = 0.02 * params * 16
-    activations = training["micro_batch_size"] * training["cutoff_len"] * 34 * _hl(params)
+    activations = training["micro_batch_size"] * training["cutoff_len"] * 34 * hidden_units(params)
     if training.get("gradient_checkpointing"):
         activations *= 0.15
     steps = training.get("max_steps") or math.ceil(items * training["epochs"] / training["batch_size"])
@@ -109,15 +125,15 @@ def finetune(params: float, training: dict, items: int, device: str, quantizatio
 
 def evaluate(params: float, evaluation: dict, items: int, device: str, quantization: dict | None = None,
              embedding: float | None = None) -> dict:
-    weights = _weight_bytes(params, planned(evaluation_dtype(evaluation["dtype"], quantization), device),
+    weights = weight_bytes(params, planned(evaluation_dtype(evaluation["dtype"], quantization), device),
                             quantization, embedding)
-    beams = evaluation.get("generation", {}).get("num_beams", 1)
-    batch = (evaluation["batch_size"] if isinstance(evaluation["batch_size"], int) else 16) * beams
-    if evaluation["scorer"] == "loglikelihood":
-        cache = batch * 512 * 2 * _hl(params) * 2  # the activations of a forward pass, no KV cache kept
+    beams = protocols.beams(evaluation)
+    batch = batch_size(evaluation) * beams
+    if evaluation["scorer"] in ("loglikelihood", protocols.LOSS_SETTINGS["scorer"]):
+        cache = batch * 512 * 2 * hidden_units(params) * 2  # the activations of a forward pass, no KV cache kept
         flops = generate_flops_per_token(params) * items * MAX_OPTIONS * 512  # a forward pass per option
     else:
-        cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * _hl(params) * 2
+        cache = batch * (512 + evaluation["max_new_tokens"]) * 2 * hidden_units(params) * 2
         flops = generate_flops_per_token(params) * items * (256 + evaluation["max_new_tokens"]) * beams  # cached
     return _job(weights, cache, flops, device)
 
@@ -125,8 +141,8 @@ def evaluate(params: float, evaluation: dict, items: int, device: str, quantizat
 def forgetting(params: float, forgetting_settings: dict, device: str, quantization: dict | None = None,
                embedding: float | None = None) -> dict:
     """Two forward passes (adapter disabled, enabled) over the reference tokens, in windows."""
-    weights = _weight_bytes(params, planned(evaluation_dtype("auto", quantization), device), quantization, embedding)
-    working = forgetting_settings["batch_size"] * forgetting_settings["sequence_length"] * 2 * _hl(params) * 2
+    weights = weight_bytes(params, planned(evaluation_dtype("auto", quantization), device), quantization, embedding)
+    working = forgetting_settings["batch_size"] * forgetting_settings["sequence_length"] * 2 * hidden_units(params) * 2
     return _job(weights, working, 2 * generate_flops_per_token(params) * forgetting_settings["tokens"], device)
 
 
@@ -165,22 +181,23 @@ class Estimates:
     def finetune(self, model: str, run: str, train: str) -> dict:
         def compute():
             sizes = self._sizes(model)
-            return finetune(sizes["params"], self.plan.train_config(run), self.plan.estimated_items(train, "train"),
+            return finetune(sizes["params"], self.plan.training.train_config(run),
+                            self.plan.data.estimated_items(train, "train"),
                             self.plan.config["device"], sizes["quantization"], sizes["embedding"])
         return self._once(("finetune", model, run, train), compute)
 
     def evaluate(self, model: str, dataset: str, protocol: str) -> dict:
         def compute():
             sizes = self._sizes(model)
-            return evaluate(sizes["params"], self.plan.evaluation_settings(dataset, protocol),
-                            self.plan.estimated_items(dataset, "eval"), self.plan.config["device"],
+            return evaluate(sizes["params"], self.plan.evaluation.settings(dataset, protocol),
+                            self.plan.data.estimated_items(dataset, "eval"), self.plan.config["device"],
                             sizes["quantization"], sizes["embedding"])
         return self._once(("evaluate", model, dataset, protocol), compute)
 
     def forgetting(self, model: str) -> dict:
         def compute():
             sizes = self._sizes(model)
-            return forgetting(sizes["params"], self.plan.forgetting_options(), self.plan.config["device"],
+            return forgetting(sizes["params"], self.plan.costs.forgetting_options(), self.plan.config["device"],
                               sizes["quantization"], sizes["embedding"])
         return self._once(("forgetting", model), compute)
 
@@ -188,9 +205,9 @@ class Estimates:
         """A tuning trial's validation: an evaluation of the split's items (the loss pass costs a fraction of it)."""
         def compute():
             sizes = self._sizes(model)
-            settings = self.plan.validation_settings(train)
+            settings = self.plan.tuning.validation_settings(train)
             if settings["metric"] == "loss":  # one forward pass per item, no generation
-                settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": 1}
-            return evaluate(sizes["params"], settings, self.plan.tuning["validation"]["size"],
+                settings = protocols.LOSS_SETTINGS
+            return evaluate(sizes["params"], settings, self.plan.data.validation_size,
                             self.plan.config["device"], sizes["quantization"], sizes["embedding"])
         return self._once(("validate", model, train), compute)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from pipeline_lib.catalog import answers, prompts
+from pipeline_lib.catalog import answers, prompts, protocols
+from pipeline_lib.catalog.published import adapter_labels, training_keys
 from pipeline_lib.planning import paths
+from pipeline_lib.planning.views import thawed
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,24 @@ class RenderPlan:
 
 
 def render_plan(plan, published_dir: str) -> RenderPlan:
+    """The report stage's view of the run plan."""
     return RenderPlan(
-        datasets=plan.eval_sets, paper_rules=plan.paper_rules(), protocols=plan.protocols,
-        train_parts={t: plan.mixture_parts(t) for t in plan.train_sets}, published=published_dir,
-        published_names=plan.published_names(), published_adapters=plan.published_adapters(),
-        published_training=plan.published_training(), sweeps=_plain(plan.sweep_coordinates),
-        tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan), card=card(plan),
-        suites={"train": {t: plan.train_suites(t) for t in plan.train_sets},
-                "eval": {d: plan.datasets[d].suite for d in plan.eval_sets}})
+        datasets=plan.eval_sets, paper_rules=plan.evaluation.paper_rules(), protocols=list(plan.evaluation.protocols),
+        train_parts={t: plan.data.mixture_parts(t) for t in plan.train_sets}, published=published_dir,
+        published_names={m: s["published_as"] for m, s in plan.model_sources.items() if s.get("published_as")},
+        published_adapters={a: adapter_labels(thawed(spec)) for a, spec in plan.adapters.items()},
+        published_training={t: training_keys(t, thawed(plan.config["datasets"].get(t))) for t in plan.train_sets},
+        sweeps=thawed(plan.sweep_coordinates), tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan),
+        card=card(plan), suites={"train": {t: plan.data.suites_of(t) for t in plan.train_sets},
+                                 "eval": dict(plan.evaluation.suites)})
 
 
 def card(plan) -> dict:
     """What the config decided about the run's protocol, section -> setting -> value (report/card.py adds what the
     jobs recorded: the model's commit, the precision chosen, the versions and devices)."""
-    training = plan.config["training"]
+    training, tuning = plan.config["training"], plan.tuning.settings
     overrides = {a: dict(spec["training"]) for a, spec in plan.adapters.items()
-                 if spec.get("training") and not spec.get("tuned_from") and a not in {t.name for t in plan.trials}}
+                 if spec.get("training") and not spec.get("tuned_from") and not plan.training.is_trial(a)}
     steps = f"{training['max_steps']} optimizer steps" if training["max_steps"] else f"{training['epochs']} epoch(s)"
     return {
         "models": {m: _model(s) for m, s in plan.model_sources.items()},
@@ -64,29 +68,29 @@ def card(plan) -> dict:
                         f"{training['lr_scheduler']} decay, gradient clipping at {training['max_grad_norm']}",
             "precision requested": training["autocast"], "padding": training["padding_side"],
             "checkpoint": "the best validation loss" if training["val_set_size"] else "the last step",
-            **({"adapter overrides": "; ".join(f"{a}: {_plain(o)}" for a, o in overrides.items())} if overrides
+            **({"adapter overrides": "; ".join(f"{a}: {thawed(o)}" for a, o in overrides.items())} if overrides
                else {})},
-        "evaluation": {p: _decoding(plan, p) for p in plan.protocols},
+        "evaluation": {p: _card_decoding(plan, p) for p in plan.evaluation.protocols},
         "answer rules": {d: f"reported {t.reported}, compared with published numbers by {t.paper}"
                          for d, t in ((d, answers.get_type(plan.datasets[d].answer_type)) for d in plan.eval_sets)},
-        "seeds": {"seeds": _plain(plan.config["seeds"]) or f"one run at seed {training['seed']}"},
-        "tuning": ({"budget": f"{plan.tuning['budget']} trials per adapter ({plan.tuning['search']} search)",
-                    "space": _plain(plan.tuning["space"]),
-                    "validation": f"{plan.tuning['validation']['size']} items per training set, by "
-                                  f"{plan.tuning['validation']['metric']}"}
-                   if plan.tuning else {"tuning": "none: every adapter trained at its configured setting"}),
+        "seeds": {"seeds": thawed(plan.config["seeds"]) or f"one run at seed {training['seed']}"},
+        "tuning": ({"budget": f"{tuning['budget']} trials per adapter ({tuning['search']} search)",
+                    "space": thawed(tuning["space"]),
+                    "validation": f"{tuning['validation']['size']} items per training set, by "
+                                  f"{tuning['validation']['metric']}"}
+                   if tuning else {"tuning": "none: every adapter trained at its configured setting"}),
         "costs": _costs(plan),
     }
 
 
 def _costs(plan) -> dict:
-    forgetting, dataset = plan.costs.get("forgetting"), plan.merging_dataset()
+    forgetting, dataset = plan.costs.forgetting, plan.costs.merging_dataset
     reference = forgetting and (forgetting["reference"] if isinstance(forgetting["reference"], str) else
                                 next(f"{k}: {v}" for k, v in forgetting["reference"].items() if v))
     return {"forgetting": f"cross-entropy on {forgetting['tokens']} tokens of {reference} "
                           f"({forgetting['sequence_length']}-token windows), adapter disabled vs enabled"
                           if forgetting else "not measured",
-            "merged vs unmerged": f"the first {plan.costs['merging']['items']} items of {dataset}, generated both ways"
+            "merged vs unmerged": f"the first {plan.costs.merging['items']} items of {dataset}, generated both ways"
                                   if dataset else "not measured"}
 
 
@@ -100,7 +104,7 @@ def _model(source) -> str:
 
 def _data(plan, train_set: str) -> str:
     parts = []
-    for part in plan.mixture_parts(train_set):
+    for part in plan.data.mixture_parts(train_set):
         spec = plan.datasets[part]
         if spec.via_datasets:
             parts.append(f"{part}: {spec.hf.get('hub') or spec.hf.get('path')} at {spec.hf.get('revision', 'local')}")
@@ -109,31 +113,25 @@ def _data(plan, train_set: str) -> str:
     return "; ".join(parts)
 
 
-def _decoding(plan, protocol: str) -> str:
-    settings = [plan.evaluation_configs[(d, protocol)] for d in plan.eval_sets
-                if (d, protocol) in plan.evaluation_configs]
+def _card_decoding(plan, protocol: str) -> str:
+    settings = [plan.evaluation.configs[(d, protocol)] for d in plan.eval_sets
+                if (d, protocol) in plan.evaluation.configs]
     if not settings:
         return "applies to none of the run's sets"
     s = settings[0]
     if s["scorer"] == "loglikelihood":
         return f"log-likelihood over the {'option texts' if s['variant'] == 'options' else 'label words'} (lm-eval)"
-    beams = s["generation"].get("num_beams", 1)
     caps = sorted({x["max_new_tokens"] for x in settings})
-    return (f"{'greedy' if beams == 1 else f'{beams}-beam search'}, batch {s['batch_size']}, at most "
+    return (f"{protocols.decoding(s)}, batch {s['batch_size']}, at most "
             f"{'/'.join(map(str, caps))} new tokens, stop at {s['stop_strings'] or 'EOS only'}")
 
 
 def _tuning(plan) -> dict | None:
-    if not plan.tuned:
+    tuning = plan.tuning
+    if not tuning.tuned:
         return None
-    t = plan.tuning
+    t = tuning.settings
     return {"metric": t["validation"]["metric"], "budget": t["budget"], "search": t["search"],
-            "space": _plain(t["space"]), "adapters": {a: {trial.name: trial.values for trial in plan.trials_of(a)}
-                                                     for a in plan.tuned.values()},
-            "tuned": {tuned: adapter for tuned, adapter in plan.tuned.items()}}
-
-
-def _plain(value):
-    from pipeline_lib.planning.plan import thawed
-
-    return thawed(value)
+            "space": thawed(t["space"]), "adapters": {a: {trial.name: trial.values for trial in tuning.trials_of(a)}
+                                                      for a in tuning.tuned.values()},
+            "tuned": dict(tuning.tuned)}

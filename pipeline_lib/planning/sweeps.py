@@ -29,7 +29,7 @@ class SweepError(ValueError):
     pass
 
 
-def _part(key: str, value) -> str:
+def name_part(key: str, value) -> str:
     if key == "target_modules":
         if isinstance(value, str):
             return value
@@ -53,7 +53,7 @@ def expand(family: str, spec: dict) -> dict[str, dict]:
     members = {}
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
-        name = "-".join([family, *(_part(k, v) for k, v in point.items())])
+        name = "-".join([family, *(name_part(k, v) for k, v in point.items())])
         if name in members:
             raise SweepError(f"sweeps.{family}: two grid points are both named {name!r}")
         members[name] = {**spec, **point}

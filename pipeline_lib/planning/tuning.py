@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 
 from pipeline_lib.catalog import method_options, methods
 from pipeline_lib.catalog.training import TrainConfig
-from pipeline_lib.planning.sweeps import _part
+from pipeline_lib.planning.sweeps import name_part
 
 TRAINING_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name != "prompt")
 ABBREVIATIONS = {"learning_rate": "lr", "weight_decay": "wd", "lora_dropout": "drop", "warmup_steps": "warm"}
@@ -71,7 +71,7 @@ def points(space: dict[str, list], search: str, budget: int, seed: int, name: st
 
 
 def trial_name(adapter: str, values: dict) -> str:
-    parts = [_part(ABBREVIATIONS.get(k, k), v) if k != "target_modules" else _part(k, v) for k, v in values.items()]
+    parts = [name_part(k if k == "target_modules" else ABBREVIATIONS.get(k, k), v) for k, v in values.items()]
     return adapter + TRIAL + "-".join(parts)
 
 

@@ -8,33 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline_lib.catalog import runs
-from pipeline_lib.report.outputs import FORMATS
-from pipeline_lib.runtime.files import atomic_path
-
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-HATCHES = ["", "//", "..", "xx", "\\\\", "++", "--", "oo"]
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9})
-    return plt
-
-
-def save(fig, stem: str | Path) -> list[Path]:
-    """`stem`.png (150 dpi) and `stem`.pdf, each written atomically."""
-    stem = Path(stem)
-    paths = []
-    for ext in FORMATS["figure"]:  # png, pdf
-        with atomic_path(stem.with_suffix(f".{ext}")) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(stem.with_suffix(f".{ext}"))
-    _plt().close(fig)
-    return paths
+from pipeline_lib.report.formats import HATCHES, MARKERS, OKABE_ITO, pyplot, save_figure
 
 
 def _row_label(row) -> str:
@@ -45,7 +19,7 @@ def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem,
                         runs: pd.DataFrame | None = None) -> list[Path]:
     """Grouped bars: datasets on x, one bar per adapter (the mean over seeds), error bars = its 95% interval, and
     each seed's own accuracy as a dot on its bar where there are several; a panel per model."""
-    plt = _plt()
+    plt = pyplot()
     models = list(dict.fromkeys(scores.model))
     fig, axes = plt.subplots(len(models), 1, figsize=(max(6.5, 1.3 * len(datasets) + 2), 3.6 * len(models)),
                              squeeze=False)
@@ -74,12 +48,12 @@ def accuracy_by_dataset(scores: pd.DataFrame, datasets: list[str], stem,
         ax.legend(title="adapter", frameon=False, ncol=min(4, len(rows)))
     axes[-1, 0].set_xlabel("evaluation set")
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def accuracy_vs_parameters(table: pd.DataFrame, params: dict[tuple, float], stem) -> list[Path]:
     """Average accuracy against trainable parameters (log x): one marker per adapter, a colour per model."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     models = list(dict.fromkeys(table.model))
     adapters = list(dict.fromkeys(table.adapter))
@@ -101,12 +75,12 @@ def accuracy_vs_parameters(table: pd.DataFrame, params: dict[tuple, float], stem
     ax.legend(handles=handles, frameon=False, fontsize=8, loc="best")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def loss_curves(metrics: dict[tuple, dict], stem) -> list[Path]:
     """Training loss per optimizer step, one line per fine-tune (validation loss dashed where recorded)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (keys, m) in enumerate(sorted(metrics.items(), key=lambda kv: str(kv[0]))):
         label = " / ".join(str(k) for k in keys if k is not None)
@@ -122,12 +96,12 @@ def loss_curves(metrics: dict[tuple, dict], stem) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def job_times(metrics: dict[tuple, dict], scores: pd.DataFrame, stem) -> list[Path]:
     """Horizontal bars: training time per fine-tune and evaluation time per (row, dataset) job."""
-    plt = _plt()
+    plt = pyplot()
     jobs = [(f"train {' / '.join(str(x) for x in k if x is not None)}", m.get("wall_time_s") or 0, 0)
             for k, m in sorted(metrics.items(), key=lambda kv: str(kv[0]))]
     jobs += [(f"eval {r.model} / {getattr(r, 'run', r.adapter)} / {r.train_set} / {r.dataset}", r.wall_time_s or 0, 1)
@@ -141,7 +115,7 @@ def job_times(metrics: dict[tuple, dict], scores: pd.DataFrame, stem) -> list[Pa
     ax.set_title("Time per job (blue: fine-tune, orange: evaluation)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def average_with_interval(scores: pd.DataFrame, averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
@@ -164,7 +138,7 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem, averages
               runs: pd.DataFrame | None = None) -> list[Path]:
     """Average accuracy per method (groups) and placement (bars), with 95% intervals (over seeds and items) and
     each seed's average as a dot where there are several; a panel per model."""
-    plt = _plt()
+    plt = pyplot()
     avg = average_with_interval(scores, averages)
     per_seed = runs.groupby(["model", "adapter", "train_set", "seed"], dropna=False).accuracy.mean().reset_index() \
         if runs is not None else None
@@ -200,14 +174,14 @@ def placement(scores: pd.DataFrame, coordinates: dict[str, dict], stem, averages
         ax.grid(axis="y", alpha=0.3)
     axes[-1, 0].set_xlabel("method")
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def size(scores: pd.DataFrame, coordinates: dict[str, dict], params: dict[tuple, float], stem,
          averages: dict | None = None) -> list[Path]:
     """Average accuracy against the size parameter, a line (with interval band) per method family; log x when
     the grid spans a factor of 4 or more; each point annotated with its trainable parameters."""
-    plt = _plt()
+    plt = pyplot()
     avg = average_with_interval(scores, averages)
     avg = avg[avg.adapter.map(lambda a: coordinates.get(a, {}).get("size") is not None)]
     families = list(dict.fromkeys(coordinates[a]["family"] for a in avg.adapter))
@@ -235,4 +209,4 @@ def size(scores: pd.DataFrame, coordinates: dict[str, dict], params: dict[tuple,
     axes[0, 0].set_ylabel("average accuracy (%)")
     fig.suptitle("Accuracy against adapter size (band: 95% interval; labels: trainable parameters)", fontsize=10)
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)

@@ -1,7 +1,7 @@
 """Every table and figure a run writes, declared once: its name, its writer, the caption the HTML report shows it
-with (report/<caption>.rst; none: written but not in the report) and when it applies. The render rule's outputs
-(rules/render.smk) and the render job (`jobs.render`) both read this catalogue, so a file written is a file
-declared, tracked by Snakemake and, when captioned, in the report.
+with (captions/<caption>.rst; none: written but not in the report) and when it applies. The render rule's outputs
+(rules/render.smk) and the render job (report/render.py) both read this catalogue, through `of`, so a file written
+is a file declared, tracked by Snakemake and, when captioned, in the report.
 
 A table is written as CSV (the report's), Markdown and LaTeX; a figure as PNG (the report's) and PDF. Writers
 take the render's `Context` (everything computed once from the scores, predictions and metrics) and the path
@@ -13,14 +13,12 @@ from functools import cached_property
 from typing import Callable
 
 from pipeline_lib.planning import paths
-
-FORMATS = {"table": ("csv", "md", "tex"), "figure": ("png", "pdf"), "page": ("html",)}
-REPORTED = {"table": "csv", "figure": "png", "page": "html"}
+from pipeline_lib.report.formats import FORMATS, REPORTED, write_table
 
 
 @dataclass(frozen=True)
 class Context:
-    """What the writers read, computed once per render (see `jobs.render`)."""
+    """What the writers read, computed once per render (report/render.py)."""
     runs: object        # one row per run (each seed's) with its score
     found: dict         # per-item outcomes of every cell's seeds
     cells: object       # one row per cell: means over seeds, intervals
@@ -97,7 +95,7 @@ class Output:
     name: str
     kind: str                                   # "table" or "figure"
     write: Callable[[Context, str], object]
-    caption: str | None = None                  # report/<caption>.rst
+    caption: str | None = None                  # captions/<caption>.rst
     when: Callable[[Shape], bool] = _always     # of the run's shape
 
     def _path(self, ext: str) -> str:
@@ -122,7 +120,7 @@ def _accuracy(ctx: Context, stem: str):
 def _accuracy_ci(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
-    return tables.write(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages), stem,
+    return write_table(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages), stem,
                         "Accuracy (%) with 95% intervals",
                         tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs)
                         + _card_line(ctx))
@@ -135,9 +133,9 @@ def _card_line(ctx: Context) -> list[str]:
 
 
 def _card(ctx: Context, stem: str):
-    from pipeline_lib.report import card, tables
+    from pipeline_lib.report import card
 
-    return tables.write(card.table(ctx.card or {}, ctx.metrics, ctx.runs), stem, "The run's protocol card",
+    return write_table(card.table(ctx.card or {}, ctx.metrics, ctx.runs), stem, "The run's protocol card",
                         group="section")
 
 
@@ -157,15 +155,15 @@ def _explorer(ctx: Context, stem: str):
 
 
 def _accuracy_seeds(ctx: Context, stem: str):
-    from pipeline_lib.report import aggregate, tables
+    from pipeline_lib.report import aggregate
 
-    return tables.write(aggregate.per_seed(ctx.runs, ctx.datasets), stem, "Accuracy (%) of every run (seed)")
+    return write_table(aggregate.per_seed(ctx.runs, ctx.datasets), stem, "Accuracy (%) of every run (seed)")
 
 
 def _resources(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
-    return tables.write(tables.resources_table(ctx.metrics, ctx.runs, ctx.forgetting, ctx.merging, ctx.costs),
+    return write_table(tables.resources_table(ctx.metrics, ctx.runs, ctx.forgetting, ctx.merging, ctx.costs),
                         stem, "Resources per fine-tune: what it costs and what it forgets",
                         tables.training_precision_notes(ctx.metrics) + tables.cost_notes(ctx.forgetting, ctx.merging))
 
@@ -175,7 +173,7 @@ def _published(ctx: Context, stem: str):
 
     comparison = tables.published_comparison(ctx.cells, ctx.published, ctx.published_names, ctx.published_adapters,
                                              ctx.published_training, tables.row_protocols(ctx.metrics, ctx.runs))
-    return tables.write(comparison, stem, "Ours beside the published results",
+    return write_table(comparison, stem, "Ours beside the published results",
                         [] if len(comparison) else ["This run reproduces no published cell (model, adapter, "
                                                     "training set)."])
 
@@ -183,7 +181,7 @@ def _published(ctx: Context, stem: str):
 def _significance(ctx: Context, stem: str):
     from pipeline_lib.report import aggregate, tables
 
-    return tables.write(tables.significance_table(ctx.found), stem,
+    return write_table(tables.significance_table(ctx.found), stem,
                         "Pairwise comparison of adapters on the same items, across their seeds",
                         [aggregate.detectable(ctx.cells)])
 
@@ -198,7 +196,7 @@ def _contamination(ctx: Context, stem: str):
 def _agreement(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
-    return tables.write(tables.agreement_table(ctx.runs), stem,
+    return write_table(tables.agreement_table(ctx.runs), stem,
                         "Agreement between protocols on the same items (per cell, pooled over seeds)",
                         [tables.AGREEMENT_NOTE])
 
@@ -245,25 +243,25 @@ def _size(ctx: Context, stem: str):
 
 
 def _tuning(ctx: Context, stem: str):
-    from pipeline_lib.report import tables, tuning
+    from pipeline_lib.report import tuning
 
-    return tables.write(tuning.tuning_table(ctx.selections), stem,
+    return write_table(tuning.tuning_table(ctx.selections), stem,
                         "Tuning: every trial's validation score; the setting chosen per adapter",
                         tuning.tuning_notes(ctx.selections))
 
 
 def _tuned_vs_default(ctx: Context, stem: str):
-    from pipeline_lib.report import tables, tuning
+    from pipeline_lib.report import tuning
 
-    return tables.write(tuning.tuned_vs_default(ctx.found, ctx.tuned, ctx.datasets), stem,
+    return write_table(tuning.tuned_vs_default(ctx.found, ctx.tuned, ctx.datasets), stem,
                         "Each adapter's configured setting against its tuned one on the test sets (paired over seeds "
                         "and items)")
 
 
 def _rank_stability(ctx: Context, stem: str):
-    from pipeline_lib.report import tables, tuning
+    from pipeline_lib.report import tuning
 
-    return tables.write(tuning.rank_stability(ctx.found, ctx.tuned, ctx.datasets), stem,
+    return write_table(tuning.rank_stability(ctx.found, ctx.tuned, ctx.datasets), stem,
                         "The adapters' ranking under their configured settings and under tuning", [tuning.RANK_NOTE])
 
 
@@ -296,6 +294,12 @@ CATALOGUE: tuple[Output, ...] = (
     Output("rank_stability", "table", _rank_stability, "rank_stability_table", _tuned),
     Output("sensitivity", "figure", _sensitivity, "sensitivity_figure", _tuned),
 )
+
+
+def of(plan) -> list[Output]:
+    """The outputs of a run, as its render plan (planning/render.py) shapes it: what the render rule declares and
+    the render job writes."""
+    return applicable(plan.sweeps, plan.protocols, bool(plan.tuning))
 
 
 def applicable(sweeps: dict, protocols: list, tuned: bool = False) -> list[Output]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline_lib.report.costs import METRICS, PARETO_COSTS, front
-from pipeline_lib.report.figures import MARKERS, OKABE_ITO, _plt, save
+from pipeline_lib.report.formats import MARKERS, OKABE_ITO, pyplot, save_figure
 
 
 def colours(adapters) -> dict[str, str]:
@@ -18,7 +18,7 @@ def colours(adapters) -> dict[str, str]:
 
 
 def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
-    plt = _plt()
+    plt = pyplot()
     shown = costs[(costs.protocol == protocol) & costs.accuracy.notna() & costs.trainable_params.notna()]
     axes_of = [c for c in PARETO_COSTS if shown[c].notna().any()] if len(shown) else []
     groups = list(shown.groupby(["model", "train_set"], sort=False)) if axes_of else []
@@ -26,7 +26,7 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no fine-tuned row with costs recorded yet", ha="center", va="center")
-        return save(fig, stem)
+        return save_figure(fig, stem)
     colour = colours(costs.adapter)
     fig, axes = plt.subplots(len(groups), len(axes_of), figsize=(3.3 * len(axes_of), 3.0 * len(groups)),
                              squeeze=False)
@@ -55,7 +55,7 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
     fig.suptitle(f"Accuracy against cost ({protocol}); dashed: the Pareto front", fontsize=9)
     legend_rows = -(-len(handles) // columns)  # the legend's height, kept clear of the axes' labels
     fig.tight_layout(rect=(0, min(0.45, (0.1 + 0.2 * legend_rows) / fig.get_figheight()), 1, 1))
-    return save(fig, stem)
+    return save_figure(fig, stem)
 
 
 def _plain_log_labels(axis) -> None:

@@ -4,7 +4,6 @@ numbers, pairwise significance between rows trained on the same set, and train/t
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,43 +16,10 @@ from pipeline_lib.catalog.runs import NO_TRAIN_SET
 from pipeline_lib.evaluation import stats
 from pipeline_lib.report import aggregate
 from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
-from pipeline_lib.report.outputs import FORMATS
-from pipeline_lib.runtime.files import atomic_path, read_json, read_jsonl
+from pipeline_lib.report.formats import write_table
+from pipeline_lib.runtime.files import read_json, read_jsonl
 
 PROTOCOL_ORDER = {p: i for i, p in enumerate(protocols.PROTOCOLS)}  # blocks and pairs in the registry's order
-
-
-def write(table: pd.DataFrame, stem: str | Path, caption: str | None, notes: list[str] = (),
-          shown: pd.DataFrame | None = None, floatfmt: str = "g", group: str | None = None) -> list[Path]:
-    """`stem`.csv (`table`), .md and .tex (`shown`, the table as text, when given), each written atomically.
-    With `group`, the Markdown has one sub-table per value of that column."""
-    stem, shown = Path(stem), table if shown is None else shown
-    paths = [stem.with_suffix(f".{ext}") for ext in FORMATS["table"]]  # csv, md, tex
-    with atomic_path(paths[0]) as tmp:
-        table.to_csv(tmp, index=False)
-    if group:
-        body = "".join(f"\n### {value}\n{part.drop(columns=group).to_markdown(index=False, floatfmt=floatfmt)}\n"
-                       for value, part in shown.groupby(group, sort=False))
-    else:
-        body = f"\n{shown.to_markdown(index=False, floatfmt=floatfmt)}\n"
-    with atomic_path(paths[1]) as tmp:
-        tmp.write_text((f"{caption}\n" if caption else "") + body.lstrip("\n" if not caption else "")
-                       + "".join(f"\n{n}\n" for n in notes), encoding="utf-8")
-    with atomic_path(paths[2]) as tmp:
-        tex = shown.map(_latex_cell).rename(columns=_latex_cell)
-        tmp.write_text(tex.to_latex(index=False, escape=False, caption=_latex_cell(caption or stem.name),
-                                    label=f"tab:{stem.name}"), encoding="utf-8")
-    return paths
-
-
-def _latex_cell(value):
-    """Escape LaTeX specials; Markdown bold (**x**) becomes \\textbf{x}, the marks become superscripts."""
-    if not isinstance(value, str):
-        return value
-    for char in "&%$#_{}":
-        value = value.replace(char, "\\" + char)
-    value = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", value)
-    return value.replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$")
 
 
 def _interval(accuracy: float, n: int) -> list[float]:
@@ -82,7 +48,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
                      "quantization": describe_quantization(s.get("quantization")),
                      "precision": describe_precision(s.get("precision")),
                      "paper_ci_low": paper_low, "paper_ci_high": paper_high, "paper_rule": rule,
-                     **_decoding(s.get("evaluation", {})),
+                     **_decoding_columns(s.get("evaluation", {})),
                      "model_version": model_identity(s.get("provenance", {}).get("model")),
                      "provenance": s.get("provenance"),
                      "predictions": str(predictions[i]) if predictions else None})
@@ -91,15 +57,14 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
     return pd.DataFrame(rows)
 
 
-def _decoding(settings: dict) -> dict:
+def _decoding_columns(settings: dict) -> dict:
     """How a score's items were put to the model, in a published source's terms (report/published.py)."""
     if not settings:
         return {"decoding": None, "max_new_tokens": None, "suite": None}
-    if settings.get("scorer") == "loglikelihood":
-        return {"decoding": "log-likelihood (lm-eval)", "max_new_tokens": None, "suite": settings.get("suite")}
-    beams = settings.get("generation", {}).get("num_beams", 1)
-    decoding = "greedy" if beams == 1 else f"{beams}-beam search, batch {settings.get('batch_size')}"
-    return {"decoding": decoding, "max_new_tokens": settings.get("max_new_tokens"), "suite": settings.get("suite")}
+    generated = settings.get("scorer") != "loglikelihood"
+    batch = f", batch {settings.get('batch_size')}" if generated and protocols.beams(settings) > 1 else ""
+    return {"decoding": protocols.decoding(settings) + batch,
+            "max_new_tokens": settings.get("max_new_tokens") if generated else None, "suite": settings.get("suite")}
 
 
 def model_identity(source: dict | None) -> str:
@@ -141,7 +106,7 @@ def write_accuracy(table: pd.DataFrame, stem, marks: dict) -> list[Path]:
     """The numeric accuracy table: CSV with a `marks` column naming marked cells, Markdown/LaTeX with the marks."""
     flags = [";".join(f"{d}:{marks[(t, d)]}" for d in table.columns if (t, d) in marks) for t in table["train_set"]]
     shown, legend = marked(table, marks)
-    return write(table.assign(marks=flags), stem, None, legend, shown=shown, floatfmt=".1f")
+    return write_table(table.assign(marks=flags), stem, None, legend, shown=shown, floatfmt=".1f")
 
 
 MARKS = {"contaminated": "†", "decontaminated": "‡"}
@@ -451,7 +416,7 @@ def write_contamination(report: dict, stem) -> list[Path]:
                f"`decontaminate: {report['policy']}` acts on the `{report['level']}` level. verbatim: identical after "
                f"collapsing whitespace; normalised: also case and punctuation; near: at least "
                f"{report['threshold']:.0%} of the item's word {report['ngram']}-grams appear in the other set.")
-    return write(contamination_table(report), stem, caption, group="level")
+    return write_table(contamination_table(report), stem, caption, group="level")
 
 
 def load_metrics(metrics_paths: list[str | Path]) -> dict[tuple, dict]:

@@ -127,9 +127,9 @@ def sensitivity(selections: dict[tuple, dict], stem):
     each rate) and, where searched, against the size (r, bottleneck size, virtual tokens: the best over rates)."""
     from matplotlib import ticker
 
-    from pipeline_lib.report.figures import MARKERS, OKABE_ITO, _plt, save
+    from pipeline_lib.report.formats import MARKERS, OKABE_ITO, pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     keys = [k for k in SIZE_KEYS if any(k in t["values"] for s in selections.values() for t in s["trials"])]
     panels = ["learning_rate", *keys]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
@@ -165,4 +165,4 @@ def sensitivity(selections: dict[tuple, dict], stem):
     fig.suptitle("Sensitivity: validation score of each trial (best over the other searched values; circled: "
                  "chosen)", fontsize=10)
     fig.tight_layout()
-    return save(fig, stem)
+    return save_figure(fig, stem)

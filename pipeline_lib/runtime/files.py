@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 
+def fingerprint(*parts) -> str:
+    """What a resumed job must share with the one it resumes (its inputs and settings), as one hash."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""

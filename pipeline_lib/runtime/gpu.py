@@ -3,7 +3,7 @@ should use (snakemake issue #281), so every job would see every GPU. Each fine-t
 through this module, with the job's own `gpu` resource (whatever the config, a profile or `--set-resources`
 made it):
 
-    python -m pipeline_lib.runtime.gpu --gpus N [--data-parallel] --lock-dir DIR -- COMMAND ...
+    python scripts/on_gpus.py --gpus N [--data-parallel] --lock-dir DIR -- COMMAND ...
 
 - N = 0: exec()s the command as it is.
 - Inside a SLURM job (SLURM_JOB_ID set): the scheduler has already chosen the devices and set
@@ -20,7 +20,6 @@ as N data-parallel processes by torchrun, one per device. How the devices were o
 PEFT_BENCH_GPUS_BY, and `allocation()` is what the jobs record in metrics.json and their score files."""
 from __future__ import annotations
 
-import argparse
 import fcntl
 import os
 import socket
@@ -97,7 +96,7 @@ def _in_slurm_job(environ) -> bool:
 
 
 def launcher(gpus: int) -> list[str]:
-    """The command prefix that starts `gpus` data-parallel processes of a module (`-m ...`); empty for one."""
+    """The command prefix that starts `gpus` data-parallel processes of a script (or `-m` module); empty for one."""
     if gpus <= 1:
         return []
     return ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
@@ -128,30 +127,9 @@ def run(count: int, command: list[str], lock_dir: str | Path, data_parallel: boo
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
         os.environ[BY_VARIABLE] = by
         where = f"SLURM job {os.environ['SLURM_JOB_ID']}'s allocation" if by == "slurm" else "locked"
-        print(f"pipeline_lib.runtime.gpu: {socket.gethostname()} GPU(s) {','.join(chosen)} ({where}) at "
+        print(f"on_gpus: {socket.gethostname()} GPU(s) {','.join(chosen)} ({where}) at "
               f"{time.time():.3f}", file=sys.stderr, flush=True)
     if data_parallel and count > 1:
         command = [command[0], *launcher(count), *command[1:]]
     sys.stdout.flush()
     os.execvp(command[0], command)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpus", type=int, required=True)
-    parser.add_argument("--lock-dir", required=True, help="the config's gpu_lock_dir (the rules pass it)")
-    parser.add_argument("--data-parallel", action="store_true",
-                        help="start the command (python ...) as one torchrun process per GPU when N > 1")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command given after --")
-    try:
-        run(args.gpus, command, args.lock_dir, args.data_parallel)
-    except GpuError as e:
-        raise SystemExit(f"pipeline_lib.runtime.gpu: {e}") from e
-
-
-if __name__ == "__main__":
-    main()

@@ -6,6 +6,7 @@ set), optional gradient checkpointing;
 checkpoints every N steps from which a killed run resumes to the same final weights as an uninterrupted one."""
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import time
@@ -122,18 +123,32 @@ def autocast(cfg: TrainConfig, device: torch.device):
 
 
 @torch.no_grad()
-def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) -> float:
-    """Token-weighted loss over the held-out examples, in eval mode (no dropout)."""
+def held_out_loss(model, examples: list[dict], batch_size: int, pad_id: int, padding_side: str = "right",
+                  precision=contextlib.nullcontext) -> tuple[float, int, list[float]]:
+    """The training loss on held-out examples as the fine-tune computes it (token-weighted cross-entropy over the
+    labelled tokens), in eval mode (no dropout): (summed loss, tokens, each batch's mean). The one held-out loss
+    loop: training's validation (batches of a micro-batch) and tuning's validation metric (evaluation/loss.py, one
+    item per batch) both run it."""
+    was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for i in range(0, len(examples), cfg.micro_batch_size):
-        chunk = collate(examples[i:i + cfg.micro_batch_size], pad_id, cfg.padding_side)
+    total, count, means = 0.0, 0, []
+    for i in range(0, len(examples), batch_size):
+        chunk = collate(examples[i:i + batch_size], pad_id, padding_side)
         batch = {k: v.to(device) for k, v in chunk.items()}
-        with autocast(cfg, device):
+        with precision():
             loss_sum, n = token_loss_sum(model, batch)
         total, count = total + loss_sum.item(), count + n
-    model.train()
+        means.append(loss_sum.item() / max(n, 1))
+    model.train(was_training)
+    return total, count, means
+
+
+def validation_loss(model, examples: list[dict], cfg: TrainConfig, pad_id: int) -> float:
+    """Token-weighted loss over the held-out examples (training's `val_set_size`)."""
+    device = next(model.parameters()).device
+    total, count, _ = held_out_loss(model, examples, cfg.micro_batch_size, pad_id, cfg.padding_side,
+                                    lambda: autocast(cfg, device))
     return total / max(count, 1)
 
 

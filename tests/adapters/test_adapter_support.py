@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline_lib.catalog import methods
-from pipeline_lib.tools import support
+from pipeline_lib.support import checks as support
 
 pytestmark = pytest.mark.slow  # every method x 10 architectures, each trained, saved, merged and decoded
 
@@ -67,9 +67,9 @@ def test_checks_catch_a_broken_adapter(tmp_path, monkeypatch):
 
 def test_committed_docs_are_what_the_checks_measure(tmp_path, results):
     """docs/adapter-support.md and docs/parameter-counts.md (the full-precision cells, which do not depend on the
-    CPU) are what `python -m pipeline_lib.tools.support_docs` writes from the checks measured here, on any machine."""
+    CPU) are what `python scripts/support_docs.py` writes from the checks measured here, on any machine."""
     from helpers import ROOT
-    from pipeline_lib.tools import support_docs
+    from pipeline_lib.support import documents as support_docs
 
     support_docs.write_full(tmp_path, list(results.values()))
     for name in ["adapter-support.md", "parameter-counts.md"]:
@@ -80,11 +80,11 @@ def test_this_devices_4bit_matrix_is_the_committed_one_of_its_kernel_path(tmp_pa
     """The 4-bit cells depend on bitsandbytes' kernel path: compared only with the committed file of this device's
     path, and skipped, saying so, where none is committed."""
     from helpers import ROOT
-    from pipeline_lib.tools import support_docs
+    from pipeline_lib.support import documents as support_docs
 
     made = support_docs.write_4bit(tmp_path, support_4bit, support.quantized_kernels())
     committed = ROOT / "docs/adapter-support-4bit" / made.name
     if not committed.is_file():
-        pytest.skip(f"no committed 4-bit matrix for kernel path {made.stem} (`python -m pipeline_lib.tools.support_docs "
+        pytest.skip(f"no committed 4-bit matrix for kernel path {made.stem} (`python scripts/support_docs.py "
                     f"--part 4bit` writes one); committed: {sorted(p.stem for p in committed.parent.glob('*.md'))}")
     assert made.read_text() == committed.read_text(), f"regenerate {committed.relative_to(ROOT)}"

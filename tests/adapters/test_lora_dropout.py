@@ -1,6 +1,6 @@
 """LoRA's dropout with faster CPU masks (pipeline_lib/adapters/dropout.py) computes what nn.Dropout computes: each
 element kept with probability 1 - p and scaled by 1 / (1 - p), the gradient through the same mask, seeded by torch's
-generator; and the allocator setting of the jobs (pipeline_lib/allocator.py) stops large tensors from faulting their
+generator; and the allocator setting of the jobs (pipeline_lib/runtime/allocator.py) stops large tensors from faulting their
 memory in again on every use."""
 import json
 import math

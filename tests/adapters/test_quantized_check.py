@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from pipeline_lib import adapters, jobs, models
+from pipeline_lib import adapters, models
 from pipeline_lib.adapters import quantized_check
 from pipeline_lib.catalog import base_models
 from pipeline_lib.runtime.files import write_jsonl
+from pipeline_lib.training.job import finetune
 
 LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
 
@@ -49,7 +50,7 @@ def test_the_fine_tune_job_checks_checked_methods_only(tiny64_dir, tmp_path, mon
     for spec in ({**LORA, "method": "dora"}, LORA):
         out = tmp_path / spec["method"]
         try:
-            assert jobs.finetune(str(tiny64_dir), str(data), str(out), spec, training, {},
+            assert finetune(str(tiny64_dir), str(data), str(out), spec, training, {},
                                  quantization=base_models.FOUR_BIT)["steps"] == 1
         except quantized_check.QuantizedBaseError as e:
             assert spec["method"] == "dora" and "dora on a 4bit nf4 double-quant" in str(e) and not out.exists()

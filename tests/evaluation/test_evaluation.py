@@ -83,7 +83,7 @@ def test_paper_protocol_runs_beam_search_without_stop_strings(tiny, monkeypatch)
 
 
 def test_paper_protocol_cuts_the_response_where_upstream_splits_it():
-    from pipeline_lib.evaluation.generation import cut_at_stop
+    from pipeline_lib.evaluation.decoding import cut_at_stop
 
     paper = settings({}, "math", "paper")
     text = "The answer is 5.\n### Instruction:\nWhat is 2 + 9?\n### Response:\n11"

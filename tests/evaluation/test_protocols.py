@@ -4,13 +4,13 @@ import json
 import pytest
 
 from helpers import DEFAULTS, filled_config, settings
-from pipeline_lib.catalog import options, protocols
+from pipeline_lib.catalog import protocols
 from pipeline_lib.catalog.datasets import DATASETS
-from pipeline_lib.evaluation import loglikelihood
+from pipeline_lib.evaluation import choices, loglikelihood
 from pipeline_lib.planning.estimates import Estimates
 from pipeline_lib.planning.plan import ConfigError, prepare
 
-MULTIPLE_CHOICE = [n for n, d in DATASETS.items() if d.answer_type in options.FORMATS and d.source.sha256
+MULTIPLE_CHOICE = [n for n, d in DATASETS.items() if d.answer_type in choices.FORMATS and d.source.sha256
                    and n != "commonsense_170k"]  # every mirrored commonsense file, test and train
 
 
@@ -20,7 +20,7 @@ def test_every_mirrored_item_parses_into_its_options(name, data_mirror):
     items = json.loads((data_mirror / spec.source.relpath).read_text())
     counts = set()
     for i, item in enumerate(items):
-        parsed = options.parse(spec.answer_type, item["instruction"], f"{name} item {i}")
+        parsed = choices.parse(spec.answer_type, item["instruction"], f"{name} item {i}")
         assert item["answer"] in parsed.labels and len(parsed.options) == len(parsed.labels)
         assert parsed.question and all(parsed.options), (name, i)
         assert all(o not in ("", parsed.question) for o in parsed.options)
@@ -33,22 +33,22 @@ def test_every_mirrored_item_parses_into_its_options(name, data_mirror):
 def test_the_parsers_read_each_format_exactly():
     piqa = ("Please choose the correct solution to the question: How do I dry a shirt?\n\nSolution1: hang it up"
             "\n\nSolution2: put it in water\n\nAnswer format: solution1/solution2")
-    assert options.parse("solution", piqa) == options.Choices("How do I dry a shirt?", ("hang it up", "put it in water"),
+    assert choices.parse("solution", piqa) == choices.Choices("How do I dry a shirt?", ("hang it up", "put it in water"),
                                                               ("solution1", "solution2"))
     arc = ("Please choose the correct answer to the question: Which is a gas?\n\nAnswer1: ice Answer2: steam "
            "Answer3: stone\n\nAnswer format: answer1/answer2/answer3")
-    assert options.parse("answer5", arc).options == ("ice", "steam", "stone")
+    assert choices.parse("answer5", arc).options == ("ice", "steam", "stone")
     hellaswag = ("Please choose the correct ending to complete the given sentence: A man sits down. He\n\n"
                  "Ending1: eats. Ending2: flies. Ending3: sings. Ending4: sleeps.\n\n"
                  "Answer format: ending1/ending2/ending3/ending4")
-    assert options.parse("ending4", hellaswag).labels == ("ending1", "ending2", "ending3", "ending4")
-    with pytest.raises(options.FormatError, match=r"piqa.json item 7: the instruction does not follow the solution"):
-        options.parse("solution", piqa.replace("Solution2", "Option2"), "piqa.json item 7")
-    with pytest.raises(options.FormatError, match="answer type 'number' has no multiple-choice format"):
-        options.parse("number", "What is 2 + 2?", "gsm8k item 0")
+    assert choices.parse("ending4", hellaswag).labels == ("ending1", "ending2", "ending3", "ending4")
+    with pytest.raises(choices.FormatError, match=r"piqa.json item 7: the instruction does not follow the solution"):
+        choices.parse("solution", piqa.replace("Solution2", "Option2"), "piqa.json item 7")
+    with pytest.raises(choices.FormatError, match="answer type 'number' has no multiple-choice format"):
+        choices.parse("number", "What is 2 + 2?", "gsm8k item 0")
     # options numbered out of order are refused, not misread
-    with pytest.raises(options.FormatError):
-        options.parse("answer5", arc.replace("Answer2: steam", "Answer3: steam"))
+    with pytest.raises(choices.FormatError):
+        choices.parse("answer5", arc.replace("Answer2: steam", "Answer3: steam"))
 
 
 def test_harness_documents_follow_lm_evals_conventions():
@@ -87,12 +87,12 @@ def test_the_plan_makes_one_job_per_applicable_protocol():
     config["eval_sets"] = ["gsm8k", "boolq"]
     config["evaluation"]["protocols"] = ["generate", "harness"]
     plan = prepare(config)
-    assert plan.protocols_for("gsm8k") == ["generate"] and plan.protocols_for("boolq") == ["generate", "harness"]
+    assert plan.evaluation.protocols_for("gsm8k") == ["generate"] and plan.evaluation.protocols_for("boolq") == ["generate", "harness"]
     per_row = [e[3:] for e in plan.evaluations if e[1] == "lora"]
     assert per_row == [("generate", "gsm8k"), ("generate", "boolq"), ("harness", "boolq")]
-    assert plan.evaluation_settings("boolq", "harness")["scorer"] == "loglikelihood"
+    assert plan.evaluation.settings("boolq", "harness")["scorer"] == "loglikelihood"
     with pytest.raises(ValueError, match="gsm8k is not evaluated under 'harness' in this run; its protocols: generate"):
-        plan.evaluation_settings("gsm8k", "harness")
+        plan.evaluation.settings("gsm8k", "harness")
     estimates = Estimates(plan)
     estimate = estimates.evaluate("smollm2-135m", "boolq", "harness")
     assert estimate["runtime"] > 0 and estimate != estimates.evaluate("smollm2-135m", "boolq", "generate")

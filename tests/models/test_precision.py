@@ -12,7 +12,7 @@ from helpers import avx2_env
 from pipeline_lib.catalog import dtypes
 from pipeline_lib.models import precision
 from pipeline_lib.planning import estimates
-from pipeline_lib.tools import cpu_load
+from pipeline_lib.testing import cpu_load
 
 KEY = {"cpu": "Test CPU", "flags": ["avx2"], "capability": "AVX2", "torch": "x", "isa_variables": {},
        "bf16_reported": True}
@@ -155,7 +155,7 @@ def test_unclear_rounds_are_followed_by_more_and_all_decide(monkeypatch, rounds,
 # --- measured for real: the verdict under load equals the verdict alone
 
 TRIALS = 6
-MEASURE = ("import json, torch; torch.set_num_threads(2); from pipeline_lib.tools import cpu_load; from pipeline_lib.models import precision; "
+MEASURE = ("import json, torch; torch.set_num_threads(2); from pipeline_lib.testing import cpu_load; from pipeline_lib.models import precision; "
            "works = [precision.workload('train', 1024), precision.workload('inference', 30)]; "
            "alone = [precision.measure(w) for w in works]; "
            "ctx = cpu_load.bursty(); ctx.__enter__(); "
@@ -172,7 +172,7 @@ def _alone_and_loaded(env=None, trials=TRIALS) -> dict:
 
 @pytest.mark.slow
 def test_the_verdict_under_bursty_load_equals_the_verdict_alone():
-    """Beside three bursty single-threaded processes (pipeline_lib/cpu_load.py), each workload's verdict equals
+    """Beside three bursty single-threaded processes (pipeline_lib/testing/cpu_load.py), each workload's verdict equals
     its verdict alone in every trial; each record names the shapes it measured and how spread its samples were."""
     measured = _alone_and_loaded()
     for i, alone in enumerate(measured["alone"]):

@@ -3,9 +3,10 @@ adapter; an evaluation of it writes predictions and a labelled score that agree.
 import json
 
 from helpers import settings
-from pipeline_lib import jobs
+from pipeline_lib.evaluation.jobs import evaluate
 from pipeline_lib.planning import paths
 from pipeline_lib.runtime.files import read_jsonl, verify_manifest, write_jsonl
+from pipeline_lib.training.job import finetune
 
 RECORDS = [{"id": f"t-{i}", "dataset": "t", "instruction": f"What is {i} + {i}?", "input": "",
             "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}.", "answer": str(2 * i), "answer_type": "number"}
@@ -19,7 +20,7 @@ def test_finetune_then_evaluate(tiny_dir, tmp_path):
     out = str(tmp_path / "adapter")
     spec = {"method": "lora", "r": 2, "target_modules": ["q_proj"]}
     training = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 0, "checkpoint_every": 1}
-    metrics = jobs.finetune(str(tiny_dir), str(data), out, spec, training, LABELS)
+    metrics = finetune(str(tiny_dir), str(data), out, spec, training, LABELS)
     verify_manifest(out, required=True)
     saved = json.loads(open(paths.metrics(out)).read())
     assert saved == metrics and {k: saved[k] for k in LABELS} == LABELS and saved["adapter_spec"] == spec
@@ -27,7 +28,7 @@ def test_finetune_then_evaluate(tiny_dir, tmp_path):
     assert not (tmp_path / "adapter.checkpoint").exists()  # removed once the adapter is written
 
     predictions, score = str(tmp_path / "p.jsonl"), str(tmp_path / "s.json")
-    result = jobs.evaluate(str(tiny_dir), out, str(data), predictions, score, {**LABELS, "dataset": "t"},
+    result = evaluate(str(tiny_dir), out, str(data), predictions, score, {**LABELS, "dataset": "t"},
                            {**settings({"batch_size": 4, "max_new_tokens": 4}, "math")})
     written = read_jsonl(predictions)
     assert [p["id"] for p in written] == [r["id"] for r in RECORDS]

@@ -8,7 +8,7 @@ import pytest
 
 from browser import chromium
 from helpers import job_counts, run
-from pipeline_lib.catalog.answers import score
+from pipeline_lib.evaluation.extraction import score
 from pipeline_lib.runtime.files import read_jsonl
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from helpers import ONE_LORA, ROOT, avx2_env, run
 from pipeline_lib.catalog import dtypes, methods
 from pipeline_lib.models import precision
-from pipeline_lib.tools import support
+from pipeline_lib.support import checks as support
 
 CHOICE = "import json; from pipeline_lib.models import precision; print(json.dumps(precision.resolve('auto', 'cpu')[1]))"
 
@@ -55,7 +55,7 @@ def matrix_cells(text: str) -> dict[str, bool]:
 def test_the_4bit_support_matrix_on_the_avx2_path(tmp_path):
     """The 4-bit matrix measured on the AVX2 kernel path keeps the method rules; it equals the committed file of
     that kernel path where one is committed."""
-    done = subprocess.run([sys.executable, "-m", "pipeline_lib.tools.support_docs", "--part", "4bit", "--docs",
+    done = subprocess.run([sys.executable, str(ROOT / "scripts/support_docs.py"), "--part", "4bit", "--docs",
                            str(tmp_path)], capture_output=True, text=True, env=avx2_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     (made,) = (tmp_path / "adapter-support-4bit").glob("*.md")

@@ -17,7 +17,7 @@ def test_default_config_is_valid_and_rows_include_base():
     assert len(plan.rows) == 1 + len(config["adapters"]) * len(config["train_sets"])
     assert config["training"]["weight_decay"] == 0.0  # a default filled in by the schema
     limit = config["data"]["eval_limit"]
-    assert plan.estimated_items("gsm8k", "eval") == limit and plan.estimated_items("boolq", "eval") == limit
+    assert plan.data.estimated_items("gsm8k", "eval") == limit and plan.data.estimated_items("boolq", "eval") == limit
 
 
 def test_the_plan_is_read_only_and_leaves_the_config_alone():
@@ -43,7 +43,7 @@ def test_a_config_dataset_joins_the_runs_registry_only():
     plan = prepare(config)
     assert plan.datasets["mine"].suite == "math" and "mine" not in BUILTIN
     # the limit; the file's size is unknown before reading it
-    assert plan.estimated_items("mine", "eval") == config["data"]["eval_limit"]
+    assert plan.data.estimated_items("mine", "eval") == config["data"]["eval_limit"]
 
 
 def test_sweep_members_are_checked_against_the_schema():
@@ -79,9 +79,9 @@ def test_adapter_training_overrides_merge_over_global():
     config = filled_config()
     config["adapters"]["lora"]["training"] = {"learning_rate": 1e-2}
     plan = prepare(config)
-    merged = plan.train_config("lora")
+    merged = plan.training.train_config("lora")
     assert merged["learning_rate"] == 1e-2 and merged["batch_size"] == config["training"]["batch_size"]
-    assert "training" not in plan.adapter_spec("lora")
+    assert "training" not in plan.training.adapter_spec("lora")
     config["adapters"]["lora"]["training"] = {"lerning_rate": 1}
     with pytest.raises(ConfigError, match="adapters.lora.training: Additional properties .*'lerning_rate'"):
         prepare(config)
@@ -125,11 +125,11 @@ def test_seeds_make_one_run_per_seed_with_stable_names():
     config["adapters"]["series"]["seeds"] = [7]
     plan = prepare(config)
     assert set(plan.runs) == {"lora-seed1", "lora-seed2", "parallel-seed1", "parallel-seed2", "series-seed7"}
-    assert plan.runs["lora-seed2"] == ("lora", 2) and plan.train_config("lora-seed2")["seed"] == 2
-    assert "seeds" not in plan.adapter_spec("series-seed7") and plan.adapter_spec("lora-seed1")["r"] == 32
+    assert plan.runs["lora-seed2"] == ("lora", 2) and plan.training.train_config("lora-seed2")["seed"] == 2
+    assert "seeds" not in plan.training.adapter_spec("series-seed7") and plan.training.adapter_spec("lora-seed1")["r"] == 32
     assert plan.labels("smollm2-135m", "lora-seed2", "gsm8k_train") == {
         "model": "smollm2-135m", "adapter": "lora", "train_set": "gsm8k_train", "seed": 2, "run": "lora-seed2"}
     assert ("smollm2-135m", "base", "none") in plan.rows  # the base row has no seed
     grown = prepare({**config, "seeds": [1, 2, 3]})
     assert set(plan.runs) < set(grown.runs)  # a grown list keeps every existing run's name
-    assert prepare(filled_config()).train_config("lora")["seed"] == 42  # without seeds: training.seed, plain names
+    assert prepare(filled_config()).training.train_config("lora")["seed"] == 42  # without seeds: training.seed, plain names

@@ -1,4 +1,4 @@
-"""The memory and runtime estimates behave as documented in pipeline_lib/estimates.py."""
+"""The memory and runtime estimates behave as documented in pipeline_lib/planning/estimates.py."""
 import pytest
 
 from pipeline_lib.planning import estimates
@@ -9,7 +9,7 @@ TRAINING = {"micro_batch_size": 4, "cutoff_len": 256, "batch_size": 16, "epochs"
 
 @pytest.mark.parametrize("params, hidden, layers", [(134.5e6, 576, 30), (6.74e9, 4096, 32), (13.0e9, 5120, 40)])
 def test_hidden_times_layers_fit_within_ten_percent(params, hidden, layers):
-    assert estimates._hl(params) == pytest.approx(hidden * layers, rel=0.10)
+    assert estimates.hidden_units(params) == pytest.approx(hidden * layers, rel=0.10)
 
 
 def test_quantization_and_checkpointing_lower_gpu_memory():
@@ -54,7 +54,7 @@ def test_four_bit_estimates_of_the_paper_models_follow_their_architecture(name):
     from transformers import AutoModelForCausalLM
 
     from pipeline_lib.catalog.base_models import FOUR_BIT
-    from pipeline_lib.tools.paper_counts import paper_model_configs
+    from pipeline_lib.support.paper_counts import paper_model_configs
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(paper_model_configs()[name])
@@ -63,8 +63,8 @@ def test_four_bit_estimates_of_the_paper_models_follow_their_architecture(name):
     linears = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) - \
         model.get_output_embeddings().weight.numel()
     counted = 0.55 * linears + 4 * embedding + 4 * (params - linears - embedding)  # norms stay float32 too
-    assert estimates._weight_bytes(params, "bfloat16", FOUR_BIT, embedding) == pytest.approx(counted, rel=0.01)
-    assert estimates._weight_bytes(params, "bfloat16", FOUR_BIT) == pytest.approx(counted, rel=0.10)
+    assert estimates.weight_bytes(params, "bfloat16", FOUR_BIT, embedding) == pytest.approx(counted, rel=0.01)
+    assert estimates.weight_bytes(params, "bfloat16", FOUR_BIT) == pytest.approx(counted, rel=0.10)
     gpu = estimates.finetune(params, TRAINING, 10_000, "cuda", FOUR_BIT)["gpu_mem_mb"]
     bf16 = estimates.finetune(params, TRAINING, 10_000, "cuda")["gpu_mem_mb"]
     assert gpu < 0.75 * bf16

@@ -55,7 +55,7 @@ def test_paper_targets_resolve_in_the_saved_adapter(tmp_path, arch):
 
     from pipeline_lib import adapters
     from pipeline_lib.catalog import methods
-    from pipeline_lib.tools.support import tiny_base
+    from pipeline_lib.support.checks import tiny_base
 
     config = yaml.safe_load(open(ROOT / "config/paper-math.yaml"))
     for name, spec in config["adapters"].items():

@@ -15,20 +15,20 @@ SPACE = {"all": {"learning_rate": [1e-4, 3e-4, 1e-3]}, "lora": {"r": [8, 32]}, "
 
 def test_every_adapter_gets_the_budget_from_its_own_space():
     plan = prepare(filled_config(tuning={"budget": 4, "space": SPACE}))
-    by_adapter = {a: [t.values for t in plan.trials_of(a)] for a in ("lora", "series", "parallel")}
+    by_adapter = {a: [t.values for t in plan.tuning.trials_of(a)] for a in ("lora", "series", "parallel")}
     assert {a: len(v) for a, v in by_adapter.items()} == {"lora": 4, "series": 4, "parallel": 4}
     assert all(set(v) == {"learning_rate", "r"} for v in by_adapter["lora"])
     assert all(set(v) == {"learning_rate", "bottleneck_size"} for v in by_adapter["series"])
-    names = [t.name for t in plan.trials_of("lora")]
+    names = [t.name for t in plan.tuning.trials_of("lora")]
     assert all(n.startswith("lora.trial-lr") for n in names) and len(set(names)) == 4
     # trials are fine-tuned and validated, never evaluated on a test set; the tuned rows are
-    assert all(t.name not in {r for _, r, _ in plan.rows} for t in plan.trials)
+    assert all(t.name not in {r for _, r, _ in plan.rows} for t in plan.tuning.trials)
     assert {r for _, r, _ in plan.rows} >= {"lora", "lora.tuned", "series.tuned", "parallel.tuned"}
-    assert plan.tunes("lora.tuned") == "lora" and plan.tunes("lora") is None
-    trial = plan.trials_of("lora")[0]
-    assert plan.train_config(trial.name)["learning_rate"] == trial.values["learning_rate"]
-    assert plan.adapter_spec(trial.name)["r"] == trial.values["r"]
-    assert plan.is_trial(trial.name) and not plan.is_trial("lora.tuned")
+    assert plan.training.tunes("lora.tuned") == "lora" and plan.training.tunes("lora") is None
+    trial = plan.tuning.trials_of("lora")[0]
+    assert plan.training.train_config(trial.name)["learning_rate"] == trial.values["learning_rate"]
+    assert plan.training.adapter_spec(trial.name)["r"] == trial.values["r"]
+    assert plan.training.is_trial(trial.name) and not plan.training.is_trial("lora.tuned")
 
 
 def test_a_grown_budget_keeps_the_earlier_trials():

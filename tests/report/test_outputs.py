@@ -1,13 +1,13 @@
 """The catalogue of tables and figures (pipeline_lib/report/outputs.py) that the render rule and job both read."""
 from helpers import ROOT
-from pipeline_lib.report import outputs
+from pipeline_lib.report import formats, outputs
 
 
 def test_every_captioned_output_has_its_caption_file_and_names_are_unique():
     for o in outputs.CATALOGUE:
-        assert o.kind in outputs.FORMATS
+        assert o.kind in formats.FORMATS
         if o.caption:
-            assert (ROOT / "report" / f"{o.caption}.rst").read_text().strip(), o.caption
+            assert (ROOT / "captions" / f"{o.caption}.rst").read_text().strip(), o.caption
     files = outputs.declared_files({"s": {"placement": "mlp", "size": 4}}, ["generate"])
     assert len(files) == len(set(files))
 

@@ -4,7 +4,7 @@ published numbers, pairwise significance, LaTeX escaping, and figures in both fo
 import pandas as pd
 import pytest
 
-from pipeline_lib.report import figures, tables
+from pipeline_lib.report import figures, formats, tables
 
 
 def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0, paper_correct=None):
@@ -121,7 +121,7 @@ def test_significance_across_seeds_says_when_the_seed_spread_is_as_large_as_the_
 
 def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
     cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"})
-    csv, md, tex = tables.write(cells, tmp_path / "accuracy_ci", "Accuracy (%) with 95% intervals", ["note"])
+    csv, md, tex = formats.write_table(cells, tmp_path / "accuracy_ci", "Accuracy (%) with 95% intervals", ["note"])
     assert pd.read_csv(csv).shape == cells.shape
     assert "| m " in md.read_text() and "note" in md.read_text()
     latex = tex.read_text()

@@ -4,7 +4,7 @@ from pipeline_lib.evaluation.selection import choose
 
 
 def test_sensitivity_ticks_are_the_searched_values(tmp_path, monkeypatch):
-    from pipeline_lib.report import figures, tuning
+    from pipeline_lib.report import formats, tuning
 
     trials = [{"trial": f"t{i}", "values": {"learning_rate": lr, "r": r}, "accuracy": acc, "loss": 1.0 - acc,
                "failed": None}
@@ -12,7 +12,7 @@ def test_sensitivity_ticks_are_the_searched_values(tmp_path, monkeypatch):
                                                 (5e-3, 4, 0.25), (5e-3, 16, 0.05)])]
     selections = {("m", "lora", "mix"): choose("lora", "accuracy", trials)}
     captured = {}
-    monkeypatch.setattr(figures, "save", lambda fig, stem: captured.setdefault("fig", fig))
+    monkeypatch.setattr(formats, "save_figure", lambda fig, stem: captured.setdefault("fig", fig))
     tuning.sensitivity(selections, tmp_path / "sensitivity")
     fig = captured["fig"]
     fig.canvas.draw()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import run
+from helpers import ROOT, run
 from pipeline_lib.runtime import gpu
 
 JOB = """
@@ -26,7 +26,7 @@ def launch(tmp_path, devices, gpus, seconds, log, env=(), options=()):
     job.write_text(JOB)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, **dict(env)}
     env = {k: v for k, v in env.items() if v is not None}
-    return subprocess.Popen([sys.executable, "-m", "pipeline_lib.runtime.gpu", "--gpus", str(gpus),
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts/on_gpus.py"), "--gpus", str(gpus),
                              *options, "--lock-dir", str(tmp_path / "locks"), "--", sys.executable, str(job),
                              str(log), str(seconds)], env=env)
 
@@ -115,7 +115,7 @@ def test_data_parallel_starts_one_torchrun_process_per_gpu(tmp_path):
                    "open(sys.argv[1] + os.environ['RANK'], 'w').write(os.environ['CUDA_VISIBLE_DEVICES'] + ' ' +"
                    " os.environ['WORLD_SIZE'] + ' ' + os.environ['PEFT_BENCH_GPUS_BY'])\n")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "4,5,6"}
-    done = subprocess.run([sys.executable, "-m", "pipeline_lib.runtime.gpu", "--gpus", "2", "--data-parallel",
+    done = subprocess.run([sys.executable, str(ROOT / "scripts/on_gpus.py"), "--gpus", "2", "--data-parallel",
                            "--lock-dir", str(tmp_path / "locks"), "--", sys.executable, str(job),
                            str(tmp_path / "rank")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -137,7 +137,7 @@ def test_cuda_check_script_skips_cleanly_without_cuda():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine runs the real check")
-    out = subprocess.run([sys.executable, "-m", "pipeline_lib.tools.cuda_check", "unused"], capture_output=True,
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/cuda_check.py"), "unused"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0 and "no CUDA device" in out.stdout
 
@@ -147,11 +147,11 @@ def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_p
                  configfiles=("config.yaml",))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
-    finetunes = [line for line in out.splitlines() if "-m pipeline_lib.cli.finetune" in line]
+    finetunes = [line for line in out.splitlines() if "scripts/finetune.py" in line]
     # each job first takes its own devices (its gpu resource): two for a fine-tune, started as two torchrun
     # processes, one for an evaluation
-    assert len(finetunes) == 3 and all("-m pipeline_lib.runtime.gpu --gpus 2 --data-parallel --lock-dir "
+    assert len(finetunes) == 3 and all("scripts/on_gpus.py --gpus 2 --data-parallel --lock-dir "
                                        ".snakemake/gpu-locks -- " in line for line in finetunes)
-    evaluations = [line for line in out.splitlines() if "-m pipeline_lib.cli.evaluate" in line]
-    assert evaluations and all("-m pipeline_lib.runtime.gpu --gpus 1 --lock-dir" in line for line in evaluations)
+    evaluations = [line for line in out.splitlines() if "scripts/evaluate.py" in line]
+    assert evaluations and all("scripts/on_gpus.py --gpus 1 --lock-dir" in line for line in evaluations)
     assert "gpu=2" in out.replace(" ", "")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import RECORDS
+from helpers import RECORDS, ROOT
 from pipeline_lib.runtime.gpu import launcher
 from pipeline_lib.training import distributed
 
@@ -19,7 +19,7 @@ TRAINING = {"max_steps": 3, "batch_size": 8, "micro_batch_size": 2, "warmup_step
 
 
 def finetune(tiny_dir, data, out, processes):
-    cmd = [sys.executable, *launcher(processes), "-m", "pipeline_lib.cli.finetune",
+    cmd = [sys.executable, *launcher(processes), str(ROOT / "scripts/finetune.py"),
            "--model", str(tiny_dir), "--data", str(data), "--out", str(out), "--adapter", json.dumps(ADAPTER),
            "--training", json.dumps(TRAINING), "--device", "cpu", "--threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

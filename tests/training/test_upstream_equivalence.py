@@ -8,10 +8,11 @@ import pytest
 
 from helpers import TESTS, args, function
 from pipeline_lib.catalog import answers
-from pipeline_lib.catalog.answers import number_paper, number_strict
 from pipeline_lib.catalog.datasets import DATASETS
 from pipeline_lib.catalog.prompts import evaluation_prompt, training_prompt, training_text
 from pipeline_lib.data.loaders import LOADERS
+from pipeline_lib.evaluation import extraction
+from pipeline_lib.evaluation.extraction import number_paper, number_strict
 from pipeline_lib.training.loop import tokenize
 
 FIXTURES = TESTS / "fixtures"
@@ -149,7 +150,7 @@ def test_paper_rules_are_upstreams_extraction(records, data_mirror):
     counts = {"number": 0, "letter": 0, "options": 0}
     for dataset, response, gold in responses(records):
         kind = answers.get_type(DATASETS[dataset].answer_type)
-        ours = kind.rules["paper"](response)
+        ours = extraction.RULES[kind.name]["paper"](response)
         if kind.name == "number":
             upstream_dataset = "gsm8k" if dataset == "mawps" else dataset  # upstream's list lacks mawps
             theirs = number(args(upstream_dataset), response)

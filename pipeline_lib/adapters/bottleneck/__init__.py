@@ -1,12 +1,10 @@
 """The bottleneck adapter family of LLM-Adapters, which peft lacks.
 
 A bottleneck is down-projection -> non-linearity -> up-projection, times a scale. It wraps a linear layer
-(nn.Linear, or GPT-2's Conv1D) in one of three positions (see pipeline_lib/catalog/targets.py). The methods:
-  series           AdapterH in the paper's tables (Houlsby): series bottlenecks on the MLP linears
-  adapterp         AdapterP (Pfeiffer): one series bottleneck, after the MLP output linear
-  parallel         a bottleneck beside a linear, added to its output (He et al.)
-  scaled_parallel  the same with a scale (He et al.'s scaled PA: fixed 4.0 by default, or "learned")
-Saved like a peft adapter: `adapter_config.json` + `adapter_model.safetensors` with only adapter tensors.
+(nn.Linear, or GPT-2's Conv1D) in one of three positions (see pipeline_lib/catalog/targets.py). The family's methods
+(Series/AdapterH, AdapterP, Parallel, scaled Parallel: their kind, default scale and placement) are entries of
+pipeline_lib/catalog/methods.py `TABLE` with family `bottleneck`, listed in docs/adapter-support.md. Saved like a
+peft adapter: `adapter_config.json` + `adapter_model.safetensors` with only adapter tensors.
 Merging into the base weights is impossible (a non-linearity sits inside the added path): merge() says so.
 """
 from pipeline_lib.adapters.bottleneck.config import CONFIG_NAME, FORMAT, WEIGHTS_NAME, BottleneckConfig

@@ -1,7 +1,8 @@
 """Answer extraction on realistic responses: every rule of every answer type."""
 import pytest
 
-from pipeline_lib.catalog.answers import ANSWER_TYPES, get_type, score, score_all_rules
+from pipeline_lib.catalog.answers import ANSWER_TYPES, get_type
+from pipeline_lib.evaluation.extraction import RULES, score, score_all_rules
 
 NUMBER_CASES = [  # response, gold, paper rule correct?, strict rule correct?
     ("He needs 24 * 24 = 576 tiles. The answer is 576.", "576.0", True, True),
@@ -129,6 +130,7 @@ def test_the_type_of_a_gold_answer_is_inferred():
 def test_reported_and_paper_rules_are_explicit():
     for kind in ANSWER_TYPES.values():
         assert kind.reported in kind.rules and kind.paper in kind.rules
+        assert tuple(RULES[kind.name]) == kind.rules  # the catalogue names exactly the rules evaluation implements
     assert ANSWER_TYPES["number"].reported == "paper" and ANSWER_TYPES["letter"].reported == "stated"
 
 
@@ -138,7 +140,8 @@ def test_unknown_answer_type_lists_the_valid_ones():
 
 
 def test_free_text_answers_compare_what_follows_the_last_stated_answer():
-    from pipeline_lib.catalog.answers import get_type, infer_type, score
+    from pipeline_lib.catalog.answers import get_type, infer_type
+    from pipeline_lib.evaluation.extraction import score
 
     assert score("text", "So x = 1/2.\nThe answer is: $\\frac{1}{2}$.", "\\frac {1}{2}") == ("\\frac{1}{2}", True)
     assert score("text", "The answer is: \\frac{1}{3}", "\\frac{1}{2}")[1] is False

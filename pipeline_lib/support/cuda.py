@@ -1,6 +1,6 @@
 """GPU check, a few minutes on one CUDA device: quantized (8-bit, 4-bit nf4) base + LoRA trains, saves,
 reloads with identical logits, and generates; plus bf16 LoRA and a bottleneck adapter on CUDA.
-On a machine without CUDA it says so and exits 0.  Usage: python -m pipeline_lib.tools.cuda_check MODEL_DIR"""
+On a machine without CUDA it says so and exits 0.  Usage: python scripts/cuda_check.py MODEL_DIR"""
 import sys
 import tempfile
 import time
@@ -10,7 +10,7 @@ import torch
 from pipeline_lib import adapters, models
 from pipeline_lib.catalog import base_models
 from pipeline_lib.catalog.training import TrainConfig
-from pipeline_lib.evaluation.generation import generate
+from pipeline_lib.evaluation.decoding import generate
 from pipeline_lib.training.loop import train
 
 RECORDS = [{"instruction": f"What is {i} plus {i}?", "input": "",
@@ -49,6 +49,7 @@ def data_parallel(model_dir) -> bool:
 
     from safetensors.torch import load_file
 
+    from pipeline_lib.planning.commands import SCRIPTS
     from pipeline_lib.runtime.gpu import launcher
 
     if torch.cuda.device_count() < 2:
@@ -60,7 +61,7 @@ def data_parallel(model_dir) -> bool:
         outs = []
         for n in (1, 2):
             out = Path(tmp) / f"gpus{n}"
-            cmd = [sys.executable, *launcher(n), "-m", "pipeline_lib.cli.finetune",
+            cmd = [sys.executable, *launcher(n), str(SCRIPTS / "finetune.py"),
                    "--model", model_dir, "--data", str(data), "--out", str(out), "--device", "cuda",
                    "--adapter", json.dumps({**LORA, "lora_dropout": 0.0}),
                    "--training", json.dumps({"max_steps": 3, "batch_size": 8, "micro_batch_size": 2,
@@ -75,18 +76,14 @@ def data_parallel(model_dir) -> bool:
     return ok
 
 
-def main():
+def check_all(model_dir: str) -> int:
+    """Every case on this machine's CUDA device (scripts/cuda_check.py); 0 when all passed (or there is no device)."""
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check here (the CPU paths, quantized ones included, are in the tests)")
         return 0
-    model_dir = sys.argv[1]
     results = [case(model_dir, "4-bit nf4 + LoRA (QLoRA)", "4bit", LORA),
                case(model_dir, "8-bit + LoRA", "8bit", LORA),
                case(model_dir, "bf16 + LoRA", "none", LORA, dtype="bfloat16"),
                case(model_dir, "fp32 + series", "none", {"method": "series", "bottleneck_size": 16}),
                data_parallel(model_dir)]
     return 0 if all(results) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Numerical checks of every adapter method on every architecture, on tiny random models built in-process.
 
-The same checks back the tests and `python -m pipeline_lib.tools.support_docs`, which writes docs/adapter-support.md:
+The same checks back the tests and `python scripts/support_docs.py`, which writes docs/adapter-support.md:
 the support matrix is what these checks measured, not a claim.
 """
 from __future__ import annotations
@@ -236,7 +236,7 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
     def generation():
         """The evaluation's path (merged where the method allows, left-padded batch, KV cache) against the
         unmerged model decoding each prompt alone by full forward passes."""
-        from pipeline_lib.evaluation.generation import new_tokens
+        from pipeline_lib.evaluation.decoding import new_tokens
 
         model = perturbed()
         expected = [reference_greedy(model, IDS[row:row + 1, MASK[row].bool()], 4)[0, int(MASK[row].sum()):]
@@ -254,27 +254,26 @@ def check(arch: str, method: str, tmp_dir, quantization: dict | None = None) -> 
 
 
 def quantized_kernels(device: str = "cpu") -> dict:
-    """What a 4-bit base's results depend on here: bitsandbytes picks its CPU kernels by torch's CPU capability
-    and by its own CPUID check for AVX-512 BF16 (measured: the DoRA identity error on a 4-bit base is 8.2e-2 with
-    that kernel, 1.7e-3 without); on CUDA, the GPU. `key` names the committed matrix of such a device."""
+    """What a 4-bit base's results depend on here, and only that: the library versions; on a CPU torch's CPU
+    capability (the kernels ATen runs; ATEN_CPU_CAPABILITY can lower it) and whether bitsandbytes takes its AVX-512
+    BF16 kernel (its own CPUID check; measured: the DoRA identity error on a 4-bit base is 8.2e-2 with that kernel,
+    1.7e-3 without); on CUDA, the GPU. `key` names the committed matrix of such a device. The CPU's other flags are
+    left out: an Intel Xeon with AMX and an AMD EPYC without it measured the same matrix (2026-12-04/05), so a key
+    carrying them only kept a matrix from applying to a machine it describes."""
     import bitsandbytes
     import peft
     import transformers
     from bitsandbytes.functional import has_avx512bf16
-
-    from pipeline_lib.models import precision
 
     facts = {"device": device, "bitsandbytes": bitsandbytes.__version__,
              "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
     if device == "cuda":
         gpu = torch.cuda.get_device_name()
         return {**facts, "gpu": gpu, "key": "cuda-" + "-".join(gpu.lower().split())}
-    machine = precision.machine_key()
+    capability = torch.backends.cpu.get_cpu_capability()
     kernel = bool(has_avx512bf16())
-    facts |= {"cpu": machine["cpu"], "cpu_flags": machine["flags"], "torch_capability": machine["capability"],
-              "isa_variables": machine["isa_variables"], "bnb_avx512bf16_kernel": kernel}
-    return {**facts, "key": f"cpu-{machine['capability'].lower()}-{'+'.join(machine['flags'])}"
-                            f"-bnb-{'avx512bf16' if kernel else 'generic'}"}
+    facts |= {"torch_capability": capability, "bnb_avx512bf16_kernel": kernel}
+    return {**facts, "key": f"cpu-{capability.lower()}-bnb-{'avx512bf16' if kernel else 'generic'}"}
 
 
 def run_all(tmp_dir, archs=ARCHS, methods=METHODS, quantization: dict | None = None) -> list[Result]:

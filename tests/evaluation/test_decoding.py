@@ -1,6 +1,6 @@
 import torch
 
-from pipeline_lib.evaluation.generation import batches_longest_first, cut_at_stop, generate
+from pipeline_lib.evaluation.decoding import batches_longest_first, cut_at_stop, generate
 
 PROMPTS = ["The answer is", "How many apples did Tom have left after he sold 48 clips in April?", "Answer:"]
 
@@ -35,7 +35,7 @@ def test_stop_strings_cut_the_response():
 
 
 def test_auto_batch_size_follows_free_memory(tiny):
-    from pipeline_lib.evaluation.generation import auto_batch_size, kv_bytes_per_token
+    from pipeline_lib.evaluation.decoding import auto_batch_size, kv_bytes_per_token
 
     model, tokenizer = tiny
     per_token = kv_bytes_per_token(model.config, 4)

@@ -1,0 +1,166 @@
+"""The jobs that run a trained (or base) model without training it: `evaluate` (an evaluation set scored under its
+protocol -> predictions and a score), `validate` (a tuning trial on its validation split), and the cost jobs
+`forgetting` and `merging`. Each builds its model with `inference_model`, the one place the evaluated form of a
+model is decided. `scripts/<job>.py` parses the rule's command line and calls the function of the same name."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline_lib.catalog import dtypes, protocols
+from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.planning import paths
+from pipeline_lib.planning.estimates import inference_tokens
+from pipeline_lib.runtime import allocator, gpu, provenance
+from pipeline_lib.runtime.files import fingerprint, read_json, read_jsonl, sha256_file, write_json, write_jsonl
+
+
+def inference_model(model_dir: str, adapter_dir: str | None, settings: dict, device: str, quantization: dict | None,
+                     trust_remote_code: bool, merge: bool = True):
+    """(model in eval mode, tokenizer, the evaluation's settings with its dtype resolved, the precision record, the
+    quantization resolved): the base, its adapter loaded and merged where the method can be merged (on a quantized
+    base the adapter stays unmerged: merging would requantize it), in the precision `auto` chose for the job's
+    own step. `merge=False` keeps the adapter's modules in place (to switch it off, or to time both forms)."""
+    import torch
+
+    from pipeline_lib import adapters, models
+    from pipeline_lib.models import precision
+
+    # `auto` resolved on the job's device, for its own step
+    work = precision.model_workload("inference", inference_tokens(settings), model_dir)
+    dtype, precision_record = precision.resolve(dtypes.evaluation_dtype(settings["dtype"], quantization), device,
+                                                work)
+    quantization = precision.resolved_quantization(quantization, device, work)
+    model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
+                                   quantization=quantization)
+    if adapter_dir:
+        model = adapters.load(model, adapter_dir)
+        if merge and not quantization:
+            model = adapters.merge_for_inference(model)
+    if not quantization:
+        model = model.to(getattr(torch, dtype))
+    return model.eval(), tokenizer, {**settings, "dtype": dtype}, precision_record, quantization
+
+
+def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: str, score: str, labels: dict,
+             settings: dict, device: str = "cpu", quantization: dict | None = None,
+             trust_remote_code: bool = False) -> dict:
+    """Score every item of `data` under the settings' protocol (generate and extract, or lm-eval's
+    log-likelihoods); write the predictions and the score; return it."""
+    from pipeline_lib.models import convert
+
+    started = time.time()
+    allocator.keep_freed_memory()
+    model, tokenizer, settings, precision_record, quantization = inference_model(
+        model_dir, adapter_dir, settings, device, quantization, trust_remote_code)
+    done, summary = _score(model, tokenizer, data, settings, predictions, [model_dir, adapter_dir, quantization])
+    write_jsonl(predictions, done)
+    precision_record = {**precision_record, "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
+                        "job_items_per_s": summary.get("items_per_s")}
+    result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
+              "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device),
+              "quantization": quantization, "allocation": gpu.allocation(), "started": started,
+              "finished": time.time()}
+    write_json(score, result)
+    Path(paths.partial(predictions)).unlink(missing_ok=True)
+    return result
+
+
+def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs: list) -> tuple[list, dict]:
+    """The protocol's scorer over every item: lm-eval's log-likelihoods in one call, or generation resumed from the
+    partial predictions of an interrupted run with the same inputs (`inputs`: model dir, adapter dir, quantization)."""
+    if settings["scorer"] == "loglikelihood":
+        from pipeline_lib.evaluation import loglikelihood
+
+        return loglikelihood.evaluate(model, tokenizer, read_jsonl(data), settings, where=data)
+    from pipeline_lib.evaluation.generate import evaluate as run
+
+    model_dir, adapter_dir, quantization = inputs
+    weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
+    key = fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
+    return run(model, tokenizer, read_jsonl(data), settings, partial=Path(paths.partial(predictions)),
+               fingerprint=key)
+
+
+def validate(model_dir: str, adapter_dir: str, data: str, record: str, predictions: str, labels: dict,
+             settings: dict, training: dict, device: str = "cpu", quantization: dict | None = None,
+             trust_remote_code: bool = False) -> dict:
+    """A tuning trial on its training set's validation split: its loss there (as the fine-tune computes it) and,
+    for metric accuracy, its answers scored by the protocol in `settings`. A failed trial is recorded as failed."""
+    from pipeline_lib.evaluation.loss import token_loss
+
+    trained = read_json(paths.metrics(adapter_dir))
+    if trained.get("failed"):
+        result = {**labels, "failed": trained["failed"]}
+        write_jsonl(predictions, [])
+        write_json(record, result)
+        return result
+    started = time.time()
+    allocator.keep_freed_memory()
+    evaluation = settings if settings["metric"] == "accuracy" else dict(protocols.LOSS_SETTINGS)
+    model, tokenizer, evaluation, precision_record, quantization = inference_model(
+        model_dir, adapter_dir, evaluation, device, quantization, trust_remote_code)
+    records, cfg = read_jsonl(data), TrainConfig(**training)
+    loss = token_loss(model, tokenizer, records, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt)
+    result = {**labels, "metric": settings["metric"], "n": len(records), "loss": round(loss["loss"], 6),
+              "tokens": loss["tokens"]}
+    if settings["metric"] == "accuracy":
+        done, summary = _score(model, tokenizer, data, evaluation, predictions, [model_dir, adapter_dir, quantization])
+        result |= {"accuracy": summary["accuracy"], "ci95": summary["ci95"], "rules": summary["rules"],
+                   "protocol": evaluation["protocol"]}
+    else:
+        done = [{"id": r["id"], "loss": round(x, 6)} for r, x in zip(records, loss["items"])]
+    write_jsonl(predictions, done)
+    from pipeline_lib.models import convert
+
+    result |= {"precision": precision_record, "started": started, "finished": time.time(),
+               "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device)}
+    write_json(record, result)
+    Path(paths.partial(predictions)).unlink(missing_ok=True)
+    return result
+
+
+def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, reference: dict, tokens: int,
+               sequence_length: int, batch_size: int, device: str = "cpu", quantization: dict | None = None,
+               trust_remote_code: bool = False) -> dict:
+    """The adapter's forgetting (evaluation/forgetting.py): mean per-token cross-entropy on the reference text with
+    the adapter disabled and enabled, in one process at the precision `auto` chose."""
+    from pipeline_lib import adapters
+    from pipeline_lib.evaluation import forgetting as forget
+    from pipeline_lib.models import convert
+
+    started = time.time()
+    allocator.keep_freed_memory()
+    text, about = forget.reference_text(reference)
+    settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": batch_size}  # windows of ~256 tokens
+    model, tokenizer, settings, precision_record, _ = inference_model(
+        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
+    rows = forget.windows(tokenizer, text, tokens, sequence_length)
+    with adapters.disabled(model):
+        disabled = forget.cross_entropy(model, rows, batch_size)
+    enabled = forget.cross_entropy(model, rows, batch_size)
+    record = {**labels, "reference": about, "windows": len(rows), "sequence_length": sequence_length,
+              "tokens_scored": int(rows.shape[0] * (rows.shape[1] - 1)),
+              "cross_entropy_disabled": round(disabled, 6), "cross_entropy_enabled": round(enabled, 6),
+              "forgetting": round(enabled - disabled, 6), "precision": precision_record,
+              "started": started, "finished": time.time(),
+              "provenance": provenance.record(convert.provenance(model_dir), {about["name"]: about["sha256"]}, device)}
+    write_json(out, record)
+    return record
+
+
+def merging(model_dir: str, adapter_dir: str, data: str, items: int, out: str, labels: dict, settings: dict,
+            device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False) -> dict:
+    """The first `items` items of `data` generated with the adapter unmerged, then merged (evaluation/merging.py)."""
+    from pipeline_lib.evaluation.merging import compare
+    from pipeline_lib.models import convert
+
+    started = time.time()
+    allocator.keep_freed_memory()
+    model, tokenizer, settings, precision_record, _ = inference_model(
+        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
+    record = {**labels, **compare(model, tokenizer, read_jsonl(data)[:items], settings), "dataset": Path(data).stem,
+              "precision": precision_record, "started": started, "finished": time.time(),
+              "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device)}
+    write_json(out, record)
+    return record
