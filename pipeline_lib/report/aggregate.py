@@ -16,8 +16,8 @@ CELL_KEYS = [*ROW_KEYS, "dataset"]
 
 
 def outcomes(runs: pd.DataFrame) -> dict[tuple, dict]:
-    """Cell -> its seeds and the seeds x items 0/1 outcomes under the reported and the paper rule (the run's
-    `paper_rule`), on the items every seed's predictions share (ordered by id). Cells whose predictions are
+    """Cell -> its seeds, the item ids and the seeds x items 0/1 outcomes under the reported and the paper rule (the
+    run's `paper_rule`), on the items every seed's predictions share (ordered by id). Cells whose predictions are
     missing are left out."""
     out = {}
     for key, group in runs.sort_values("seed", na_position="first").groupby(CELL_KEYS, sort=False):
@@ -29,7 +29,7 @@ def outcomes(runs: pd.DataFrame) -> dict[tuple, dict]:
             continue
         ids = sorted(set.intersection(*(set(p) for p in predictions)))
         rules = list(group.paper_rule)
-        out[key] = {"seeds": list(group.seed),
+        out[key] = {"seeds": list(group.seed), "ids": ids,
                     "reported": np.array([[bool(p[i]["correct"]) for i in ids] for p in predictions], dtype=float),
                     "paper": np.array([[bool(p[i]["rules"].get(rule, p[i]["correct"])) for i in ids]
                                        for p, rule in zip(predictions, rules)], dtype=float)}

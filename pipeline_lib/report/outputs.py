@@ -49,6 +49,23 @@ class Context:
         return row_costs(self.metrics, self.runs, self.averages, self.forgetting, self.merging,
                          self.suites["train"], self.suites["eval"])
 
+    @cached_property
+    def compared(self) -> dict:
+        """Every block's pairs under the declared test, Holm-adjusted (report/comparisons.py)."""
+        from pipeline_lib.report import comparisons
+
+        return comparisons.compare_all(self.found, self.datasets)
+
+    @cached_property
+    def groups(self) -> dict:
+        """(protocol, training set, dataset or average, row) -> (letters, best of its block)."""
+        from pipeline_lib.report import comparisons
+
+        accuracy = {(r.protocol, r.dataset, f"{r.model} / {r.adapter} / {r.train_set}"): r.accuracy
+                    for r in self.cells.itertuples()}
+        accuracy |= {(k[3], comparisons.AVERAGE, " / ".join(k[:3])): v[0] for k, v in self.averages.items()}
+        return comparisons.marks(self.compared, accuracy)
+
     @property
     def params(self) -> dict:
         return {k[:3]: m.get("trainable_params") for k, m in self.metrics.items()}
@@ -120,7 +137,7 @@ def _accuracy(ctx: Context, stem: str):
 def _accuracy_ci(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
-    return write_table(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages), stem,
+    return write_table(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages, ctx.groups), stem,
                         "Accuracy (%) with 95% intervals",
                         tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs)
                         + _card_line(ctx))
@@ -181,9 +198,9 @@ def _published(ctx: Context, stem: str):
 def _significance(ctx: Context, stem: str):
     from pipeline_lib.report import aggregate, tables
 
-    return write_table(tables.significance_table(ctx.found), stem,
-                        "Pairwise comparison of adapters on the same items, across their seeds",
-                        [aggregate.detectable(ctx.cells)])
+    return write_table(tables.significance_table(ctx.found, ctx.datasets), stem,
+                       "Every pair of rows on the same items: the declared paired test, Holm-adjusted per block",
+                       [*tables.SIGNIFICANCE_NOTES, aggregate.detectable(ctx.cells)])
 
 
 def _contamination(ctx: Context, stem: str):

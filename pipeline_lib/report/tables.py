@@ -14,7 +14,7 @@ from pipeline_lib.catalog.base_models import describe_quantization
 from pipeline_lib.catalog.dtypes import describe as describe_precision
 from pipeline_lib.catalog.runs import NO_TRAIN_SET
 from pipeline_lib.evaluation import stats
-from pipeline_lib.report import aggregate
+from pipeline_lib.report import aggregate, comparisons
 from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
 from pipeline_lib.report.formats import write_table
 from pipeline_lib.runtime.files import read_json, read_jsonl
@@ -148,31 +148,32 @@ def marked(table: pd.DataFrame, marks: dict) -> tuple[pd.DataFrame, list[str]]:
     return shown, [LEGEND[m] for m in MARKS if m in used]
 
 
-def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
-                   averages: dict[tuple, tuple] | None = None) -> pd.DataFrame:
+def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict, averages: dict[tuple, tuple] | None = None,
+                   groups: dict[tuple, tuple] | None = None) -> pd.DataFrame:
     """Rows model / adapter / training set; each cell 'acc [low, high]' in percent (the mean over seeds where
-    there are several), the best per column in bold (**), contamination marks appended; the average column is
-    the mean of the row's accuracies, with its interval where the row's per-item outcomes are known. Bold is per
-    protocol: the protocols score differently, so the best of a column is the best under one protocol."""
-    best = cells.groupby(["protocol", "dataset"])["accuracy"].max()
-    per_protocol = cells.groupby(["protocol", "dataset"]).size()
+    there are several), then its letters (`groups`, comparisons.marks: rows of a block sharing a letter are not told
+    apart), in bold only where the row is significantly above every other row of its block; contamination marks
+    appended. The average column is the mean of the row's accuracies, with its interval where the row's per-item
+    outcomes are known, and its own letters."""
+    shown = _group_marks(groups or {})
     rows = []
     for keys, group in cells.groupby(ROW_KEYS, sort=False):
         row = dict(zip(ROW_KEYS, keys))
         by_set = group.set_index("dataset")
+        name, protocol = " / ".join(keys[:3]), keys[3]
         for d in datasets:
             if d not in by_set.index:
                 row[d] = ""
                 continue
             s = by_set.loc[d]
-            text = f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]"
-            if s.accuracy == best[(s.protocol, d)] and per_protocol[(s.protocol, d)] > 1:
-                text = f"**{text}**"
+            text = _marked(f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]",
+                           shown.get((protocol, d, name)))
             row[d] = text + MARKS.get(marks.get((keys[2], d)), "")
         average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
         if averages and keys in averages:
             _, low, high = averages[keys]
-            row["average"] = f"{average:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+            row["average"] = _marked(f"{average:.1f} [{100 * low:.1f}, {100 * high:.1f}]",
+                                     shown.get((protocol, comparisons.AVERAGE, name)))
         else:
             row["average"] = average
         row["seeds"] = int(group.seeds.max())
@@ -180,12 +181,30 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict,
     return protocol_blocks(pd.DataFrame(rows))
 
 
+def _group_marks(groups: dict[tuple, tuple]) -> dict[tuple, tuple]:
+    """(protocol, dataset, row) -> (letters, best): a row in one block only (a base row compared in several
+    training sets' blocks shows no letters: which block's would be ambiguous; `significance` lists its pairs)."""
+    found: dict[tuple, list] = {}
+    for (protocol, _, dataset, name), mark in groups.items():
+        found.setdefault((protocol, dataset, name), []).append(mark)
+    return {k: v[0] for k, v in found.items() if len(v) == 1}
+
+
+def _marked(text: str, mark: tuple | None) -> str:
+    if not mark:
+        return text
+    letters, best = mark
+    return f"**{text}** {letters}" if best else f"{text} {letters}"
+
+
 def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     used = set(marks.values())
     notes = ["Accuracy in percent with its 95% interval: over the items (Wilson) for one seed; for several seeds the "
              "mean over seeds, its interval over seeds and items (hierarchical bootstrap); the average's interval "
              "by the same bootstrap over every set's items (Wilson's where every outcome is the same, which a "
-             "bootstrap cannot resample). Bold: best in the column under its protocol."]
+             "bootstrap cannot resample). Letters: rows of a column sharing a letter are not told apart by the paired "
+             "test (Holm-adjusted p >= 0.05 within the block of rows on the same items; the `significance` table "
+             "lists every pair); bold: a row significantly above every other row of its block, and only such a row."]
     notes += [LEGEND[m] for m in MARKS if m in used]
     if cells is not None and (cells.quantization != "none").any():
         bases = cells.groupby("model", sort=False).quantization.agg(lambda q: ", ".join(sorted(set(q))))
@@ -334,36 +353,40 @@ def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[1] == b[1] or NO_TRAIN_SET in (a[1], b[1])
 
 
-def significance_table(found: dict[tuple, dict]) -> pd.DataFrame:
-    """Every pair of rows of one model trained on the same training set (and each against the base model) under
-    one protocol on each dataset, on the same items, across their seeds: A - B with a 95% interval and a two-sided
-    p from a bootstrap over both rows' seeds and the shared items; the exact McNemar p where each row has one seed; each
-    row's seed SD, and whether the seeds' spread alone is as large as the difference."""
-    grouped: dict[tuple, dict[tuple, np.ndarray]] = {}
-    for (model, adapter, train, protocol, dataset), cell in found.items():
-        grouped.setdefault((model, protocol, dataset), {})[(adapter, train)] = cell["reported"]
+SIGNIFICANCE_COLUMNS = ["protocol", "train_set", "dataset", "A", "B", "seeds", "n", "A - B (points)", "p",
+                        "p (Holm)", "told apart", "95% CI (seeds and items)", "seed SD A/B (points)"]
+
+
+def significance_table(found: dict[tuple, dict], datasets: list[str]) -> pd.DataFrame:
+    """Every pair of rows of every block (report/comparisons.py: one protocol, one training set with the base rows,
+    one evaluation set or the average over them, on the items all share): A - B, the declared paired test's p (a
+    sign-flip permutation test by item; exact McNemar with one seed), its Holm-adjusted p over the block and whether
+    the pair is told apart at 0.05; as the secondary check, the hierarchical bootstrap's 95% interval of A - B over
+    both rows' seeds and the items (it also covers the fine-tunes' randomness where there are seeds), and each
+    row's seed SD."""
     rows = []
-    for (model, protocol, dataset), runs in sorted(grouped.items(),
-                                                   key=lambda kv: (PROTOCOL_ORDER[kv[0][1]], kv[0])):
-        for a, b in itertools.combinations(sorted(runs), 2):
-            if not comparable(a, b):
-                continue
-            x, y = runs[a], runs[b]
-            common = min(x.shape[1], y.shape[1])
-            c = stats.seed_paired_comparison(x[:, :common], y[:, :common])
-            single = x.shape[0] == 1 and y.shape[0] == 1
-            mcnemar = stats.paired_comparison(dict(enumerate(x[0] > 0)), dict(enumerate(y[0] > 0)), n_boot=1) \
-                if single else None
-            spread = max((s for s in c["seed_sd"] if s == s), default=None)
-            rows.append({"model": model, "protocol": protocol, "dataset": dataset, "A": "/".join(a), "B": "/".join(b),
-                         "seeds": f"{c['seeds'][0]}/{c['seeds'][1]}", "n": c["n"],
-                         "A - B (points)": round(100 * c["difference"], 1),
-                         "95% CI": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]", "p": round(c["p"], 4),
-                         "McNemar p": round(mcnemar["mcnemar_exact_p"], 4) if mcnemar else None,
-                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"]),
-                         "seed spread >= |A - B|": None if spread is None else bool(spread >= abs(c["difference"]))})
-    return pd.DataFrame(rows, columns=["model", "protocol", "dataset", "A", "B", "seeds", "n", "A - B (points)",
-                                       "95% CI", "p", "McNemar p", "seed SD A/B (points)", "seed spread >= |A - B|"])
+    for (protocol, train, dataset), members in sorted(comparisons.blocks(found, datasets).items(),
+                                                      key=lambda kv: (PROTOCOL_ORDER[kv[0][0]], kv[0][1:])):
+        named = {" / ".join(r): parts for r, parts in members.items()}
+        for pair in comparisons.compare_block(named):
+            a, b = (np.concatenate([o for o, _ in named[pair[k]]], axis=1) for k in ("A", "B"))
+            c = stats.seed_paired_comparison(a, b)
+            rows.append({"protocol": protocol, "train_set": train, "dataset": dataset, "A": pair["A"],
+                         "B": pair["B"], "seeds": f"{a.shape[0]}/{b.shape[0]}", "n": a.shape[1],
+                         "A - B (points)": round(100 * pair["difference"], 1), "p": round(pair["p"], 4),
+                         "p (Holm)": round(pair["p_holm"], 4), "told apart": "yes" if pair["separable"] else "no",
+                         "95% CI (seeds and items)": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]",
+                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"])})
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+SIGNIFICANCE_NOTES = [
+    "p: the declared test, a paired sign-flip permutation test on the per-item differences (each item's outcome "
+    "averaged over a row's seeds; on one set with one seed per row, the exact McNemar test); on the average, the "
+    "items of each set weighted so that the statistic is the difference of the averages. p (Holm): adjusted over "
+    "every pair of the block (one protocol, one training set with the base rows, one evaluation set or the "
+    "average). Told apart: p (Holm) < 0.05. The 95% CI is the secondary check: a hierarchical bootstrap over both "
+    "rows' seeds and the shared items (the only part of this table that covers a fine-tune's own randomness)."]
 
 
 AGREEMENT_NOTE = ("same answer: both protocols chose the same option (a generation's extracted label against "

@@ -29,13 +29,17 @@ def scores():
                          score_row("m", "lora", "math_10k", "AQuA", 4)])
 
 
-def test_cells_hold_interval_best_in_bold_and_marks(scores):
+def test_cells_hold_interval_letters_bold_and_marks(scores):
     cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"})
     lora = cells[cells.adapter == "lora"].iloc[0]
-    assert lora["gsm8k"].startswith("**40.0 [") and lora["gsm8k"].endswith("]**†")
-    assert not lora["AQuA"].startswith("**")  # base is better on AQuA
-    assert cells[cells.adapter == "base"].iloc[0]["AQuA"].startswith("**25.0 [")
+    assert lora["gsm8k"].startswith("40.0 [") and lora["gsm8k"].endswith("]†")  # no comparison given: no bold
     assert lora["average"] == 30.0
+    groups = {("generate", "math_10k", "gsm8k", "m / lora / math_10k"): ("a", True),
+              ("generate", "math_10k", "AQuA", "m / lora / math_10k"): ("ab", False)}
+    lora = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"},
+                                 groups=groups).query("adapter == 'lora'").iloc[0]
+    assert lora["gsm8k"].startswith("**40.0 [") and lora["gsm8k"].endswith("]** a†")
+    assert lora["AQuA"].endswith("] ab") and not lora["AQuA"].startswith("**")
 
 
 def test_published_comparison_matches_model_method_and_training_set(scores):
@@ -85,42 +89,78 @@ def test_the_published_sources_read_into_one_frame():
                                                                                    "hub:meta-math/MetaMathQA"]
 
 
-def test_significance_agrees_with_the_paired_test():
+def _cell(outcomes):
     import numpy as np
 
-    from pipeline_lib.evaluation.stats import paired_comparison
+    outcomes = np.array(outcomes, dtype=float).reshape(-1, np.shape(outcomes)[-1])
+    return {"ids": [f"q{i}" for i in range(outcomes.shape[1])], "reported": outcomes}
+
+
+def test_significance_lists_every_pair_of_each_block_with_holm():
+    from scipy.stats import binomtest
+
+    from pipeline_lib.report import comparisons
 
     a = [True] * 12 + [False] * 8
     b = [True] * 4 + [False] * 16
-    found = {("m", name, train, "generate", "gsm8k"): {"reported": np.array([correct], dtype=float)}
+    found = {("m", name, train, "generate", "gsm8k"): _cell([correct])
              for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b))}
-    table = tables.significance_table(found)
-    # rows trained on different sets are not compared (other/u with lora/t, series/t); the base row with each
-    assert sorted(zip(table.A, table.B)) == [("base/none", "lora/t"), ("base/none", "other/u"),
-                                             ("base/none", "series/t"), ("lora/t", "series/t")]
-    row = table[(table.A == "lora/t") & (table.B == "series/t")].iloc[0]
-    expected = paired_comparison(dict(enumerate(a)), dict(enumerate(b)))
-    assert row["A - B (points)"] == 40.0 and row["McNemar p"] == round(expected["mcnemar_exact_p"], 4)
-    assert row.seeds == "1/1" and row.p < 0.01 and row["seed spread >= |A - B|"] is None
+    table = tables.significance_table(found, ["gsm8k"])
+    # blocks: training set t with the base row, training set u with the base row
+    assert sorted(zip(table.train_set, table.A, table.B)) == sorted([
+        ("t", "m / lora / t", "m / series / t"), ("t", "m / lora / t", "m / base / none"),
+        ("t", "m / series / t", "m / base / none"), ("u", "m / other / u", "m / base / none")])
+    row = table[(table.A == "m / lora / t") & (table.B == "m / series / t")].iloc[0]
+    assert row["A - B (points)"] == 40.0 and row.p == round(binomtest(8, 8, 0.5).pvalue, 4)  # 8 discordant, all A
+    block = table[table.train_set == "t"]
+    assert sorted(block["p (Holm)"]) == sorted(round(p, 4) for p in comparisons.holm(
+        [binomtest(8, 8, 0.5).pvalue, binomtest(8, 8, 0.5).pvalue, 1.0]))
+    assert row["told apart"] == "yes" and row.seeds == "1/1"
 
 
-def test_significance_across_seeds_says_when_the_seed_spread_is_as_large_as_the_difference():
+def test_seeds_far_apart_leave_the_secondary_interval_open():
     import numpy as np
 
     rng = np.random.default_rng(0)
     items = rng.random(200)
     noisy = np.array([items < q for q in (0.3, 0.6, 0.45)], dtype=float)  # seeds far apart
     steady = np.array([items < q for q in (0.44, 0.46, 0.45)], dtype=float)
-    found = {("m", "lora", "t", "generate", "gsm8k"): {"reported": noisy},
-             ("m", "series", "t", "generate", "gsm8k"): {"reported": steady}}
-    row = tables.significance_table(found).iloc[0]
-    assert row.seeds == "3/3" and pd.isna(row["McNemar p"]) and row["seed spread >= |A - B|"]
-    low, high = (float(x) for x in row["95% CI"].strip("[]").split(","))
-    assert low < 0 < high and row.p > 0.05  # three seeds this far apart leave the difference undecided
+    found = {("m", "lora", "t", "generate", "gsm8k"): _cell(noisy), ("m", "series", "t", "generate", "gsm8k"):
+             _cell(steady)}
+    row = tables.significance_table(found, ["gsm8k"]).iloc[0]
+    low, high = (float(x) for x in row["95% CI (seeds and items)"].strip("[]").split(","))
+    spread = [float(x) for x in row["seed SD A/B (points)"].split("/")]
+    assert row.seeds == "3/3" and low < 0 < high and spread[0] > 10 > spread[1]
+
+
+def test_bold_marks_only_a_row_told_apart_from_every_other():
+    """The highest accuracy of a column is not bold unless the paired test separates it from every other row; a
+    row that is separated is bold, and rows sharing a letter are exactly the rows not told apart."""
+    from pipeline_lib.report import comparisons
+
+    def render(outcomes: dict[str, list]):
+        found = {("m", a, "t" if a != "base" else "none", "generate", "gsm8k"): _cell(o) for a, o in outcomes.items()}
+        cells = pd.DataFrame([{"model": "m", "adapter": a, "train_set": t, "protocol": "generate", "dataset": d,
+                               "accuracy": 100 * c["reported"].mean(), "ci_low": 0.0, "ci_high": 1.0, "seeds": 1,
+                               "n": c["reported"].shape[1]} for (_, a, t, _, d), c in found.items()])
+        compared = comparisons.compare_all(found, ["gsm8k"])
+        accuracy = {("generate", "gsm8k", f"m / {a} / {t}"): 100 * c["reported"].mean()
+                    for (_, a, t, _, _), c in found.items()}
+        groups = comparisons.marks(compared, accuracy)
+        shown = tables.accuracy_cells(cells, ["gsm8k"], {}, groups=groups)
+        return dict(zip(shown.adapter, shown.gsm8k)), compared
+    n = 25
+    close, _ = render({"lora": [1] * 5 + [0] * (n - 5), "series": [1] * 3 + [0] * (n - 3), "base": [0] * n})
+    assert not any("**" in text for text in close.values())  # 20% against 12% and 0% on 25 items: none told apart
+    far, compared = render({"lora": [1] * 20 + [0] * 30, "series": [0] * 50, "base": [0] * 50})
+    assert far["lora"].startswith("**") and not any("**" in far[a] for a in ("series", "base"))
+    assert far["lora"].endswith(" a") and far["series"].endswith(" b") and far["base"].endswith(" b")
+    assert all(p["separable"] == ("m / lora / t" in (p["A"], p["B"])) for p in compared[("generate", "t", "gsm8k")])
 
 
 def test_every_table_is_written_as_csv_markdown_and_latex(scores, tmp_path):
-    cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"})
+    cells = tables.accuracy_cells(scores, ["gsm8k", "AQuA"], {("math_10k", "gsm8k"): "contaminated"},
+                                  groups={("generate", "math_10k", "gsm8k", "m / lora / math_10k"): ("a", True)})
     csv, md, tex = formats.write_table(cells, tmp_path / "accuracy_ci", "Accuracy (%) with 95% intervals", ["note"])
     assert pd.read_csv(csv).shape == cells.shape
     assert "| m " in md.read_text() and "note" in md.read_text()
