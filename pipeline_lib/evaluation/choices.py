@@ -105,3 +105,29 @@ _EXAMPLES = {
     "ending4": "Please choose the correct ending to complete the given sentence: ...\\n\\nEnding1: ... Ending2: ..."
                "\\n\\nAnswer format: ending1/ending2/ending3/ending4",
 }
+
+
+_LETTERED = re.compile(r"\(([A-E])\)")  # AQuA's "Answer Choices: (A) 38 (B) 27.675 ... (E) None of these"
+
+
+def option_count(answer_type: str, instruction: str) -> int | None:
+    """How many answers an item offers: its multiple-choice format's options, or the lettered choices its text
+    lists; None where the answer is a number or a text (no chance level)."""
+    from pipeline_lib.catalog.answers import get_type
+
+    kind = get_type(answer_type)
+    if kind.numeric or kind.free_text:
+        return None
+    if answer_type in FORMATS:
+        parsed = FORMATS[answer_type](instruction.strip())
+        return len(parsed.options) if parsed else len(kind.labels)
+    return len(set(_LETTERED.findall(instruction))) or len(kind.labels)
+
+
+def chance(records: list[dict]) -> float | None:
+    """The accuracy of a uniform guess among each item's own options, averaged over the items (1/k per item; an
+    `answer5` item with four answers counts 1/4); None where some item's answer is a number or a text."""
+    counts = [option_count(r["answer_type"], r["instruction"]) for r in records]
+    if not counts or any(k is None for k in counts):
+        return None
+    return sum(1 / k for k in counts) / len(counts)

@@ -68,18 +68,26 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
 
 def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs: list) -> tuple[list, dict]:
     """The protocol's scorer over every item: lm-eval's log-likelihoods in one call, or generation resumed from the
-    partial predictions of an interrupted run with the same inputs (`inputs`: model dir, adapter dir, quantization)."""
+    partial predictions of an interrupted run with the same inputs (`inputs`: model dir, adapter dir, quantization);
+    the summary says what a guess would score (`chance`) and how many responses had no answer to extract."""
+    from pipeline_lib.evaluation.choices import chance
+
+    records = read_jsonl(data)
     if settings["scorer"] == "loglikelihood":
         from pipeline_lib.evaluation import loglikelihood
 
-        return loglikelihood.evaluate(model, tokenizer, read_jsonl(data), settings, where=data)
-    from pipeline_lib.evaluation.generate import evaluate as run
+        done, summary = loglikelihood.evaluate(model, tokenizer, records, settings, where=data)
+    else:
+        from pipeline_lib.evaluation.generate import evaluate as run
 
-    model_dir, adapter_dir, quantization = inputs
-    weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
-    key = fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
-    return run(model, tokenizer, read_jsonl(data), settings, partial=Path(paths.partial(predictions)),
-               fingerprint=key)
+        model_dir, adapter_dir, quantization = inputs
+        weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
+        key = fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
+        done, summary = run(model, tokenizer, records, settings, partial=Path(paths.partial(predictions)),
+                            fingerprint=key)
+    missing = sum(p.get("extracted") is None for p in done)
+    return done, {**summary, "chance": chance(records), "no_answer": missing,
+                  "no_answer_share": missing / len(done) if done else None}
 
 
 def validate(model_dir: str, adapter_dir: str, data: str, record: str, predictions: str, labels: dict,

@@ -45,7 +45,8 @@ def cells(runs: pd.DataFrame, found: dict[tuple, dict]) -> pd.DataFrame:
         row = {**dict(zip(CELL_KEYS, key)), "accuracy": group.accuracy.mean(), "n": int(group.n.min()),
                "seeds": seeds, "seed_sd": group.accuracy.std(ddof=1) if seeds > 1 else float("nan"),
                "paper_accuracy": group.paper_accuracy.mean(), "wall_time_s": group.wall_time_s.sum(),
-               "quantization": group.quantization.iloc[0], "precision": group.precision.iloc[0]}
+               "quantization": group.quantization.iloc[0], "precision": group.precision.iloc[0],
+               "chance": group.chance.iloc[0], "no_answer_share": group.no_answer_share.mean()}
         if seeds == 1:  # one run: its items' Wilson interval
             one = group.iloc[0]
             row |= {c: one[c] for c in ("ci_low", "ci_high", "paper_ci_low", "paper_ci_high")}

@@ -17,7 +17,9 @@ from pipeline_lib.runtime.files import atomic_path
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
 TEXT_COLUMNS = ("model", "adapter", "train_set", "protocol", "dataset")
-CELL_COLUMNS = [("accuracy", "accuracy (%)", 1), ("ci", "95% CI", None), ("n", "items", 0)]
+CELL_COLUMNS = [("accuracy", "accuracy (%)", 1), ("ci", "95% CI", None), ("n", "items", 0),
+                ("chance", "chance (%)", 1), ("at_chance", "CI holds chance", None),
+                ("no_answer", "no answer (%)", 1)]
 ROW_COLUMNS = [("trainable_params", "trainable params", 0), ("adapter_mb", "adapter (MB)", 2),
                ("train_s", "train (s)", 1), ("total_s", "total (s)", 1), ("peak_rss_mb", "peak RSS (MB)", 0),
                ("peak_cuda_mb", "peak CUDA (MB)", 0), ("forgetting", "forgetting", 4),
@@ -34,6 +36,9 @@ def data(cells: pd.DataFrame, costs: pd.DataFrame, about: str) -> dict:
         row = by_row.get(tuple(c[k] for k in TEXT_COLUMNS[:4]), {})
         records.append({**{k: c[k] for k in TEXT_COLUMNS}, "accuracy": _number(c["accuracy"]),
                         "ci": _interval(c.get("ci_low"), c.get("ci_high")), "n": _number(c.get("n")),
+                        "chance": _percent(c.get("chance")), "no_answer": _percent(c.get("no_answer_share")),
+                        "at_chance": None if _percent(c.get("chance")) is None else
+                        ("yes" if c["ci_low"] <= c["chance"] <= c["ci_high"] else "no"),
                         **{k: _value(row.get(k)) for k, _, _ in ROW_COLUMNS},
                         "provenance": _value(row.get("provenance"))})
     points = [{**{k: r[k] for k in TEXT_COLUMNS[:4]}, **{k: _value(r.get(k)) for k in METRICS},
@@ -66,6 +71,11 @@ def _number(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return round(float(value), 4) if isinstance(value, float) else value
+
+
+def _percent(share):
+    number = _number(share)
+    return None if number is None else round(100 * number, 1)
 
 
 def _value(value):

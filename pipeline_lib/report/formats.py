@@ -48,7 +48,7 @@ def _latex_cell(value):
     for char in "&%$#_{}":
         value = value.replace(char, "\\" + char)
     value = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", value)
-    return value.replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$")
+    return value.replace("†", "$^\\dagger$").replace("‡", "$^\\ddagger$").replace("◊", "$^\\diamond$")
 
 
 def pyplot():

@@ -203,6 +203,13 @@ def _significance(ctx: Context, stem: str):
                        [*tables.SIGNIFICANCE_NOTES, aggregate.detectable(ctx.cells)])
 
 
+def _answers(ctx: Context, stem: str):
+    from pipeline_lib.report import tables
+
+    return write_table(tables.answers_table(ctx.cells), stem, "Chance and answer extraction per cell",
+                       tables.chance_notes(ctx.cells))
+
+
 def _contamination(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
@@ -295,6 +302,7 @@ CATALOGUE: tuple[Output, ...] = (
     Output("resources", "table", _resources, "resources_table"),
     Output("published", "table", _published, "published_table"),
     Output("significance", "table", _significance, "significance_table"),
+    Output("answers", "table", _answers, "answers_table"),
     Output("contamination", "table", _contamination, "contamination_table"),
     Output("agreement", "table", _agreement, "agreement_table", _several_protocols),
     Output("accuracy", "figure", _accuracy_figure, "accuracy_figure"),

@@ -45,6 +45,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
                      "run": s.get("run", s["adapter"]),
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     "chance": s.get("chance"), "no_answer_share": s.get("no_answer_share"),
                      "quantization": describe_quantization(s.get("quantization")),
                      "precision": describe_precision(s.get("precision")),
                      "paper_ci_low": paper_low, "paper_ci_high": paper_high, "paper_rule": rule,
@@ -168,7 +169,7 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict, averag
             s = by_set.loc[d]
             text = _marked(f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]",
                            shown.get((protocol, d, name)))
-            row[d] = text + MARKS.get(marks.get((keys[2], d)), "")
+            row[d] = text + MARKS.get(marks.get((keys[2], d)), "") + (CHANCE_MARK if at_chance(s) else "")
         average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
         if averages and keys in averages:
             _, low, high = averages[keys]
@@ -179,6 +180,41 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict, averag
         row["seeds"] = int(group.seeds.max())
         rows.append(row)
     return protocol_blocks(pd.DataFrame(rows))
+
+
+CHANCE_MARK = "◊"
+
+
+def at_chance(cell) -> bool:
+    """A cell whose 95% interval holds the accuracy of a uniform guess among its items' options."""
+    chance = getattr(cell, "chance", None)
+    return chance is not None and chance == chance and cell.ci_low <= chance <= cell.ci_high
+
+
+def chance_notes(cells: pd.DataFrame) -> list[str]:
+    """What a guess scores on each evaluation set (1/k per item, averaged over the items), and the ◊ legend."""
+    if "chance" not in cells or cells.chance.isna().all():
+        return []
+    by_set = cells.groupby("dataset", sort=False).chance.first().dropna()
+    marked = int(sum(at_chance(c) for c in cells.itertuples()))
+    return [f"{CHANCE_MARK} the cell's 95% interval contains chance, the accuracy of a uniform guess among each "
+            f"item's options ({marked} of {len(cells)} cells): " +
+            ", ".join(f"{d} {100 * c:.1f}%" for d, c in by_set.items()) +
+            "; sets whose answer is a number have none. The share of responses with no extractable answer is in "
+            "the `answers` table."]
+
+
+def answers_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: accuracy with its interval, what a guess scores, whether the interval holds it, and the share of
+    responses with no answer to extract (tuning for answer format can move accuracy without moving knowledge)."""
+    frame = cells[[*ROW_KEYS, "dataset", "accuracy", "ci_low", "ci_high", "chance", "no_answer_share"]].copy()
+    return pd.DataFrame({
+        **{k: frame[k] for k in [*ROW_KEYS, "dataset"]}, "accuracy (%)": frame.accuracy.round(1),
+        "95% CI": [f"[{100 * lo:.1f}, {100 * hi:.1f}]" for lo, hi in zip(frame.ci_low, frame.ci_high)],
+        "chance (%)": (100 * frame.chance.astype(float)).round(1),
+        "at chance": ["yes" if at_chance(c) else ("" if c.chance is None or c.chance != c.chance else "no")
+                      for c in frame.itertuples()],
+        "no answer (%)": (100 * frame.no_answer_share.astype(float)).round(1)})
 
 
 def _group_marks(groups: dict[tuple, tuple]) -> dict[tuple, tuple]:
@@ -212,6 +248,7 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     if cells is not None and "precision" in cells:
         notes.append("Evaluation precision: " + "; ".join(sorted(set(cells.precision))) + ".")
     if cells is not None:
+        notes += chance_notes(cells)
         notes.append(aggregate.detectable(cells))
     return notes
 

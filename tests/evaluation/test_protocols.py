@@ -27,6 +27,7 @@ def test_every_mirrored_item_parses_into_its_options(name, data_mirror):
         if spec.answer_type == "option2":
             assert parsed.question.count("_") == 1, (name, i)  # the blank lm-eval's convention fills
         counts.add(len(parsed.options))
+        assert choices.option_count(spec.answer_type, item["instruction"]) == len(parsed.options)
     assert counts <= {2, 3, 4, 5} and items
 
 
@@ -100,3 +101,18 @@ def test_the_plan_makes_one_job_per_applicable_protocol():
     config["eval_sets"] = ["gsm8k"]
     with pytest.raises(ConfigError, match="harness_labels scores commonsense sets only"):
         prepare(config)
+
+
+def test_chance_is_one_over_each_items_own_options(data_mirror):
+    """1/k per item, averaged: ARC-Easy's answer5 items have 3 to 5 answers (mostly 4), BoolQ 2, AQuA's lettered
+    choices 5; a number has no chance level."""
+    def records(name):
+        spec = DATASETS[name]
+        items = json.loads((data_mirror / spec.source.relpath).read_text())
+        return [{"answer_type": spec.answer_type, "instruction": i["instruction"]} for i in items]
+    arc = records("ARC-Easy")
+    counts = [choices.option_count("answer5", r["instruction"]) for r in arc]
+    assert set(counts) <= {3, 4, 5} and counts.count(4) > 0.9 * len(counts)
+    assert choices.chance(arc) == pytest.approx(sum(1 / k for k in counts) / len(counts))
+    assert choices.chance(records("boolq")) == 0.5 and choices.chance(records("AQuA")) == pytest.approx(0.2)
+    assert choices.chance(records("gsm8k")) is None

@@ -34,4 +34,6 @@ def test_finetune_then_evaluate(tiny_dir, tmp_path):
     assert [p["id"] for p in written] == [r["id"] for r in RECORDS]
     assert json.loads(open(score).read()) == result and result["dataset"] == "t"
     assert result["correct"] == sum(p["correct"] for p in written) and result["n"] == 8
+    # numbers have no chance level; every response without a number to extract is counted
+    assert result["chance"] is None and result["no_answer"] == sum(p["extracted"] is None for p in written)
     assert not (tmp_path / "p.jsonl.partial").exists()

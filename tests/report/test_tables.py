@@ -250,3 +250,16 @@ def test_sweep_figures_placement_and_size(tmp_path):
                                                                                      tmp_path / "size")
     assert [p.suffix for p in made] == [".png", ".pdf", ".png", ".pdf"]
     assert all(p.stat().st_size > 5000 for p in made)
+
+
+def test_a_cell_whose_interval_holds_chance_is_marked_and_listed():
+    cells = pd.DataFrame([
+        {"model": "m", "adapter": a, "train_set": "t", "protocol": "generate", "dataset": "boolq", "accuracy": acc,
+         "ci_low": lo, "ci_high": hi, "seeds": 1, "n": 40, "chance": 0.5, "no_answer_share": share}
+        for a, acc, lo, hi, share in (("lora", 55.0, 0.40, 0.69, 0.0), ("series", 80.0, 0.65, 0.89, 0.1))])
+    shown = tables.accuracy_cells(cells, ["boolq"], {}).set_index("adapter").boolq
+    assert shown["lora"].endswith(tables.CHANCE_MARK) and not shown["series"].endswith(tables.CHANCE_MARK)
+    answers = tables.answers_table(cells).set_index("adapter")
+    assert list(answers["at chance"]) == ["yes", "no"] and list(answers["no answer (%)"]) == [0.0, 10.0]
+    assert answers.loc["lora", "chance (%)"] == 50.0
+    assert "boolq 50.0%" in tables.chance_notes(cells)[0] and "(1 of 2 cells)" in tables.chance_notes(cells)[0]
