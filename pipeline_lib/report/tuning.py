@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline_lib.evaluation import stats
+from pipeline_lib.report import comparisons
 
 SIZE_KEYS = ("r", "bottleneck_size", "num_virtual_tokens")
 
@@ -51,75 +52,159 @@ def tuning_notes(selections: dict[tuple, dict]) -> list[str]:
             "only):", *lines]
 
 
-def _pairs(found: dict[tuple, dict], tuned: dict[str, str]):
-    """(model, adapter, train, protocol) -> {dataset: (default outcomes, tuned outcomes)} for every tuned adapter."""
+def _pairs(found: dict[tuple, dict], tuned: dict[str, str], datasets: list[str]) -> dict[tuple, dict]:
+    """(model, adapter, train, protocol) -> {dataset: (default outcomes, tuned outcomes)} for every tuned adapter,
+    each seeds x items on the items both share (paired by id), datasets in the run's order."""
     pairs: dict[tuple, dict] = {}
     for (model, adapter, train, protocol, dataset), cell in found.items():
         if adapter in tuned:
             default = found.get((model, tuned[adapter], train, protocol, dataset))
             if default is not None:
-                pairs.setdefault((model, tuned[adapter], train, protocol), {})[dataset] = (default["reported"],
-                                                                                           cell["reported"])
-    return pairs
+                ids = sorted(set(default["ids"]) & set(cell["ids"]))
+                pairs.setdefault((model, tuned[adapter], train, protocol), {})[dataset] = tuple(
+                    _by_ids(c, ids) for c in (default, cell))
+    return {k: {d: v[d] for d in datasets if d in v} for k, v in pairs.items()}
+
+
+def _by_ids(cell: dict, ids: list[str]) -> np.ndarray:
+    where = {i: k for k, i in enumerate(cell["ids"])}
+    return np.asarray(cell["reported"])[:, [where[i] for i in ids]]
+
+
+def _average_parts(by_set: dict, which: int) -> list[tuple[np.ndarray, float]]:
+    return [(v[which], 1.0 / (len(by_set) * v[which].shape[1])) for v in by_set.values()]
 
 
 def tuned_vs_default(found: dict[tuple, dict], tuned: dict[str, str], datasets: list[str]) -> pd.DataFrame:
     """Per adapter and evaluation set (and on their average): the configured setting's test accuracy and the tuned
-    one's, each with its 95% interval over seeds and items, and tuned - default with its paired interval and p."""
+    one's, each with its 95% interval over seeds and items, tuned - default with the declared paired test's p
+    (report/comparisons.py), Holm-adjusted over every row of the table of one model, training set and protocol, and
+    the hierarchical bootstrap's interval as the secondary check."""
     rows = []
-    for (model, adapter, train, protocol), by_set in _pairs(found, tuned).items():
-        for dataset in [d for d in datasets if d in by_set] + ["average"]:
+    for (model, adapter, train, protocol), by_set in _pairs(found, tuned, datasets).items():
+        for dataset in [*by_set, "average"] if len(by_set) > 1 else list(by_set):
             if dataset == "average":
-                parts = [by_set[d] for d in datasets if d in by_set]
-                a = np.concatenate([p[0] for p in parts], axis=1) if len({p[0].shape[0] for p in parts}) == 1 else None
-                b = np.concatenate([p[1] for p in parts], axis=1) if len({p[1].shape[0] for p in parts}) == 1 else None
-                if a is None or b is None:
-                    continue
+                a, b = (_average_parts(by_set, k) for k in (0, 1))
             else:
-                a, b = by_set[dataset]
-            n = min(a.shape[1], b.shape[1])
-            c = stats.seed_paired_comparison(b[:, :n], a[:, :n])
-            ia, ib = stats.seeds_interval([a[:, :n]]), stats.seeds_interval([b[:, :n]])
+                a, b = [(by_set[dataset][0], 1.0 / by_set[dataset][0].shape[1])], \
+                    [(by_set[dataset][1], 1.0 / by_set[dataset][1].shape[1])]
+            pair = comparisons.compare_block({"tuned": b, "default": a})[0]
+            da, db = (np.concatenate([o for o, _ in parts], axis=1) for parts in (a, b))
+            c = stats.seed_paired_comparison(db, da)
+            ia = stats.seeds_interval([o for o, _ in a])
+            ib = stats.seeds_interval([o for o, _ in b])
             rows.append({"model": model, "adapter": adapter, "train_set": train, "protocol": protocol,
-                         "dataset": dataset, "n": n,
+                         "dataset": dataset, "n": da.shape[1],
                          "default (%)": f"{100 * ia[0]:.1f} [{100 * ia[1]:.1f}, {100 * ia[2]:.1f}]",
                          "tuned (%)": f"{100 * ib[0]:.1f} [{100 * ib[1]:.1f}, {100 * ib[2]:.1f}]",
-                         "tuned - default (points)": round(100 * c["difference"], 1),
-                         "95% CI": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]", "p": round(c["p"], 4)})
-    return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "protocol", "dataset", "n", "default (%)",
-                                       "tuned (%)", "tuned - default (points)", "95% CI", "p"])
+                         "tuned - default (points)": round(100 * pair["difference"], 1), "p": pair["p"],
+                         "95% CI (seeds and items)": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]"})
+    frame = pd.DataFrame(rows, columns=[*TUNED_COLUMNS[:-3], "95% CI (seeds and items)"])
+    adjusted = pd.Series(index=frame.index, dtype=float)
+    for _, family in frame.groupby(["model", "train_set", "protocol"], sort=False):
+        adjusted[family.index] = comparisons.holm(list(family.p))
+    frame["p (Holm)"] = adjusted.round(4)
+    frame["told apart"] = ["yes" if p < comparisons.ALPHA else "no" for p in adjusted]
+    frame["p"] = frame.p.round(4)
+    return frame[TUNED_COLUMNS]
+
+
+TUNED_COLUMNS = ["model", "adapter", "train_set", "protocol", "dataset", "n", "default (%)", "tuned (%)",
+                 "tuned - default (points)", "p", "p (Holm)", "told apart", "95% CI (seeds and items)"]
+TUNED_NOTE = ("p: the declared paired test (report/comparisons.py: a sign-flip permutation test by item, the exact "
+              "McNemar test with one seed); p (Holm): adjusted over every row of the table of one model, training "
+              "set and protocol; told apart: p (Holm) < 0.05. The interval is the secondary check, a bootstrap over "
+              "the seeds and the items.")
+BOOT = 2000
 
 
 def rank_stability(found: dict[tuple, dict], tuned: dict[str, str], datasets: list[str]) -> pd.DataFrame:
     """Per (model, training set, protocol): the adapters ranked by their average test accuracy under their configured
-    settings and under tuning, Kendall's tau between the two rankings, and the pairs whose order swapped."""
+    settings and under tuning; Kendall's tau between the two with a 95% bootstrap interval (items resampled within
+    each set, the same draw for every adapter and both settings; seeds too where rows have several); and the pairs
+    whose order changed, split into those told apart (Holm, the declared test on the average) under both settings
+    and those whose order under one of them is noise."""
     from scipy.stats import kendalltau
 
+    groups: dict[tuple, dict[str, dict]] = {}
+    for (model, adapter, train, protocol), by_set in _pairs(found, tuned, datasets).items():
+        groups.setdefault((model, train, protocol), {})[adapter] = by_set
     rows = []
-    by_group: dict[tuple, dict[str, tuple[float, float]]] = {}
-    for (model, adapter, train, protocol), by_set in _pairs(found, tuned).items():
-        means = [np.mean([by_set[d][i].mean() for d in datasets if d in by_set]) for i in (0, 1)]
-        by_group.setdefault((model, train, protocol), {})[adapter] = (means[0], means[1])
-    for (model, train, protocol), scores in by_group.items():
-        names = sorted(scores)
-        default = sorted(names, key=lambda a: -scores[a][0])
-        tuned_order = sorted(names, key=lambda a: -scores[a][1])
-        swapped = [f"{a} / {b}" for a, b in itertools.combinations(names, 2)
-                   if np.sign(scores[a][0] - scores[b][0]) * np.sign(scores[a][1] - scores[b][1]) < 0]
-        tau = kendalltau([scores[a][0] for a in names], [scores[a][1] for a in names]).statistic if len(names) > 1 \
-            else float("nan")
+    for (model, train, protocol), adapters in groups.items():
+        shared = set.intersection(*(set(b) for b in adapters.values()))
+        names = sorted(adapters)
+        parts = {a: {d: adapters[a][d] for d in datasets if d in shared} for a in names}
+        means = {a: tuple(float(np.mean([v[k].mean() for v in parts[a].values()])) for k in (0, 1)) for a in names}
+        separable = [_separable({a: _average_parts(parts[a], k) for a in names}) for k in (0, 1)]
+        changed = [(a, b) for a, b in itertools.combinations(names, 2)
+                   if np.sign(means[a][0] - means[b][0]) * np.sign(means[a][1] - means[b][1]) < 0]
+        real = [p for p in changed if all(frozenset(p) in s for s in separable)]
+        tau, low, high = _tau_interval(parts, names) if len(names) > 2 else (float("nan"),) * 3
+        if len(names) == 2:
+            tau = float(kendalltau(*zip(*(means[a] for a in names))).statistic)
         rows.append({"model": model, "train_set": train, "protocol": protocol, "adapters": len(names),
-                     "ranking, default": " > ".join(default), "ranking, tuned": " > ".join(tuned_order),
-                     "Kendall's tau": None if tau != tau else round(float(tau), 3),
-                     "swapped pairs": "; ".join(swapped) or "none"})
-    return pd.DataFrame(rows, columns=["model", "train_set", "protocol", "adapters", "ranking, default",
-                                       "ranking, tuned", "Kendall's tau", "swapped pairs"])
+                     "ranking, default": " > ".join(sorted(names, key=lambda a: -means[a][0])),
+                     "ranking, tuned": " > ".join(sorted(names, key=lambda a: -means[a][1])),
+                     "Kendall's tau": None if tau != tau else round(tau, 3),
+                     "tau 95% CI": None if low != low else f"[{low:.2f}, {high:.2f}]",
+                     "swapped, told apart under both": "; ".join(f"{a} / {b}" for a, b in real) or "none",
+                     "order changed within noise": "; ".join(f"{a} / {b}" for a, b in changed if (a, b) not in real)
+                     or "none",
+                     "finding": _rank_finding(tau, low, high, real, changed)})
+    return pd.DataFrame(rows, columns=RANK_COLUMNS)
+
+
+RANK_COLUMNS = ["model", "train_set", "protocol", "adapters", "ranking, default", "ranking, tuned", "Kendall's tau",
+                "tau 95% CI", "swapped, told apart under both", "order changed within noise", "finding"]
+
+
+def _separable(rows: dict[str, list]) -> set[frozenset]:
+    return {frozenset((p["A"], p["B"])) for p in comparisons.compare_block(rows) if p["separable"]}
+
+
+def _tau_interval(parts: dict[str, dict], names: list[str], seed: int = 0) -> tuple[float, float, float]:
+    """Kendall's tau between the default and the tuned ranking, and its 95% percentile interval over BOOT
+    replicates that redraw each set's items (shared by all rows) and each row's seeds."""
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(seed)
+    sets = list(next(iter(parts.values())))
+
+    def tau_of(default, tuned):
+        value = kendalltau(default, tuned).statistic
+        return 0.0 if value != value else float(value)  # a constant ranking (all tied) carries no order
+    point = tau_of(*zip(*([np.mean([parts[a][d][k].mean() for d in sets]) for k in (0, 1)] for a in names)))
+    taus = []
+    for _ in range(BOOT):
+        items = {d: rng.integers(0, parts[names[0]][d][0].shape[1], parts[names[0]][d][0].shape[1]) for d in sets}
+        scores = [[], []]
+        for a in names:
+            for k in (0, 1):
+                seeds = rng.integers(0, parts[a][sets[0]][k].shape[0], parts[a][sets[0]][k].shape[0])
+                scores[k].append(np.mean([parts[a][d][k][seeds][:, items[d]].mean() for d in sets]))
+        taus.append(tau_of(*scores))
+    return point, float(np.quantile(taus, 0.025)), float(np.quantile(taus, 0.975))
+
+
+def _rank_finding(tau, low, high, real, changed) -> str:
+    if tau != tau:
+        return "too few adapters for a ranking"
+    interval = "" if low != low else f" (95% CI {low:.2f} to {high:.2f})"
+    if real:
+        return (f"tuning changed the ranking: {len(real)} pair(s) told apart under both settings in opposite "
+                f"order; tau {tau:.2f}{interval}")
+    if changed:
+        return (f"no swap is significant: the {len(changed)} pair(s) whose order changed are within noise under at "
+                f"least one setting; tau {tau:.2f}{interval}")
+    return f"the same order under both settings; tau {tau:.2f}{interval}"
 
 
 RANK_NOTE = ("Rankings by average test accuracy over the evaluation sets (ties keep the adapters' name order); "
-             "Kendall's tau between the configured and the tuned ranking (1: the same order, -1: reversed); a pair "
-             "is swapped when tuning reverses which of the two is more accurate. With few items per set, a swap "
-             "can be noise: the tuned_vs_default intervals say how much each adapter moved.")
+             "Kendall's tau between the configured and the tuned ranking (1: the same order, -1: reversed) with a "
+             "95% bootstrap interval (items within each set, and seeds, redrawn; with 4 adapters even tau = 1 has "
+             "p = 0.08 by itself). A pair counts as swapped only where the declared paired test, Holm-adjusted over "
+             "the adapters' pairs, tells the two apart under both settings, in opposite order; every other change "
+             "of order is listed as within noise.")
 
 
 def sensitivity(selections: dict[tuple, dict], stem):

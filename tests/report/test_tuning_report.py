@@ -22,3 +22,59 @@ def test_sensitivity_ticks_are_the_searched_values(tmp_path, monkeypatch):
     # each point is the best trial at that value: lr 1e-3 -> 0.3 (r=4), r=16 -> 0.2 (lr 1e-4)
     lr_line, r_line = (ax.get_lines()[0] for ax in fig.axes)
     assert list(lr_line.get_ydata()) == [20.0, 30.0, 25.0] and list(r_line.get_ydata()) == [30.0, 20.0]
+
+
+def _found(outcomes: dict) -> dict:
+    """(adapter, dataset) -> seeds x items outcomes, as aggregate.outcomes gives them."""
+    import numpy as np
+
+    return {("m", a, "t", "generate", d): {"ids": [f"q{i}" for i in range(np.shape(o)[-1])],
+                                           "reported": np.array(o, dtype=float).reshape(-1, np.shape(o)[-1])}
+            for (a, d), o in outcomes.items()}
+
+
+def test_tuned_vs_default_holm_adjusts_over_the_whole_table():
+    from scipy.stats import binomtest
+
+    from pipeline_lib.report import comparisons, tuning
+
+    n = 40
+    outcomes = {("lora", "s1"): [0] * n, ("lora.tuned", "s1"): [1] * 12 + [0] * (n - 12),
+                ("lora", "s2"): [0] * n, ("lora.tuned", "s2"): [1] * 2 + [0] * (n - 2),
+                ("series", "s1"): [1] * 5 + [0] * (n - 5), ("series.tuned", "s1"): [1] * 5 + [0] * (n - 5),
+                ("series", "s2"): [0] * n, ("series.tuned", "s2"): [0] * n}
+    table = tuning.tuned_vs_default(_found(outcomes), {"lora.tuned": "lora", "series.tuned": "series"}, ["s1", "s2"])
+    assert len(table) == 6 and set(table.dataset) == {"s1", "s2", "average"}
+    s1 = table[(table.adapter == "lora") & (table.dataset == "s1")].iloc[0]
+    assert s1.p == round(binomtest(12, 12, 0.5).pvalue, 4) and s1["tuned - default (points)"] == 30.0
+    # the second smallest of the six p-values (lora's average, 14 of 14 discordant items for tuned, is the
+    # smallest): Holm multiplies it by five
+    assert s1["p (Holm)"] == round(5 * binomtest(12, 12, 0.5).pvalue, 4) and s1["told apart"] == "yes"
+    assert (table["p (Holm)"] >= table.p).all() and comparisons.ALPHA == 0.05
+    assert table[(table.adapter == "series")]["told apart"].eq("no").all()
+
+
+def test_rank_stability_counts_a_swap_only_where_both_settings_tell_the_pair_apart():
+    import numpy as np
+
+    from pipeline_lib.report import tuning
+
+    rng = np.random.default_rng(3)
+    n = 200
+
+    def rows(p):
+        return (rng.random(n) < p).astype(int).tolist()
+    # lora and series swap clearly (told apart both times); series and dora swap by a hair (noise)
+    outcomes = {("lora", "s"): rows(0.8), ("lora.tuned", "s"): rows(0.2), ("series", "s"): rows(0.3),
+                ("series.tuned", "s"): rows(0.7), ("dora", "s"): rows(0.31), ("dora.tuned", "s"): rows(0.69)}
+    tuned = {"lora.tuned": "lora", "series.tuned": "series", "dora.tuned": "dora"}
+    row = tuning.rank_stability(_found(outcomes), tuned, ["s"]).iloc[0]
+    assert "lora / series" in row["swapped, told apart under both"] and "dora / lora" in row[
+        "swapped, told apart under both"]
+    assert row["order changed within noise"] in ("dora / series", "none")
+    low, high = (float(x) for x in row["tau 95% CI"].strip("[]").split(","))
+    assert low <= row["Kendall's tau"] <= high and row.finding.startswith("tuning changed the ranking")
+    same = {k: v for k, v in outcomes.items() if k[0].endswith(".tuned")}
+    same |= {(a.removesuffix(".tuned"), d): v for (a, d), v in same.items()}
+    stable = tuning.rank_stability(_found(same), tuned, ["s"]).iloc[0]
+    assert stable["swapped, told apart under both"] == "none" and stable.finding.startswith("the same order")
