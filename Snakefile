@@ -21,6 +21,15 @@ onstart:
         raise SystemExit("cannot run: " + "\n  ".join(PLAN.unpinned))
 
 
+onsuccess:
+    # what the render job warned of (a tuned choice at the edge of its space, rows of two model versions), said
+    # again where a user reads it: at the end of the run
+    warned = Path(paths.log("render", "render"))
+    for line in warned.read_text().splitlines() if warned.is_file() else []:
+        if line.startswith("WARNING: "):
+            print(line, file=sys.stderr)
+
+
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/finetune.smk"

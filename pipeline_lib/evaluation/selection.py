@@ -39,13 +39,36 @@ def choose(adapter: str, metric: str, trials: list[dict]) -> dict:
                    "loss": best["loss"]},
         "ties": tied, "tie_break": tie_break,
         "failed": [{"trial": t["trial"], "reason": t["failed"]} for t in failed],
+        "edges": edges(trials, best["values"]),
         "budget": {"trials": len(trials), "failed": len(failed),
                    "tokens": sum(t.get("tokens") or 0 for t in trials),
+                   "steps": sum(t.get("steps") or 0 for t in trials),
+                   "checkpoint": sorted({t["checkpoint"] for t in trials if t.get("checkpoint")}),
                    "wall_time_s": round(sum(t.get("wall_time_s") or 0 for t in trials), 1),
                    "peak_rss_mb": max((t.get("peak_rss_mb") or 0 for t in trials), default=None),
                    "peak_cuda_mb": max((t.get("peak_cuda_mb") or 0 for t in trials), default=None) or None},
         "trials": trials,
     }
+
+
+def checkpoint_rule(metrics: dict) -> str | None:
+    """Which weights a fine-tune kept: its best validation loss (training.val_set_size) or its last step."""
+    training = metrics.get("training") or {}
+    if not training:
+        return None
+    return "best validation loss" if training.get("val_set_size") else "last step"
+
+
+def edges(trials: list[dict], chosen: dict) -> dict[str, str]:
+    """Searched axis -> 'lowest' or 'highest' where the chosen value is at that end of the values the trials tried
+    (an axis with one value is no axis): the optimum may lie outside the space, and the choice says so."""
+    found = {}
+    for key, value in chosen.items():
+        tried = sorted({t["values"][key] for t in trials if key in t["values"] and isinstance(t["values"][key],
+                                                                                               (int, float))})
+        if len(tried) > 1 and value in (tried[0], tried[-1]):
+            found[key] = "lowest" if value == tried[0] else "highest"
+    return found
 
 
 def select_setting(out: str, records: list[str], adapter_dirs: list[str], adapter: str, metric: str,
@@ -56,7 +79,8 @@ def select_setting(out: str, records: list[str], adapter_dirs: list[str], adapte
         r, m = read_json(record_path), read_json(paths.metrics(adapter_dir))
         rows.append({"trial": r["run"], "values": trials[r["run"]], "failed": r.get("failed"),
                      "accuracy": r.get("accuracy"), "loss": r.get("loss"), "n": r.get("n"),
-                     "tokens": m.get("tokens"), "wall_time_s": m.get("wall_time_s"),
+                     "tokens": m.get("tokens"), "steps": m.get("steps"), "checkpoint": checkpoint_rule(m),
+                     "wall_time_s": m.get("wall_time_s"),
                      "peak_rss_mb": m.get("peak_rss_mb"), "peak_cuda_mb": m.get("peak_cuda_mb")})
     selection = choose(adapter, metric, rows)
     write_json(out, selection)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline_lib.planning import paths
 from pipeline_lib.planning.render import RenderPlan
 from pipeline_lib.report import aggregate, outputs, published, tables
+from pipeline_lib.report.tuning import edge_warnings
 from pipeline_lib.runtime.files import read_json
 
 
@@ -65,3 +66,5 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
     for output in outputs.of(plan):  # the render rule's outputs
         output.write(context, where[output.kind] / output.name)
     print(numeric.to_string(index=False))
+    for warning in edge_warnings(context.selections):  # the Snakefile's onsuccess repeats these at the run's end
+        print(f"WARNING: {warning}", file=sys.stderr)

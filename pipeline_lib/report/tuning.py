@@ -20,7 +20,9 @@ def _label(values: dict) -> str:
 
 
 def tuning_table(selections: dict[tuple, dict]) -> pd.DataFrame:
-    """A row per trial: its values, its validation accuracy and loss, whether it was chosen, ties and failures."""
+    """A row per trial: its values, its validation accuracy and loss, its optimizer steps, training tokens and
+    checkpoint rule, whether it was chosen (and whether the choice sits at an end of a searched axis), ties and
+    failures."""
     rows = []
     for (model, adapter, train), s in selections.items():
         for t in s["trials"]:
@@ -28,28 +30,66 @@ def tuning_table(selections: dict[tuple, dict]) -> pd.DataFrame:
             note = t["failed"] or ("tie, broken by " + s["tie_break"] if t["trial"] in s["ties"] and s["tie_break"]
                                    else "chosen" + (f" (tie broken by {s['tie_break']})" if s["ties"] and
                                                     s["tie_break"] else "") if chosen else "")
+            if chosen and s.get("edges"):
+                note += "; " + edge_words(s["edges"])
             accuracy = t.get("accuracy")
             rows.append({"model": model, "adapter": adapter, "train_set": train, "trial": _label(t["values"]),
                          "validation accuracy (%)": None if accuracy is None else round(100 * accuracy, 1),
                          "validation loss": None if t.get("loss") is None else round(t["loss"], 4),
-                         "chosen": "✓" if chosen else "", "note": note})
+                         "steps": t.get("steps"), "training tokens": t.get("tokens"),
+                         "checkpoint": t.get("checkpoint"), "chosen": "✓" if chosen else "", "note": note})
     return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "trial", "validation accuracy (%)",
-                                       "validation loss", "chosen", "note"])
+                                       "validation loss", "steps", "training tokens", "checkpoint", "chosen", "note"])
+
+
+def edge_words(edges: dict[str, str]) -> str:
+    return "at the edge of its space: " + ", ".join(f"the {end} {key} tried" for key, end in edges.items()) + \
+        " (the optimum may lie outside)"
 
 
 def tuning_notes(selections: dict[tuple, dict]) -> list[str]:
-    """The budget each adapter spent, the same number of trials for every one."""
+    """The budget each adapter spent (the same number of trials for every one), choices at an edge of their space,
+    and whether the adapters' trials differ in optimizer steps, training tokens or checkpoint rule."""
     lines = []
     for (model, adapter, train), s in selections.items():
         b = s["budget"]
         memory = f", peak RSS {b['peak_rss_mb']:,.0f} MB" if b.get("peak_rss_mb") else ""
         memory += f", peak CUDA {b['peak_cuda_mb']:,.0f} MB" if b.get("peak_cuda_mb") else ""
         failed = f" ({b['failed']} failed)" if b["failed"] else ""
-        lines.append(f"{model} / {adapter} / {train}: {b['trials']} trials{failed}, {b['tokens']:,} training tokens, "
-                     f"{b['wall_time_s']:,.0f} s{memory}; chosen {_label(s['chosen']['values'])} by validation "
-                     f"{s['metric']}.")
+        steps = f"{b['steps']:,} optimizer steps, " if b.get("steps") else ""
+        lines.append(f"{model} / {adapter} / {train}: {b['trials']} trials{failed}, {steps}{b['tokens']:,} training "
+                     f"tokens, {b['wall_time_s']:,.0f} s{memory}; chosen {_label(s['chosen']['values'])} by "
+                     f"validation {s['metric']}" + (f", {edge_words(s['edges'])}" if s.get("edges") else "") + ".")
     return ["Budget per adapter (every adapter gets the same number of trials; the choice reads validation scores "
-            "only):", *lines]
+            "only):", *lines, *budget_differences(selections)]
+
+
+def budget_differences(selections: dict[tuple, dict]) -> list[str]:
+    """What an equal number of trials does not equalize: the adapters' optimizer steps, training tokens and
+    checkpoint rules, where they differ (a line each; none where they agree)."""
+    found = []
+    by_group: dict[tuple, dict[str, dict]] = {}
+    for (model, adapter, train), s in selections.items():
+        by_group.setdefault((model, train), {})[adapter] = s["budget"]
+    for (model, train), budgets in by_group.items():
+        for key, words in (("steps", "optimizer steps"), ("tokens", "training tokens")):
+            values = {a: b.get(key) for a, b in budgets.items() if b.get(key) is not None}
+            if len(set(values.values())) > 1:
+                found.append(f"{model} / {train}: the adapters' trials differ in {words} ("
+                             + ", ".join(f"{a} {v:,}" for a, v in values.items()) + "): equal trials are not equal "
+                             "training.")
+        rules = {a: ", ".join(b.get("checkpoint") or []) for a, b in budgets.items() if b.get("checkpoint")}
+        if len(set(rules.values())) > 1:
+            found.append(f"{model} / {train}: the adapters keep different checkpoints ("
+                         + "; ".join(f"{a}: {r}" for a, r in rules.items()) + ").")
+    return found
+
+
+def edge_warnings(selections: dict[tuple, dict]) -> list[str]:
+    """One warning per choice at an edge of its searched space (printed at the end of the run)."""
+    return [f"tuning: {model} / {adapter} / {train} chose {_label(s['chosen']['values'])}, "
+            f"{edge_words(s['edges'])}: widen its space (config tuning.space) and re-run"
+            for (model, adapter, train), s in selections.items() if s.get("edges")]
 
 
 def _pairs(found: dict[tuple, dict], tuned: dict[str, str], datasets: list[str]) -> dict[tuple, dict]:
@@ -238,6 +278,9 @@ def sensitivity(selections: dict[tuple, dict], stem):
                 chosen = s["chosen"]["values"].get(key)
                 if chosen in best:
                     ax.scatter([chosen], [best[chosen]], s=90, facecolors="none", edgecolors="black", zorder=3)
+                    if key in (s.get("edges") or {}):  # at the end of the axis: the optimum may lie beyond
+                        ax.annotate("edge", (chosen, best[chosen]), textcoords="offset points", xytext=(0, 8),
+                                    ha="center", fontsize=8, color="#D55E00")
         ax.set_xscale("log")
         # ticks at the searched values, as plain numbers (1e-4, 16, 64 rather than 6x10^0)
         ax.xaxis.set_major_locator(ticker.FixedLocator(sorted(searched)))
@@ -248,6 +291,6 @@ def sensitivity(selections: dict[tuple, dict], stem):
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.suptitle("Sensitivity: validation score of each trial (best over the other searched values; circled: "
-                 "chosen)", fontsize=10)
+                 "chosen; 'edge': chosen at an end of its searched values)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, stem)

@@ -78,3 +78,31 @@ def test_rank_stability_counts_a_swap_only_where_both_settings_tell_the_pair_apa
     same |= {(a.removesuffix(".tuned"), d): v for (a, d), v in same.items()}
     stable = tuning.rank_stability(_found(same), tuned, ["s"]).iloc[0]
     assert stable["swapped, told apart under both"] == "none" and stable.finding.startswith("the same order")
+
+
+def test_a_choice_at_the_edge_of_its_space_is_flagged_everywhere(tmp_path):
+    """The largest learning rate tried wins: the selection, the table's note, the notes and the run's warnings say
+    the optimum may lie outside; trials whose steps or checkpoint rules differ between adapters are said to."""
+    from pipeline_lib.evaluation.selection import checkpoint_rule, edges
+    from pipeline_lib.report import tuning
+
+    trials = lambda steps, rule: [{"trial": f"t{i}", "values": {"learning_rate": lr, "r": r}, "accuracy": acc,  # noqa
+                                   "loss": 1 - acc, "failed": None, "steps": steps, "tokens": 100 * steps,
+                                   "checkpoint": rule}
+                                  for i, (lr, r, acc) in enumerate([(1e-4, 4, 0.1), (1e-3, 4, 0.2), (5e-3, 4, 0.4),
+                                                                    (1e-4, 16, 0.1), (1e-3, 16, 0.3),
+                                                                    (5e-3, 16, 0.2)])]
+    lora = choose("lora", "accuracy", trials(10, "last step"))
+    assert lora["chosen"]["values"] == {"learning_rate": 5e-3, "r": 4}
+    assert lora["edges"] == {"learning_rate": "highest", "r": "lowest"}
+    assert edges(trials(10, "x"), {"learning_rate": 1e-3, "r": 4}) == {"r": "lowest"}
+    prefix = choose("prefix", "accuracy", trials(20, "best validation loss"))
+    selections = {("m", "lora", "t"): lora, ("m", "prefix", "t"): prefix}
+    table = tuning.tuning_table(selections)
+    chosen = table[(table.adapter == "lora") & (table.chosen == "✓")].iloc[0]
+    assert "highest learning_rate tried" in chosen.note and chosen.steps == 10 and chosen.checkpoint == "last step"
+    notes = "\n".join(tuning.tuning_notes(selections))
+    assert "differ in optimizer steps (lora 60, prefix 120)" in notes and "different checkpoints" in notes
+    assert len(tuning.edge_warnings(selections)) == 2
+    assert checkpoint_rule({"training": {"val_set_size": 20}}) == "best validation loss"
+    assert checkpoint_rule({"training": {"val_set_size": 0}}) == "last step"
