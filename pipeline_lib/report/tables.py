@@ -360,7 +360,8 @@ def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_na
                          "ours - theirs": round(s.paper_accuracy - value, 1),
                          "theirs inside our CI": low <= value <= high, "ours (reported rule)": round(s.accuracy, 1),
                          "protocol differences": differences(
-                             (ours or {}).get((s.model, s.adapter, s.train_set, s.protocol), {}), theirs.source)})
+                             (ours or {}).get((s.model, s.adapter, s.train_set, s.protocol), {}), theirs.source,
+                             theirs.adapter)})
     return pd.DataFrame(rows, columns=["model", "adapter", "dataset", "source", "theirs as", "ours (paper rule)",
                                        "95% CI", "theirs", "ours - theirs", "theirs inside our CI",
                                        "ours (reported rule)", "protocol differences"])
@@ -368,19 +369,29 @@ def published_comparison(scores: pd.DataFrame, published: pd.DataFrame, model_na
 
 def row_protocols(metrics: dict[tuple, dict], runs: pd.DataFrame) -> dict[tuple, dict]:
     """(model, adapter, training set, protocol) -> how the row was produced, in the terms of a published source's
-    protocol (report/published.py): training from its fine-tune's metrics, decoding from its scores' settings."""
-    trained = {k[:3]: m.get("training", {}) for k, m in metrics.items()}
+    protocol (report/published.py): training from its fine-tune's metrics, decoding from its scores' settings, the
+    model's version from their provenance."""
+    trained = {k[:3]: m for k, m in metrics.items()}
     out = {}
     for r in runs.drop_duplicates([*ROW_KEYS]).itertuples():
-        t = trained.get((r.model, r.adapter, r.train_set), {})
+        m = trained.get((r.model, r.adapter, r.train_set), {})
+        t = m.get("training", {})
         length = f"{t['max_steps']} optimizer steps" if t.get("max_steps") else \
             f"{t['epochs']:g} epochs" if t.get("epochs") else None
         out[(r.model, r.adapter, r.train_set, r.protocol)] = {
-            k: v for k, v in {"train_on_inputs": t.get("train_on_inputs"), "cutoff_len": t.get("cutoff_len"),
-                              "length": length, "padding": t.get("padding_side"), "decoding": r.decoding,
-                              "max_new_tokens": None if pd.isna(r.max_new_tokens) else int(r.max_new_tokens),
-                              "suite": r.suite,
-                              "answer rule": "upstream's (paper)"}.items()
+            k: v for k, v in {
+                "train_on_inputs": t.get("train_on_inputs"), "cutoff_len": t.get("cutoff_len"), "length": length,
+                "padding": t.get("padding_side"), "decoding": r.decoding,
+                "max_new_tokens": None if pd.isna(r.max_new_tokens) else int(r.max_new_tokens), "suite": r.suite,
+                "answer rule": "upstream's (paper)",
+                "learning rate": f"{t['learning_rate']:g}" if t.get("learning_rate") else None,
+                "batch": (f"{t['batch_size']} per step, {t['micro_batch_size']} per forward pass"
+                          if t.get("batch_size") else None),
+                "schedule": (f"AdamW, weight decay {t['weight_decay']:g}, {t['lr_scheduler']} decay, "
+                             f"{t['warmup_steps']} warmup steps, clipping {t['max_grad_norm']:g}"
+                             if t.get("lr_scheduler") else None),
+                "precision": describe_precision(m.get("precision"), short=True) if m.get("precision") else None,
+                "prompt": t.get("prompt"), "model revision": r.model_version}.items()
             if v is not None}
     return out
 

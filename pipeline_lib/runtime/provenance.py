@@ -10,7 +10,26 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("peft-bench", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "lm-eval", "snakemake")
+PACKAGES = ("peft-bench", "torch", "transformers", "peft", "datasets", "accelerate", "bitsandbytes", "lm-eval",
+            "snakemake")
+ROOT = Path(__file__).resolve().parents[2]  # the project's checkout, when the package runs from one
+
+
+@lru_cache(maxsize=1)
+def code() -> dict | None:
+    """The project's own commit and whether the checkout differed from it (tracked files changed), where the package
+    runs from a git checkout; None elsewhere (an installed wheel)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        return {"commit": head.stdout.strip(), "dirty": git("diff", "--quiet", "HEAD", "--").returncode != 0}
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +55,8 @@ def device(name: str) -> dict:
 
 
 def record(model_source: dict, data_sha256: dict[str, str], device_name: str) -> dict:
-    return {"model": model_source, "data": data_sha256, "versions": versions(), "device": device(device_name)}
+    return {"model": model_source, "data": data_sha256, "versions": versions(), "code": code(),
+            "device": device(device_name)}
 
 
 @lru_cache(maxsize=1)
