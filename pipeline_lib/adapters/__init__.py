@@ -87,6 +87,24 @@ def merge(model: nn.Module) -> nn.Module:
     return families.of_model(model).merge(model)
 
 
+def carries_adapter(model: nn.Module) -> bool:
+    """Whether the model still has an adapter's modules (unmerged, or a method that cannot merge)."""
+    try:
+        families.of_model(model)
+        return True
+    except ValueError:
+        return False
+
+
+def unmergeable_reason(model: nn.Module) -> str:
+    """Why the model's adapter cannot be merged (its backend's or peft's own words)."""
+    try:
+        merge(model)
+    except (NotImplementedError, ValueError) as e:  # peft refuses some merges with a ValueError
+        return str(e)
+    return "merged"
+
+
 def merge_for_inference(model: nn.Module) -> nn.Module:
     """Merge where the method allows it (the LoRA family), so generation costs what the base model costs;
     otherwise keep the adapter modules in place and say why."""

@@ -159,16 +159,54 @@ def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, referen
 
 def merging(model_dir: str, adapter_dir: str, data: str, items: int, out: str, labels: dict, settings: dict,
             device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False) -> dict:
-    """The first `items` items of `data` generated with the adapter unmerged, then merged (evaluation/merging.py)."""
-    from pipeline_lib.evaluation.merging import compare
+    """The first `items` items of `data` generated with the adapter unmerged and merged as `evaluate` merges it
+    (evaluation/merging.py), timed in alternating order; where the precision is not float32, the float32 control
+    and the base model's own precision floor beside the agreement."""
+    import gc
+
+    from pipeline_lib import adapters
+    from pipeline_lib.evaluation import merging as merged_vs
     from pipeline_lib.models import convert
 
     started = time.time()
     allocator.keep_freed_memory()
-    model, tokenizer, settings, precision_record, _ = inference_model(
-        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
-    record = {**labels, **compare(model, tokenizer, read_jsonl(data)[:items], settings), "dataset": Path(data).stem,
-              "precision": precision_record, "started": started, "finished": time.time(),
-              "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device)}
+    records = read_jsonl(data)[:items]
+
+    def build(dtype: str | None, merge: bool):
+        return inference_model(model_dir, adapter_dir, {**settings, **({"dtype": dtype} if dtype else {})}, device,
+                               quantization, trust_remote_code, merge=merge)
+    unmerged, tokenizer, resolved, precision_record, _ = build(None, False)
+    dtype, record = resolved["dtype"], {"items": len(records)}
+    merged = build(None, True)[0]
+    if adapters.carries_adapter(merged):  # the method cannot merge: evaluate scores it unmerged, as here
+        record |= {"mergeable": False, "why": adapters.unmergeable_reason(merged)}
+    else:
+        runs = merged_vs.timed({"unmerged": unmerged, "merged": merged}, tokenizer, records, resolved)
+        u, m = runs["unmerged"], runs["merged"]
+        record |= {"mergeable": True, "dtype": dtype, "merged_in": "float32, then cast (as evaluate builds it)",
+                   "unmerged": u["speed"], "merged": m["speed"],
+                   "speedup": round(m["speed"]["new_tokens_per_s"] / u["speed"]["new_tokens_per_s"], 3)
+                   if u["speed"]["new_tokens_per_s"] and m["speed"]["new_tokens_per_s"] else None,
+                   "agreement": merged_vs.agreement(u["predictions"], m["predictions"])}
+        if dtype != "float32":
+            with adapters.disabled(unmerged):
+                base_low = merged_vs.generated(unmerged, tokenizer, records, resolved)
+            del merged, unmerged
+            gc.collect()
+            control = {}
+            for merge in (False, True):
+                model32, _, settings32, _, _ = build("float32", merge)
+                control[merge] = merged_vs.generated(model32, tokenizer, records, settings32)
+                if not merge:
+                    with adapters.disabled(model32):
+                        base32 = merged_vs.generated(model32, tokenizer, records, settings32)
+                del model32
+                gc.collect()
+            record |= {"float32_control": merged_vs.agreement(control[False], control[True]),
+                       "precision_floor": {**merged_vs.agreement(base_low, base32), "of": f"the base model, {dtype} "
+                                                                                          f"against float32"}}
+    record |= {**labels, "dataset": Path(data).stem, "precision": precision_record, "started": started,
+               "finished": time.time(),
+               "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device)}
     write_json(out, record)
     return record

@@ -10,7 +10,7 @@ Metrics (`METRICS`: label, and whether higher is better, for the Pareto front):
 - forgetting: the change in mean per-token cross-entropy on the reference text with the adapter enabled against
   disabled (nats/token; evaluation/forgetting.py), and the accuracy change against the base model on the
   evaluated sets outside the training set's suite (points; needs the base row);
-- inference: items/s with the adapter merged and unmerged, and how many greedy outputs agree
+- inference: generated tokens/s with the adapter merged and unmerged, and how many greedy outputs agree
   (evaluation/merging.py)."""
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ METRICS = {
     "cuda_reserved_p99_mb": ("CUDA reserved, 99th percentile (MB)", "lower", False),
     "forgetting": ("forgetting (Δ cross-entropy, nats/token)", "lower", False),
     "out_of_suite_delta": ("Δ accuracy outside the training suite (points)", "higher", False),
-    "merged_items_per_s": ("items/s, merged", "higher", False),
-    "unmerged_items_per_s": ("items/s, unmerged", "higher", False),
+    "merged_tokens_per_s": ("generated tokens/s, merged", "higher", False),
+    "unmerged_tokens_per_s": ("generated tokens/s, unmerged", "higher", False),
 }
 PARETO_COSTS = ("peak_rss_mb", "peak_cuda_mb", "train_s", "trainable_params", "adapter_mb", "forgetting")
 
@@ -83,8 +83,8 @@ def _fine_tune(trained: list[dict], forgot: list[dict], merged: list[dict]) -> d
         "cuda_reserved_avg_mb": _mean(c.get("reserved_avg_mb") for c in cuda),
         "cuda_reserved_p99_mb": _mean(c.get("reserved_p99_mb") for c in cuda),
         "forgetting": _mean(f.get("forgetting") for f in forgot),
-        "merged_items_per_s": _mean(m.get("merged", {}).get("items_per_s") for m in merged),
-        "unmerged_items_per_s": _mean(m.get("unmerged", {}).get("items_per_s") for m in merged),
+        "merged_tokens_per_s": _mean((m.get("merged") or {}).get("new_tokens_per_s") for m in merged),
+        "unmerged_tokens_per_s": _mean((m.get("unmerged") or {}).get("new_tokens_per_s") for m in merged),
         "merge_agreement": (f"{sum(a['same_response'] for a in agree)}/"
                             f"{sum(a['same_response'] + a['different_response'] for a in agree)}") if agree else
                            ("not mergeable" if merged else None),

@@ -304,11 +304,23 @@ def _merging(record: dict | None, measured: bool) -> dict:
     if not measured:
         return {}
     if not record:
-        return {"items/s merged": None, "items/s unmerged": None, "merged = unmerged": "not merged"}
-    agreement = record.get("agreement") or {}
-    return {"items/s merged": (record.get("merged") or {}).get("items_per_s"),
-            "items/s unmerged": record["unmerged"]["items_per_s"],
-            "merged = unmerged": f"{agreement['same_response']}/{record['items']}" if agreement else "not mergeable"}
+        return {"tokens/s merged": None, "tokens/s unmerged": None, "merged = unmerged": "not merged"}
+    return {"tokens/s merged": (record.get("merged") or {}).get("new_tokens_per_s"),
+            "tokens/s unmerged": (record.get("unmerged") or {}).get("new_tokens_per_s"),
+            "merged = unmerged": merge_agreement(record)}
+
+
+def merge_agreement(record: dict) -> str:
+    """'k/n' identical greedy responses, merged against unmerged in the evaluation's precision, with the float32
+    control and the base model's own precision floor where that precision is not float32."""
+    agreement = record.get("agreement")
+    if not record.get("mergeable") or not agreement:
+        return "not mergeable"
+    text = f"{agreement['same_response']}/{record['items']}"
+    if record.get("float32_control"):
+        text += (f" in {record['dtype']} (float32: {record['float32_control']['same_response']}/{record['items']}; "
+                 f"base {record['dtype']} vs float32: {record['precision_floor']['same_response']}/{record['items']})")
+    return text
 
 
 def cost_notes(forgetting: dict, merging: dict) -> list[str]:
@@ -323,8 +335,11 @@ def cost_notes(forgetting: dict, merging: dict) -> list[str]:
     if merging:
         first = next(iter(merging.values()))
         notes.append(f"Merged = unmerged: of the first {first['items']} items of {first['dataset']}, how many greedy "
-                     f"responses are identical with the adapter merged into the base weights and kept beside them "
-                     f"(items/s of each form measured in the same process).")
+                     f"responses are identical with the adapter merged into the base weights (in float32, then cast, "
+                     f"as the evaluation builds it) and kept beside them, in the evaluation's precision; where that "
+                     f"is not float32, the same in float32 (the control) and the base model alone in that precision "
+                     f"against float32 (how much the precision alone changes). Speed in generated tokens per second, "
+                     f"the two forms timed alternately in the same process.")
     return notes
 
 

@@ -25,8 +25,8 @@ METRICS = {("m", "lora", "math", None): {"trainable_params": 1000, "adapter_file
                                            "wall_time_s": 20.0, "peak_rss_mb": 950.0,
                                            "cuda_memory": {"reserved_avg_mb": 10.0, "reserved_p99_mb": 12.0}}}
 FORGOT = {("m", "lora", "math", None): {"forgetting": 0.25}, ("m", "series", "math", None): {"forgetting": 0.5}}
-MERGED = {("m", "lora", "math", None): {"mergeable": True, "merged": {"items_per_s": 4.0},
-                                        "unmerged": {"items_per_s": 2.0},
+MERGED = {("m", "lora", "math", None): {"mergeable": True, "merged": {"new_tokens_per_s": 4.0},
+                                        "unmerged": {"new_tokens_per_s": 2.0},
                                         "agreement": {"same_response": 9, "different_response": 1}}}
 
 
@@ -37,7 +37,7 @@ def test_every_row_gets_its_costs_and_the_accuracy_change_outside_its_suite():
     assert lora.accuracy == 45.0 and series.accuracy == 47.0 and base.accuracy == 40.0
     assert lora.adapter_mb == 1.0 and lora.train_s == 30.0 and lora.total_s == 30.0 + 10.0
     assert lora.out_of_suite_delta == pytest.approx(-10.0) and series.out_of_suite_delta == pytest.approx(4.0)
-    assert lora.merge_agreement == "9/10" and lora.merged_items_per_s == 4.0 and pd.isna(series.merge_agreement)
+    assert lora.merge_agreement == "9/10" and lora.merged_tokens_per_s == 4.0 and pd.isna(series.merge_agreement)
     assert series.cuda_reserved_p99_mb == 12.0 and lora.forgetting == 0.25 and lora.provenance == "abc123def456"
     assert pd.isna(base.trainable_params)  # the base has no fine-tune to cost
 
