@@ -15,9 +15,12 @@ parser.add_argument("--reference", type=json.loads, required=True,
 parser.add_argument("--tokens", type=int, required=True, help="reference tokens scored")
 parser.add_argument("--sequence-length", type=int, required=True, help="tokens per window")
 parser.add_argument("--batch-size", type=int, required=True)
+parser.add_argument("--scoring", choices=["windows", "documents"], default="windows",
+                    help="windows across the documents, or each document on its own (PEFT's way)")
 add_model_args(parser)
 args = parser.parse_args()
 set_threads(args.threads)
 record = forgetting(args.model, args.adapter_dir, args.out, args.labels, args.reference, args.tokens,
-                    args.sequence_length, args.batch_size, args.device, args.quantization, args.trust_remote_code)
+                    args.sequence_length, args.batch_size, args.device, args.quantization, args.trust_remote_code,
+                    args.scoring)
 print(json.dumps({k: record[k] for k in ("cross_entropy_disabled", "cross_entropy_enabled", "forgetting")}))

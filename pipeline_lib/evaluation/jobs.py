@@ -130,31 +130,55 @@ def validate(model_dir: str, adapter_dir: str, data: str, record: str, predictio
 
 def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, reference: dict, tokens: int,
                sequence_length: int, batch_size: int, device: str = "cpu", quantization: dict | None = None,
-               trust_remote_code: bool = False) -> dict:
-    """The adapter's forgetting (evaluation/forgetting.py): mean per-token cross-entropy on the reference text with
-    the adapter disabled and enabled, in one process at the precision `auto` chose."""
+               trust_remote_code: bool = False, scoring: str = "windows") -> dict:
+    """The adapter's forgetting (evaluation/forgetting.py): per-token cross-entropy on the reference text with the
+    adapter disabled and enabled, window by window, in one process at the precision `auto` chose; its 95% interval
+    over the windows; where that precision is not float32, the disabled model's cross-entropy on the first
+    FLOOR_WINDOWS windows in float32 too (how much the precision alone moves the measurement)."""
     from pipeline_lib import adapters
     from pipeline_lib.evaluation import forgetting as forget
     from pipeline_lib.models import convert
 
     started = time.time()
     allocator.keep_freed_memory()
-    text, about = forget.reference_text(reference)
+    documents, about = forget.reference_documents(reference)
     settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": batch_size}  # windows of ~256 tokens
     model, tokenizer, settings, precision_record, _ = inference_model(
         model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
-    rows = forget.windows(tokenizer, text, tokens, sequence_length)
+    rows = forget.windows(tokenizer, documents, tokens, sequence_length) if scoring == "windows" else \
+        forget.document_rows(tokenizer, documents, sequence_length)
     with adapters.disabled(model):
         disabled = forget.cross_entropy(model, rows, batch_size)
     enabled = forget.cross_entropy(model, rows, batch_size)
-    record = {**labels, "reference": about, "windows": len(rows), "sequence_length": sequence_length,
-              "tokens_scored": int(rows.shape[0] * (rows.shape[1] - 1)),
-              "cross_entropy_disabled": round(disabled, 6), "cross_entropy_enabled": round(enabled, 6),
-              "forgetting": round(enabled - disabled, 6), "precision": precision_record,
-              "started": started, "finished": time.time(),
-              "provenance": provenance.record(convert.provenance(model_dir), {about["name"]: about["sha256"]}, device)}
+    low, high = forget.bootstrap_difference(enabled, disabled)
+    record = {**labels, "reference": about, "scoring": scoring, "windows": len(rows),
+              "sequence_length": sequence_length, "tokens_scored": sum(n for _, n in enabled),
+              "cross_entropy_disabled": round(forget.mean(disabled), 6),
+              "cross_entropy_enabled": round(forget.mean(enabled), 6),
+              "forgetting": round(forget.mean(enabled) - forget.mean(disabled), 6),
+              "forgetting_ci95": [round(low, 6), round(high, 6)],
+              "per_window": {"disabled": [round(x, 4) for x, _ in disabled],
+                             "enabled": [round(x, 4) for x, _ in enabled], "tokens": [n for _, n in enabled]},
+              "dtype": settings["dtype"], "precision": precision_record}
+    if settings["dtype"] != "float32":
+        del model
+        model32 = inference_model(model_dir, adapter_dir, {**settings, "dtype": "float32"}, device, quantization,
+                                  trust_remote_code, merge=False)[0]
+        first = rows[:FLOOR_WINDOWS]
+        with adapters.disabled(model32):
+            floor = forget.cross_entropy(model32, first, batch_size)
+        record["precision_floor"] = {
+            "windows": len(first), "cross_entropy_float32": round(forget.mean(floor), 6),
+            f"cross_entropy_{settings['dtype']}": round(forget.mean(disabled[:len(first)]), 6),
+            "difference": round(forget.mean(disabled[:len(first)]) - forget.mean(floor), 6)}
+    record |= {"started": started, "finished": time.time(),
+               "provenance": provenance.record(convert.provenance(model_dir), {about["name"]: about["sha256"]},
+                                               device)}
     write_json(out, record)
     return record
+
+
+FLOOR_WINDOWS = 16  # windows scored in float32 as well, where the job's precision is lower
 
 
 def merging(model_dir: str, adapter_dir: str, data: str, items: int, out: str, labels: dict, settings: dict,

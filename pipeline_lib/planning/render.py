@@ -27,6 +27,7 @@ class RenderPlan:
     tuning: dict | None = None  # under tuning: the metric, budget, search and each tuned adapter's trials
     card: list | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
     suites: dict | None = None  # {"train": training set -> its suites, "eval": evaluation set -> its suite}
+    forgetting: bool = False  # whether the run measures forgetting (its table applies)
 
     def to_json(self) -> dict:
         """The record as JSON, unset fields left out (a run without tuning renders as before tuning existed)."""
@@ -47,7 +48,8 @@ def render_plan(plan, published_dir: str) -> RenderPlan:
         published_training={t: training_keys(t, thawed(plan.config["datasets"].get(t))) for t in plan.train_sets},
         sweeps=thawed(plan.sweep_coordinates), tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan),
         card=card(plan), suites={"train": {t: plan.data.suites_of(t) for t in plan.train_sets},
-                                 "eval": dict(plan.evaluation.suites)})
+                                 "eval": dict(plan.evaluation.suites)},
+        forgetting=bool(plan.costs.forgetting_rows))
 
 
 CARD_ORDER = ("model", "data", "training", "adapters", "evaluation", "tuning", "costs", "statistics")
@@ -120,9 +122,11 @@ def _costs(plan) -> dict:
     forgetting, dataset = plan.costs.forgetting, plan.costs.merging_dataset
     reference = forgetting and (forgetting["reference"] if isinstance(forgetting["reference"], str) else
                                 next(f"{k}: {v}" for k, v in forgetting["reference"].items() if v))
-    return {"forgetting": f"cross-entropy on {forgetting['tokens']} tokens of {reference} "
-                          f"({forgetting['sequence_length']}-token windows), adapter disabled vs enabled"
-                          if forgetting else "not measured",
+    scored = (f"{forgetting['tokens']} tokens of {reference} in {forgetting['sequence_length']}-token windows across "
+              f"its documents" if forgetting and forgetting["scoring"] == "windows" else
+              f"{reference}, each document truncated to {forgetting['sequence_length']} tokens" if forgetting else "")
+    return {"forgetting": f"cross-entropy on {scored}, adapter disabled vs enabled, 95% interval over the "
+                          f"windows" if forgetting else "not measured",
             "merged vs unmerged": f"the first {plan.costs.merging['items']} items of {dataset}, generated both ways"
                                   if dataset else "not measured"}
 

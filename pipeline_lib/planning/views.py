@@ -176,7 +176,8 @@ class CostsPlan:
         f = self.forgetting
         reference = f["reference"]  # a name ("python-docs") or a source; the job takes JSON either way
         return {"reference": {"builtin": reference} if isinstance(reference, str) else thawed(reference),
-                "tokens": f["tokens"], "sequence_length": f["sequence_length"], "batch_size": f["batch_size"]}
+                "tokens": f["tokens"], "sequence_length": f["sequence_length"], "batch_size": f["batch_size"],
+                "scoring": f["scoring"]}
 
     def forgetting_inputs(self) -> list[str]:
         """A local reference file is an input of every forgetting job (a changed file re-runs them)."""

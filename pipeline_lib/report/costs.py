@@ -131,3 +131,42 @@ def front(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
                      for j, (qx, qy) in enumerate(points) if j != i)
         keep.append(not beaten)
     return frame[keep].sort_values(x)
+
+
+def forgetting_differences(forgetting: dict) -> pd.DataFrame:
+    """Every pair of fine-tunes of one model whose forgetting was scored on the same windows: A - B with a 95%
+    interval over the windows (paired), the declared paired test's p over the windows (report/comparisons.py, each
+    window weighted by its tokens) and its Holm adjustment over the model's pairs: which forgetting differences are
+    real and which are noise."""
+    import itertools
+
+    from pipeline_lib.report import comparisons
+
+    by_model: dict[tuple, dict] = {}
+    for key, r in forgetting.items():
+        if r.get("per_window"):
+            group = (key[0], r["reference"]["sha256"], r.get("scoring"), r["windows"], r["sequence_length"])
+            by_model.setdefault(group, {})["/".join(str(k) for k in key[1:3]) +
+                                           (f" seed {key[3]}" if key[3] is not None else "")] = r
+    rows = []
+    for (model, *_), records in by_model.items():
+        pairs = []
+        for a, b in itertools.combinations(records, 2):
+            wa, wb = records[a]["per_window"], records[b]["per_window"]
+            tokens = np.array(wa["tokens"], dtype=float)
+            fa = (np.array(wa["enabled"]) - np.array(wa["disabled"])) / tokens
+            fb = (np.array(wb["enabled"]) - np.array(wb["disabled"])) / tokens
+            weights = tokens / tokens.sum()
+            d = fa - fb
+            pairs.append({"model": model, "A": a, "B": b, "A - B": float(np.sum(weights * d)),
+                          "95% CI": _paired_interval(d, weights), "p": comparisons.sign_flip_test(d, weights)})
+        for pair, adjusted in zip(pairs, comparisons.holm([p["p"] for p in pairs])):
+            rows.append({**pair, "A - B": round(pair["A - B"], 5), "p": round(pair["p"], 4),
+                         "p (Holm)": round(adjusted, 4), "told apart": "yes" if adjusted < comparisons.ALPHA else "no"})
+    return pd.DataFrame(rows, columns=["model", "A", "B", "A - B", "95% CI", "p", "p (Holm)", "told apart"])
+
+
+def _paired_interval(d: np.ndarray, weights: np.ndarray, n_boot: int = 2000, seed: int = 0) -> str:
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
+    replicates = (d[idx] * weights[idx]).sum(1) / weights[idx].sum(1)
+    return f"[{np.quantile(replicates, 0.025):.5f}, {np.quantile(replicates, 0.975):.5f}]"

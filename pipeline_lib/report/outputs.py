@@ -86,6 +86,7 @@ class Shape:
     sweeps: dict
     protocols: list
     tuned: bool = False
+    forgetting: bool = False
 
 
 def _sweeps_vary(coordinate: str) -> Callable[[Shape], bool]:
@@ -101,6 +102,10 @@ def _always(shape: Shape) -> bool:
 
 def _several_protocols(shape: Shape) -> bool:
     return len(shape.protocols) > 1
+
+
+def _forgets(shape: Shape) -> bool:
+    return shape.forgetting
 
 
 def _tuned(shape: Shape) -> bool:
@@ -210,6 +215,16 @@ def _answers(ctx: Context, stem: str):
                        tables.chance_notes(ctx.cells))
 
 
+def _forgetting(ctx: Context, stem: str):
+    from pipeline_lib.report.costs import forgetting_differences
+
+    return write_table(forgetting_differences(ctx.forgetting), stem,
+                       "Forgetting, fine-tune against fine-tune on the same windows",
+                       ["A - B: forgetting (nats per token) of A minus B; the 95% interval a bootstrap over the "
+                        "windows, paired; p: the declared paired test over the windows (each weighted by its "
+                        "tokens), Holm-adjusted over the model's pairs."])
+
+
 def _contamination(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
@@ -303,6 +318,7 @@ CATALOGUE: tuple[Output, ...] = (
     Output("published", "table", _published, "published_table"),
     Output("significance", "table", _significance, "significance_table"),
     Output("answers", "table", _answers, "answers_table"),
+    Output("forgetting", "table", _forgetting, "forgetting_table", _forgets),
     Output("contamination", "table", _contamination, "contamination_table"),
     Output("agreement", "table", _agreement, "agreement_table", _several_protocols),
     Output("accuracy", "figure", _accuracy_figure, "accuracy_figure"),
@@ -324,12 +340,12 @@ CATALOGUE: tuple[Output, ...] = (
 def of(plan) -> list[Output]:
     """The outputs of a run, as its render plan (planning/render.py) shapes it: what the render rule declares and
     the render job writes."""
-    return applicable(plan.sweeps, plan.protocols, bool(plan.tuning))
+    return applicable(plan.sweeps, plan.protocols, bool(plan.tuning), bool(plan.forgetting))
 
 
-def applicable(sweeps: dict, protocols: list, tuned: bool = False) -> list[Output]:
-    """The outputs of a run with these sweep coordinates and protocols, tuned or not."""
-    shape = Shape(dict(sweeps), list(protocols), tuned)
+def applicable(sweeps: dict, protocols: list, tuned: bool = False, forgetting: bool = False) -> list[Output]:
+    """The outputs of a run with these sweep coordinates and protocols, tuned or not, measuring forgetting or not."""
+    shape = Shape(dict(sweeps), list(protocols), tuned, forgetting)
     return [o for o in CATALOGUE if o.when(shape)]
 
 

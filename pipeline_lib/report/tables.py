@@ -297,7 +297,11 @@ def _cuda_reserved(m: dict) -> dict:
 
 
 def _forgetting(record: dict | None) -> dict:
-    return {"forgetting (Δ CE)": round(record["forgetting"], 4)} if record else {}
+    if not record:
+        return {}
+    ci = record.get("forgetting_ci95")
+    return {"forgetting (Δ CE)": round(record["forgetting"], 4),
+            "forgetting 95% CI": f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else None}
 
 
 def _merging(record: dict | None, measured: bool) -> dict:
@@ -329,9 +333,16 @@ def cost_notes(forgetting: dict, merging: dict) -> list[str]:
     if forgetting:
         first = next(iter(forgetting.values()))
         ref = first["reference"]
+        floor = first.get("precision_floor")
         notes.append(f"Forgetting: the change in mean per-token cross-entropy (nats) on {first['tokens_scored']:,} "
-                     f"tokens of {ref['name']} (sha256 {ref['sha256'][:12]}) with the adapter enabled against "
-                     f"disabled; positive: worse on that text.")
+                     f"tokens of {ref['name']} (sha256 {ref['sha256'][:12]}; {first['windows']} windows from "
+                     f"{ref['documents']} documents) with the adapter enabled against disabled, computed in "
+                     f"{first.get('dtype', 'the job precision')}; positive: worse on that text. The 95% interval is a "
+                     f"bootstrap over the windows; `forgetting` lists which differences between fine-tunes are told "
+                     f"apart." + (f" The precision alone moves the base model's cross-entropy by "
+                                  f"{floor['difference']:+.4f} ({first.get('dtype')} against float32, first "
+                                  f"{floor['windows']} windows): a smaller forgetting difference is within it."
+                                  if floor else ""))
     if merging:
         first = next(iter(merging.values()))
         notes.append(f"Merged = unmerged: of the first {first['items']} items of {first['dataset']}, how many greedy "

@@ -61,3 +61,25 @@ def test_the_explorer_page_embeds_every_cell_with_the_figures_colours(tmp_path):
     assert {m["key"] for m in payload["metrics"]} >= {"accuracy", "forgetting", "peak_rss_mb", "trainable_params"}
     assert "peak_cuda_mb" not in {m["key"] for m in payload["metrics"]}  # no row has it: not offered
     assert payload["cells"][0]["ci"] == "[10.0, 50.0]"
+
+
+def test_forgetting_differences_are_paired_by_window_and_holm_adjusted():
+    import numpy as np
+
+    from pipeline_lib.report.costs import forgetting_differences
+
+    rng = np.random.default_rng(0)
+    disabled = rng.uniform(500, 900, 32)
+    tokens = [255] * 32
+
+    def record(shift, noise):
+        enabled = disabled + 255 * (shift + rng.normal(0, noise, 32))
+        return {"reference": {"sha256": "s"}, "scoring": "windows", "windows": 32, "sequence_length": 256,
+                "per_window": {"disabled": list(disabled), "enabled": list(enabled), "tokens": tokens}}
+    records = {("m", "lora", "t", None): record(0.07, 0.001), ("m", "series", "t", None): record(0.0711, 0.02),
+               ("m", "parallel", "t", None): record(0.01, 0.001)}
+    table = forgetting_differences(records).set_index(["A", "B"])
+    assert table.loc[("lora/t", "series/t"), "told apart"] == "no"  # 0.0713 against 0.0711: noise
+    assert table.loc[("lora/t", "parallel/t"), "told apart"] == "yes"
+    assert table.loc[("lora/t", "parallel/t"), "A - B"] == pytest.approx(0.06, abs=2e-3)
+    assert (table["p (Holm)"] >= table.p).all()
