@@ -225,6 +225,18 @@ def _forgetting(ctx: Context, stem: str):
                         "tokens), Holm-adjusted over the model's pairs."])
 
 
+def _findings(ctx: Context, stem: str):
+    from pipeline_lib.report import findings, tuning
+    from pipeline_lib.report.costs import forgetting_differences
+
+    rank = tuning.rank_stability(ctx.found, ctx.tuned, ctx.datasets) if ctx.tuned else None
+    table = findings.findings(ctx.compared, ctx.cells, rank, tuning.edge_warnings(ctx.selections), ctx.merging,
+                              forgetting_differences(ctx.forgetting) if ctx.forgetting else None)
+    return write_table(table, stem, "What this run can conclude, and by which test",
+                       ["Written by the render job from the tests it ran; a difference not listed as told apart "
+                        "is not one this run can claim."])
+
+
 def _contamination(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
@@ -311,6 +323,7 @@ def _sensitivity(ctx: Context, stem: str):
 
 
 CATALOGUE: tuple[Output, ...] = (
+    Output("findings", "table", _findings, "findings_table"),
     Output("accuracy", "table", _accuracy),
     Output("accuracy_ci", "table", _accuracy_ci, "accuracy_table"),
     Output("accuracy_seeds", "table", _accuracy_seeds, "accuracy_seeds_table"),

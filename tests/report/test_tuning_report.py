@@ -106,3 +106,30 @@ def test_a_choice_at_the_edge_of_its_space_is_flagged_everywhere(tmp_path):
     assert len(tuning.edge_warnings(selections)) == 2
     assert checkpoint_rule({"training": {"val_set_size": 20}}) == "best validation loss"
     assert checkpoint_rule({"training": {"val_set_size": 0}}) == "last step"
+
+
+def test_findings_say_only_what_the_tests_support():
+    """A run whose rows are within noise says so; a separated pair is named with its adjusted p; merging's changes
+    are read against the float32 control and the precision floor."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline_lib.report import comparisons, findings
+
+    ids = [f"q{i}" for i in range(50)]
+    cell = lambda o: {"ids": ids, "reported": np.array([o], dtype=float)}  # noqa: E731
+    found = {("m", "lora", "t", "generate", d): cell([1] * 20 + [0] * 30) for d in ("s1", "s2")}
+    found |= {("m", "series", "t", "generate", d): cell([1] * 18 + [0] * 32) for d in ("s1", "s2")}
+    found |= {("m", "base", "none", "generate", d): cell([0] * 50) for d in ("s1", "s2")}
+    compared = comparisons.compare_all(found, ["s1", "s2"])
+    cells = pd.DataFrame([{"chance": None, "ci_low": 0.0, "ci_high": 1.0}])
+    merging = {("m", "lora", "t", None): {"mergeable": True, "items": 10, "dtype": "bfloat16", "speedup": 1.4,
+                                           "merged": {"rounds": 2}, "agreement": {"different_response": 3},
+                                           "float32_control": {"different_response": 0},
+                                           "precision_floor": {"different_response": 4}}}
+    table = findings.findings(compared, cells, merging=merging)
+    text = "\n".join(table.finding)
+    assert "m / lora / t is above m / base / none on the average" in text
+    assert "m / series / t" in text and "lora / t is above m / series" not in text  # 40% against 36%: noise
+    assert "merging changed 3 of 10" in text and "beyond the precision's own rounding" in text
+    assert set(table.columns) == {"topic", "finding", "evidence", "see"} and table.evidence.str.len().min() > 10
