@@ -49,15 +49,22 @@ def row_costs(metrics: dict, runs: pd.DataFrame, averages: dict, forgetting: dic
     rows = []
     for key in runs[["model", "adapter", "train_set", "protocol"]].drop_duplicates().itertuples(index=False):
         model, adapter, train, protocol = key
+        interval = averages.get(tuple(key))
         row = {"model": model, "adapter": adapter, "train_set": train, "protocol": protocol,
-               "accuracy": _average(averages.get(tuple(key)), accuracy, key)}
+               "accuracy": _average(interval, accuracy, key),
+               "accuracy_low": 100 * interval[1] if interval else None,
+               "accuracy_high": 100 * interval[2] if interval else None}
         if adapter != BASE:
             row |= _fine_tune(_of(metrics, key), _of(forgetting, key), _of(merging, key))
             row["total_s"] = _sum(row.get("train_s"), eval_time.get((model, adapter, train)))
             row["out_of_suite_delta"] = _out_of_suite(accuracy, key, train_suites.get(train, []), dataset_suites)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "protocol", *METRICS, "merge_agreement",
-                                       "provenance"])
+    return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "protocol", *METRICS, *INTERVALS,
+                                       "merge_agreement", "provenance"])
+
+
+# the metrics a point carries an interval for: (low, high) columns
+INTERVALS = ("accuracy_low", "accuracy_high", "forgetting_low", "forgetting_high")
 
 
 def _of(records: dict, key) -> list[dict]:
@@ -83,6 +90,11 @@ def _fine_tune(trained: list[dict], forgot: list[dict], merged: list[dict]) -> d
         "cuda_reserved_avg_mb": _mean(c.get("reserved_avg_mb") for c in cuda),
         "cuda_reserved_p99_mb": _mean(c.get("reserved_p99_mb") for c in cuda),
         "forgetting": _mean(f.get("forgetting") for f in forgot),
+        # one fine-tune's interval over its windows (several seeds: no pooled interval is drawn)
+        "forgetting_low": forgot[0]["forgetting_ci95"][0] if len(forgot) == 1 and forgot[0].get("forgetting_ci95")
+        else None,
+        "forgetting_high": forgot[0]["forgetting_ci95"][1] if len(forgot) == 1 and forgot[0].get("forgetting_ci95")
+        else None,
         "merged_tokens_per_s": _mean((m.get("merged") or {}).get("new_tokens_per_s") for m in merged),
         "unmerged_tokens_per_s": _mean((m.get("unmerged") or {}).get("new_tokens_per_s") for m in merged),
         "merge_agreement": (f"{sum(a['same_response'] for a in agree)}/"

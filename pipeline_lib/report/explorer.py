@@ -27,9 +27,10 @@ ROW_COLUMNS = [("trainable_params", "trainable params", 0), ("adapter_mb", "adap
                ("unmerged_tokens_per_s", "tokens/s unmerged", 2), ("merge_agreement", "merged = unmerged", None)]
 
 
-def data(cells: pd.DataFrame, costs: pd.DataFrame, about: str) -> dict:
-    """The page's data: `cells` (a record per table row), `rows` (a point per row), the metrics the axes offer
-    (those some row has), the adapter colours."""
+def data(cells: pd.DataFrame, costs: pd.DataFrame, about: str, apart: list | None = None) -> dict:
+    """The page's data: `cells` (a record per table row), `rows` (a point per row, with its intervals), the metrics
+    the axes offer (those some row has), the adapter colours, and `apart`: the pairs of rows ("model / adapter /
+    training set") the paired test tells apart on average accuracy."""
     by_row = {tuple(r[k] for k in TEXT_COLUMNS[:4]): r for r in costs.to_dict("records")}
     records = []
     for c in cells.to_dict("records"):
@@ -42,6 +43,8 @@ def data(cells: pd.DataFrame, costs: pd.DataFrame, about: str) -> dict:
                         **{k: _value(row.get(k)) for k, _, _ in ROW_COLUMNS},
                         "provenance": _value(row.get("provenance"))})
     points = [{**{k: r[k] for k in TEXT_COLUMNS[:4]}, **{k: _value(r.get(k)) for k in METRICS},
+               "intervals": {m: [_number(r.get(f"{m}_low")), _number(r.get(f"{m}_high"))]
+                             for m in ("accuracy", "forgetting") if _number(r.get(f"{m}_low")) is not None},
                "provenance": _value(r.get("provenance"))} for r in costs.to_dict("records")]
     offered = [k for k in METRICS if any(p[k] is not None for p in points)]
     return {
@@ -55,11 +58,12 @@ def data(cells: pd.DataFrame, costs: pd.DataFrame, about: str) -> dict:
         "default_x": next((k for k in ("peak_cuda_mb", "peak_rss_mb", "trainable_params") if k in offered),
                           offered[0] if offered else "accuracy"),
         "colors": colours(cells.adapter),
+        "apart": [list(pair) for pair in apart or []],
     }
 
 
-def write(cells: pd.DataFrame, costs: pd.DataFrame, about: str, path: str | Path) -> Path:
-    payload = json.dumps(data(cells, costs, about), ensure_ascii=False, allow_nan=False)
+def write(cells: pd.DataFrame, costs: pd.DataFrame, about: str, path: str | Path, apart: list | None = None) -> Path:
+    payload = json.dumps(data(cells, costs, about, apart), ensure_ascii=False, allow_nan=False)
     page = TEMPLATE.read_text(encoding="utf-8").replace("__DATA__", payload.replace("</", "<\\/"))
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

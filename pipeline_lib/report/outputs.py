@@ -66,6 +66,13 @@ class Context:
         accuracy |= {(k[3], comparisons.AVERAGE, " / ".join(k[:3])): v[0] for k, v in self.averages.items()}
         return comparisons.marks(self.compared, accuracy)
 
+    def apart(self, protocol: str) -> set[frozenset]:
+        """Pairs of rows told apart on average accuracy under `protocol` (the figures' and explorer's fronts)."""
+        from pipeline_lib.report import comparisons
+
+        return {frozenset((p["A"], p["B"])) for (prot, _, d), pairs in self.compared.items()
+                if prot == protocol and d == comparisons.AVERAGE for p in pairs if p["separable"]}
+
     @property
     def params(self) -> dict:
         return {k[:3]: m.get("trainable_params") for k, m in self.metrics.items()}
@@ -164,7 +171,7 @@ def _card(ctx: Context, stem: str):
 def _pareto(ctx: Context, stem: str):
     from pipeline_lib.report import pareto
 
-    return pareto.figure(ctx.costs, ctx.protocols[0], stem)
+    return pareto.figure(ctx.costs, ctx.protocols[0], stem, ctx.apart(ctx.protocols[0]))
 
 
 def _explorer(ctx: Context, stem: str):
@@ -173,7 +180,8 @@ def _explorer(ctx: Context, stem: str):
     about = (f"{len(ctx.cells)} cells of {ctx.runs[['model', 'adapter', 'train_set']].drop_duplicates().shape[0]} "
              f"rows; accuracy in percent; costs per fine-tune, averaged over seeds (report/costs.py). Hover a point "
              f"for its values and the model version it was computed on.")
-    return explorer.write(ctx.cells, ctx.costs, about, f"{stem}.html")
+    return explorer.write(ctx.cells, ctx.costs, about, f"{stem}.html",
+                          sorted(sorted(pair) for p in ctx.protocols for pair in ctx.apart(p)))
 
 
 def _accuracy_seeds(ctx: Context, stem: str):

@@ -17,7 +17,9 @@ def colours(adapters) -> dict[str, str]:
     return {a: OKABE_ITO[i % len(OKABE_ITO)] for i, a in enumerate(dict.fromkeys(adapters))}
 
 
-def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
+def figure(costs: pd.DataFrame, protocol: str, stem: str | Path, apart: set[frozenset] = frozenset()) -> list[Path]:
+    """`apart`: pairs of rows ("model / adapter / training set") the paired test tells apart on average accuracy;
+    adjacent front points that are not are joined by a dotted segment, told-apart ones by a solid one."""
     plt = pyplot()
     shown = costs[(costs.protocol == protocol) & costs.accuracy.notna() & costs.trainable_params.notna()]
     axes_of = [c for c in PARETO_COSTS if shown[c].notna().any()] if len(shown) else []
@@ -34,10 +36,17 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
         for c, cost in enumerate(axes_of):
             ax, points = axes[r][c], rows[rows[cost].notna()]
             for p in points.itertuples():
-                ax.scatter(getattr(p, cost), p.accuracy, s=40, color=colour[p.adapter], edgecolor="black",
-                           linewidth=0.5, marker=MARKERS[list(colour).index(p.adapter) % len(MARKERS)], zorder=3)
+                x, y = getattr(p, cost), p.accuracy
+                ax.errorbar(x, y, yerr=_span(y, p.accuracy_low, p.accuracy_high),
+                            xerr=_span(x, p.forgetting_low, p.forgetting_high) if cost == "forgetting" else None,
+                            fmt="none", ecolor=colour[p.adapter], elinewidth=0.8, alpha=0.7, zorder=2)
+                ax.scatter(x, y, s=40, color=colour[p.adapter], edgecolor="black", linewidth=0.5,
+                           marker=MARKERS[list(colour).index(p.adapter) % len(MARKERS)], zorder=3)
             best = front(points, cost, "accuracy")
-            ax.plot(best[cost], best.accuracy, linestyle="--", color="grey", linewidth=1, zorder=2)
+            for a, b in zip(best.itertuples(), best.iloc[1:].itertuples()):
+                told = frozenset((_name(a), _name(b))) in apart
+                ax.plot([getattr(a, cost), getattr(b, cost)], [a.accuracy, b.accuracy], color="grey", linewidth=1,
+                        linestyle="-" if told else ":", zorder=2)
             for p in best.itertuples():
                 ax.annotate(p.adapter, (getattr(p, cost), p.accuracy), textcoords="offset points", xytext=(4, 4),
                             fontsize=7)
@@ -52,10 +61,22 @@ def figure(costs: pd.DataFrame, protocol: str, stem: str | Path) -> list[Path]:
                           markeredgecolor="black") for i, a in enumerate(colour) if a in set(shown.adapter)]
     columns = min(8, len(handles))
     fig.legend(handles=handles, loc="lower center", ncol=columns, frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0))
-    fig.suptitle(f"Accuracy against cost ({protocol}); dashed: the Pareto front", fontsize=9)
+    fig.suptitle(f"Accuracy against cost ({protocol}) with 95% intervals; the Pareto front: solid where its adjacent "
+                 f"points are told apart on accuracy (paired test, Holm), dotted where they are not", fontsize=9)
     legend_rows = -(-len(handles) // columns)  # the legend's height, kept clear of the axes' labels
     fig.tight_layout(rect=(0, min(0.45, (0.1 + 0.2 * legend_rows) / fig.get_figheight()), 1, 1))
     return save_figure(fig, stem)
+
+
+def _name(point) -> str:
+    return f"{point.model} / {point.adapter} / {point.train_set}"
+
+
+def _span(value, low, high):
+    """An error bar's [[below], [above]] from an interval, or None where there is none."""
+    if low is None or high is None or low != low or high != high:
+        return None
+    return [[max(0.0, value - low)], [max(0.0, high - value)]]
 
 
 def _plain_log_labels(axis) -> None:
