@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline_lib.catalog.datasets import sources
-from pipeline_lib.planning import paths
+from pipeline_lib.planning import code, paths
 from pipeline_lib.planning.commands import cli
 from pipeline_lib.planning.estimates import Estimates
 from pipeline_lib.planning.plan import BASE, NO_TRAIN_SET, ConfigError, prepare
@@ -36,8 +36,11 @@ def script(name, prefix=PY, threads=False, unparams=""):
     output) and settings (`params.options`, from its wildcards and the plan: Snakemake re-runs a job whose settings
     changed, and ignores params derived from files), both rendered by pipeline_lib.planning.commands.cli, which
     never renders an option without a value; then `unparams` (options that must not re-run the job when they
-    change: a global of this file), its threads and log."""
-    return (f"{prefix} {shlex.quote(str(SCRIPTS / f'{name}.py'))} {{params.files}} {{params.options}}"
+    change: a global of this file), its threads and log. The command begins with the hash of the code the script
+    runs (planning/code.py): a change to that code re-makes the job (Snakemake's `code` trigger) and the job
+    records which code made it."""
+    return (f"{code.VARIABLE}={code.stage_hash(SCRIPTS / f'{name}.py')} "
+            f"{prefix} {shlex.quote(str(SCRIPTS / f'{name}.py'))} {{params.files}} {{params.options}}"
             + (f" {unparams}" if unparams else "") + (" --threads {threads}" if threads else "") + " > {log:q} 2>&1")
 
 

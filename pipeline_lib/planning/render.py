@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from pipeline_lib.catalog import answers, prompts, protocols
 from pipeline_lib.catalog.base_models import EMBEDDED
 from pipeline_lib.catalog.published import adapter_labels, training_keys
-from pipeline_lib.planning import paths
+from pipeline_lib.planning import code, paths
+from pipeline_lib.planning.commands import SCRIPTS
 from pipeline_lib.planning.views import thawed
 
 
@@ -28,6 +29,7 @@ class RenderPlan:
     card: list | None = None  # the run's protocol card: what the config decided (report/card.py adds what ran)
     suites: dict | None = None  # {"train": training set -> its suites, "eval": evaluation set -> its suite}
     forgetting: bool = False  # whether the run measures forgetting (its table applies)
+    code: dict | None = None  # rule -> the hash of the code its jobs run now (planning/code.py), to flag other code
 
     def to_json(self) -> dict:
         """The record as JSON, unset fields left out (a run without tuning renders as before tuning existed)."""
@@ -49,7 +51,8 @@ def render_plan(plan, published_dir: str) -> RenderPlan:
         sweeps=thawed(plan.sweep_coordinates), tables=paths.TABLES, figures=paths.FIGURES, tuning=_tuning(plan),
         card=card(plan), suites={"train": {t: plan.data.suites_of(t) for t in plan.train_sets},
                                  "eval": dict(plan.evaluation.suites)},
-        forgetting=bool(plan.costs.forgetting_rows))
+        forgetting=bool(plan.costs.forgetting_rows),
+        code={rule: code.stage_hash(SCRIPTS / f"{rule}.py") for rule in ("finetune", "evaluate")})
 
 
 CARD_ORDER = ("model", "data", "training", "adapters", "evaluation", "tuning", "costs", "statistics")

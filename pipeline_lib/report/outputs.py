@@ -39,7 +39,8 @@ class Context:
     forgetting: dict = field(default_factory=dict)  # costs: (model, adapter, train, seed) -> forgetting record
     merging: dict = field(default_factory=dict)     # costs: (model, adapter, train, seed) -> merging record
     suites: dict = field(default_factory=lambda: {"train": {}, "eval": {}})  # training/evaluation sets' suites
-    card: dict | None = None                        # the run's protocol card as the config decided it
+    card: list | None = None                        # the run's protocol card as the config decided it
+    code: dict | None = None                        # rule -> the hash of the code its jobs run now
 
     @cached_property
     def costs(self):
@@ -150,9 +151,9 @@ def _accuracy_ci(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
     return write_table(tables.accuracy_cells(ctx.cells, ctx.datasets, ctx.marks, ctx.averages, ctx.groups), stem,
-                        "Accuracy (%) with 95% intervals",
-                        tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs)
-                        + _card_line(ctx))
+                       "Accuracy (%) with 95% intervals",
+                       tables.accuracy_notes(ctx.marks, ctx.cells) + tables.model_version_notes(ctx.runs)
+                       + tables.code_notes(ctx.runs, ctx.metrics, ctx.code) + _card_line(ctx))
 
 
 def _card_line(ctx: Context) -> list[str]:
@@ -165,7 +166,7 @@ def _card(ctx: Context, stem: str):
     from pipeline_lib.report import card
 
     return write_table(card.table(ctx.card or {}, ctx.metrics, ctx.runs), stem, "The run's protocol card",
-                        group="section")
+                       group="section")
 
 
 def _pareto(ctx: Context, stem: str):
@@ -194,8 +195,8 @@ def _resources(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
     return write_table(tables.resources_table(ctx.metrics, ctx.runs, ctx.forgetting, ctx.merging, ctx.costs),
-                        stem, "Resources per fine-tune: what it costs and what it forgets",
-                        tables.training_precision_notes(ctx.metrics) + tables.cost_notes(ctx.forgetting, ctx.merging))
+                       stem, "Resources per fine-tune: what it costs and what it forgets",
+                       tables.training_precision_notes(ctx.metrics) + tables.cost_notes(ctx.forgetting, ctx.merging))
 
 
 def _published(ctx: Context, stem: str):
@@ -204,7 +205,7 @@ def _published(ctx: Context, stem: str):
     comparison = tables.published_comparison(ctx.cells, ctx.published, ctx.published_names, ctx.published_adapters,
                                              ctx.published_training, tables.row_protocols(ctx.metrics, ctx.runs))
     return write_table(comparison, stem, "Ours beside the published results",
-                        [] if len(comparison) else ["This run reproduces no published cell (model, adapter, "
+                       [] if len(comparison) else ["This run reproduces no published cell (model, adapter, "
                                                     "training set)."])
 
 
@@ -229,8 +230,8 @@ def _forgetting(ctx: Context, stem: str):
     return write_table(forgetting_differences(ctx.forgetting), stem,
                        "Forgetting, fine-tune against fine-tune on the same windows",
                        ["A - B: forgetting (nats per token) of A minus B; the 95% interval a bootstrap over the "
-                        "windows, paired; p: the declared paired test over the windows (each weighted by its "
-                        "tokens), Holm-adjusted over the model's pairs."])
+                       "windows, paired; p: the declared paired test over the windows (each weighted by its "
+                       "tokens), Holm-adjusted over the model's pairs."])
 
 
 def _findings(ctx: Context, stem: str):
@@ -242,7 +243,7 @@ def _findings(ctx: Context, stem: str):
                               forgetting_differences(ctx.forgetting) if ctx.forgetting else None)
     return write_table(table, stem, "What this run can conclude, and by which test",
                        ["Written by the render job from the tests it ran; a difference not listed as told apart "
-                        "is not one this run can claim."])
+                       "is not one this run can claim."])
 
 
 def _contamination(ctx: Context, stem: str):
@@ -256,8 +257,8 @@ def _agreement(ctx: Context, stem: str):
     from pipeline_lib.report import tables
 
     return write_table(tables.agreement_table(ctx.runs), stem,
-                        "Agreement between protocols on the same items (per cell, pooled over seeds)",
-                        [tables.AGREEMENT_NOTE])
+                       "Agreement between protocols on the same items (per cell, pooled over seeds)",
+                       [tables.AGREEMENT_NOTE])
 
 
 def _accuracy_figure(ctx: Context, stem: str):
@@ -305,8 +306,8 @@ def _tuning(ctx: Context, stem: str):
     from pipeline_lib.report import tuning
 
     return write_table(tuning.tuning_table(ctx.selections), stem,
-                        "Tuning: every trial's validation score; the setting chosen per adapter",
-                        tuning.tuning_notes(ctx.selections))
+                       "Tuning: every trial's validation score; the setting chosen per adapter",
+                       tuning.tuning_notes(ctx.selections))
 
 
 def _tuned_vs_default(ctx: Context, stem: str):
@@ -321,7 +322,7 @@ def _rank_stability(ctx: Context, stem: str):
     from pipeline_lib.report import tuning
 
     return write_table(tuning.rank_stability(ctx.found, ctx.tuned, ctx.datasets), stem,
-                        "The adapters' ranking under their configured settings and under tuning", [tuning.RANK_NOTE])
+                       "The adapters' ranking under their configured settings and under tuning", [tuning.RANK_NOTE])
 
 
 def _sensitivity(ctx: Context, stem: str):

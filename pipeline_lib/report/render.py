@@ -50,7 +50,7 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
     marks = tables.contamination_marks(overlap, plan.train_parts, datasets) if overlap else {}
     metrics = tables.load_metrics([paths.metrics(d) for d in adapters if Path(paths.metrics(d)).is_file()])
     numeric = tables.accuracy_table(cells, datasets)
-    for note in tables.model_version_notes(runs):
+    for note in [*tables.model_version_notes(runs), *tables.code_notes(runs, metrics, plan.code)]:
         print(f"WARNING: {note}", file=sys.stderr)
     costs = _records(forgetting), _records(merging)
     context = outputs.Context(
@@ -61,7 +61,7 @@ def render(scores: list[str], predictions: list[str], adapters: list[str], conta
         sweeps=plan.sweeps, protocols=plan.protocols,
         selections={(s["model"], s["adapter"], s["train_set"]): s for s in _selections(selections)},
         tuned=(plan.tuning or {}).get("tuned", {}), forgetting=costs[0], merging=costs[1],
-        suites=plan.suites or {"train": {}, "eval": {}}, card=plan.card)
+        suites=plan.suites or {"train": {}, "eval": {}}, card=plan.card, code=plan.code)
     where = {"table": Path(plan.tables), "figure": Path(plan.figures), "page": Path(plan.tables).parent}
     for output in outputs.of(plan):  # the render rule's outputs
         output.write(context, where[output.kind] / output.name)

@@ -89,6 +89,24 @@ def model_version_notes(runs: pd.DataFrame) -> list[str]:
     return notes
 
 
+def code_notes(runs: pd.DataFrame, metrics: dict, current: dict | None) -> list[str]:
+    """A note where rows were made by other code than the checkout's (a run that opted out of re-making them, or
+    results copied from elsewhere): how many scores and fine-tunes, and which code hashes made them."""
+    if not current:
+        return []
+    notes = []
+    recorded = {"evaluate": [((p or {}).get("code") or {}).get("stage") for p in runs.get("provenance", [])],
+                "finetune": [((m.get("provenance") or {}).get("code") or {}).get("stage") for m in metrics.values()]}
+    for rule, stages in recorded.items():
+        other = [s for s in stages if s and s != current.get(rule)]
+        if other:
+            notes.append(f"{len(other)} of {len(stages)} {'scores' if rule == 'evaluate' else 'fine-tunes'} were made "
+                         f"by other {rule} code ({', '.join(sorted(set(other)))}) than this checkout's "
+                         f"({current.get(rule)}): re-run them (drop --rerun-triggers' omission of `code`) before "
+                         f"comparing them with rows made now.")
+    return notes
+
+
 def protocol_blocks(table: pd.DataFrame) -> pd.DataFrame:
     """The rows in one block per protocol (in the registry's order), each block in its rows' order."""
     return table.sort_values("protocol", key=lambda c: c.map(PROTOCOL_ORDER), kind="stable").reset_index(drop=True)

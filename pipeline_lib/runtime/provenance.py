@@ -15,10 +15,19 @@ PACKAGES = ("peft-bench", "torch", "transformers", "peft", "datasets", "accelera
 ROOT = Path(__file__).resolve().parents[2]  # the project's checkout, when the package runs from one
 
 
-@lru_cache(maxsize=1)
 def code() -> dict | None:
-    """The project's own commit and whether the checkout differed from it (tracked files changed), where the package
-    runs from a git checkout; None elsewhere (an installed wheel)."""
+    """Which code made the result: the hash of the modules the job's script reaches (PEFT_BENCH_CODE, which the
+    rule's command sets: planning/code.py), the project's commit and whether the checkout differed from it."""
+    import os
+
+    found = {"stage": os.environ.get("PEFT_BENCH_CODE"), **(_checkout() or {})}
+    return found if any(v is not None for v in found.values()) else None
+
+
+@lru_cache(maxsize=1)
+def _checkout() -> dict | None:
+    """The project's commit and whether tracked files differ from it, where the package runs from a git checkout;
+    None elsewhere (an installed wheel)."""
     import subprocess
 
     def git(*args):
