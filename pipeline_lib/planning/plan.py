@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
@@ -20,6 +21,7 @@ from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.planning import sweeps, tuning, validation, views
 from pipeline_lib.planning.views import thawed
 
+DEFAULT_GPU_LOCKS = "/tmp/peft-bench-gpu-locks"  # per host: /tmp is the host's own
 __all__ = ["BASE", "NO_TRAIN_SET", "ConfigError", "RunPlan", "prepare", "run_name", "thawed", "train_config"]
 
 
@@ -84,7 +86,9 @@ class RunPlan:
 
     @property
     def gpu_lock_dir(self) -> str:
-        return self.config["gpu_lock_dir"]
+        """Absolute: every run on the host locks the same device files (a relative default gave each working folder
+        its own, so two runs could take one GPU)."""
+        return str(Path(self.config["gpu_lock_dir"] or DEFAULT_GPU_LOCKS).expanduser().resolve())
 
     def gpus(self, rule: str) -> int:
         """The GPUs a fine-tune or evaluation job asks for (its `gpu` resource): none off CUDA."""

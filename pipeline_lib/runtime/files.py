@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -17,27 +18,84 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _owner() -> str:
+    """What a temporary name says about its writer: this host and process (the next start on the same host can tell
+    a dead writer's leftovers from a live one's)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_stale_temporaries(final: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of `final` (`.<name>.<host>-<pid>.*.tmp`) whose writer, a process on this host, has
+    died (a killed job leaves them: a stranded download can be gigabytes); a live writer's, and another host's, stay.
+    Returns what was removed."""
+    final = Path(final)
+    removed = []
+    host = socket.gethostname()
+    for path in final.parent.glob(f".{final.name}.{host}-*.tmp"):
+        pid = path.name[len(f".{final.name}.{host}-"):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush a file, or every file of a directory, and the directories themselves, to the disk: a rename then
+    publishes content that survives a crash of the machine, not a file of zeros."""
+    for item in ([path] if path.is_file() else [*sorted(path.rglob("*")), path]):
+        flags = os.O_RDONLY | (os.O_DIRECTORY if item.is_dir() else 0)
+        fd = os.open(item, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""
+    """Yield a temporary path beside `final` (named for this host and process); rename it to `final` only if the
+    block succeeds, its content flushed to disk first. A dead writer's temporaries of `final` are removed first."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    prefix = f".{final.name}.{_owner()}."
     if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     else:
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp = Path(name)
     try:
         yield tmp
         # mkstemp/mkdtemp create private (0600/0700) paths; artifacts get the mode a plain open() would give
         tmp.chmod(_umasked(0o777 if directory else 0o666))
+        fsync_tree(tmp)
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        fsync_directory(final.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def fsync_directory(directory: Path) -> None:
+    """Flush a directory's entries (the rename just made in it)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umasked(mode: int) -> int:

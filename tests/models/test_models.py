@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from pipeline_lib import models
@@ -51,3 +53,20 @@ def test_a_quantized_base_loads_on_cpu_and_stays_close(tiny64_dir, settings):
     with torch.no_grad():
         a, b = full(**ids).logits, quantized(**ids).logits.float()
     assert 0 < (a - b).abs().max() < 0.5 * a.abs().max()  # quantized, and still the same model
+
+
+def test_a_hub_models_files_are_pinned_by_content_in_the_lock(tmp_path):
+    """The first download writes each file's sha256 to the lock; a later download with other bytes stops, naming the
+    file and the lock (models/convert.py check_lock); the same bytes pass."""
+    from pipeline_lib.models.convert import LockMismatch, check_lock
+
+    lock = tmp_path / "models.lock.json"
+    files = {"config.json": "a" * 64, "model.safetensors": "b" * 64, "SOURCE.json": "c" * 64}
+    check_lock(lock, "org/model", "1" * 40, files)
+    assert json.loads(lock.read_text())["org/model"]["files"] == {"config.json": "a" * 64,
+                                                                  "model.safetensors": "b" * 64}
+    check_lock(lock, "org/model", "1" * 40, files)  # the same bytes: fine
+    with pytest.raises(LockMismatch, match=r"org/model: model.safetensors has sha256 d+, but .*models.lock.json pins b+"):
+        check_lock(lock, "org/model", "2" * 40, {**files, "model.safetensors": "d" * 64})
+    check_lock(lock, "org/other", "3" * 40, {"config.json": "e" * 64})  # another model: its own entry
+    assert set(json.loads(lock.read_text())) == {"org/model", "org/other"}

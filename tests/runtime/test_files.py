@@ -54,3 +54,40 @@ def test_jsonl_round_trip_and_bad_line(tmp_path):
 def test_sha256(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     assert sha256_file(tmp_path / "f") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_dead_writers_temporaries_go_and_a_live_ones_stay(tmp_path):
+    """A killed job leaves `.name.<host>-<pid>.*.tmp`; the next write of the same artifact removes it if that process
+    is gone from this host, and leaves a live process's (and another host's) alone."""
+    import socket
+    import subprocess
+    import sys
+
+    from pipeline_lib.runtime.files import atomic_path, remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    host = socket.gethostname()
+    final = tmp_path / "adapter"
+    stale = tmp_path / f".adapter.{host}-{dead}.abc123.tmp"
+    stale.mkdir()
+    (stale / "weights.bin").write_bytes(b"x" * 1000)
+    live = tmp_path / f".adapter.{host}-{os.getpid()}.def456.tmp"
+    live.mkdir()
+    elsewhere = tmp_path / ".adapter.other-host-1.ghi789.tmp"
+    elsewhere.write_text("")
+    with atomic_path(final, directory=True) as tmp:
+        (tmp / "done").write_text("ok")
+    assert not stale.exists() and live.exists() and elsewhere.exists() and (final / "done").read_text() == "ok"
+    assert remove_stale_temporaries(final) == []
+
+
+def test_content_is_flushed_before_the_rename(tmp_path, monkeypatch):
+    from pipeline_lib.runtime import files
+
+    order = []
+    monkeypatch.setattr(files.os, "fsync", lambda fd: order.append("fsync"))
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append("rename"), real_replace(a, b)))
+    files.write_text(tmp_path / "a.txt", "content")
+    assert order[:2] == ["fsync", "rename"] and order[-1] == "fsync"  # the file, the rename, its directory

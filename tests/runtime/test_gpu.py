@@ -151,7 +151,7 @@ def test_multi_gpu_finetune_dry_run_launches_torchrun_on_the_gpus_it_holds(tmp_p
     # each job first takes its own devices (its gpu resource): two for a fine-tune, started as two torchrun
     # processes, one for an evaluation
     assert len(finetunes) == 3 and all("scripts/on_gpus.py --gpus 2 --data-parallel --lock-dir "
-                                       ".snakemake/gpu-locks -- " in line for line in finetunes)
+                                       "/tmp/peft-bench-gpu-locks -- " in line for line in finetunes)
     evaluations = [line for line in out.splitlines() if "scripts/evaluate.py" in line]
     assert evaluations and all("scripts/on_gpus.py --gpus 1 --lock-dir" in line for line in evaluations)
     assert "gpu=2" in out.replace(" ", "")
