@@ -6,6 +6,12 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# every wrongly typed value named with its key first (Snakemake's validator, filling defaults, can fail without
+# naming it), a nested null from the command line read as null, a name listed twice refused
+from pipeline_lib.planning.validation import raw_problems
+
+if problems := raw_problems(config):
+    raise SystemExit("invalid config:\n  " + "\n  ".join(problems))
 validate(config, "schemas/config.schema.yaml")
 
 

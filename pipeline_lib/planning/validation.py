@@ -62,6 +62,60 @@ def floating_models(model_sources: Mapping[str, Mapping]) -> tuple[str, ...]:
                  for m, s in model_sources.items() if "hub" in s and not base_models.is_commit(s["revision"]))
 
 
+NULL_TEXT = ("null", "None", "none", "~")  # how a null given on Snakemake's command line arrives: as text
+
+
+def raw_problems(config: dict) -> list[str]:
+    """The config as given (files and --config merged), checked against the schema before Snakemake fills its
+    defaults (whose validator fails on a wrongly typed value without naming the key): every problem with its key.
+    A nested null given on the command line (`--config 'costs={forgetting: null}'`, which Snakemake reads as the
+    text 'null') is taken as null where the key accepts null; a name listed twice is refused."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema())
+    for _ in range(20):  # each pass may uncover a deeper value
+        fixed = [e for e in validator.iter_errors(config)
+                 if isinstance(e.instance, str) and e.instance in NULL_TEXT and _accepts_null(e.schema)]
+        for error in fixed:
+            _set(config, list(error.absolute_path), None)
+        if not fixed:
+            break
+    return sorted({_describe(e) for e in validator.iter_errors(config)})
+
+
+def _accepts_null(subschema: dict) -> bool:
+    types = subschema.get("type")
+    if types == "null" or (isinstance(types, list) and "null" in types):
+        return True
+    return any(_accepts_null(s) for s in subschema.get("anyOf", []) + subschema.get("oneOf", []))
+
+
+def _set(config: dict, path: list, value) -> None:
+    for key in path[:-1]:
+        config = config[key]
+    config[path[-1]] = value
+
+
+def _describe(error) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "the config"
+    if error.validator == "uniqueItems":
+        twice = sorted({str(v) for v in error.instance if error.instance.count(v) > 1})
+        return f"{where}: {', '.join(twice)} listed more than once; each name once"
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        branches: dict[int, list] = {}
+        for sub in error.context:
+            branches.setdefault(sub.schema_path[0], []).append(sub)
+        # the forms of the right kind (a mapping for a mapping...): their problems say what is wrong inside
+        kind = [errs for errs in branches.values()
+                if not any(not e.path and e.validator in ("type", "enum", "const") for e in errs)]
+        if kind:
+            return _describe(max(kind[0], key=lambda e: len(e.absolute_path)))
+        accepted = "; ".join(" or ".join(map(repr, b.get("enum", []))) or str(b.get("type") or b.get("const"))
+                             for b in error.validator_value)
+        return f"{where}: {error.instance!r} is none of the accepted forms ({accepted})"
+    return f"{where}: {error.message}"
+
+
 def schema() -> dict:
     import yaml
 

@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from helpers import BAD_CONFIGS, ROOT, filled_config, run
+from helpers import BAD_CONFIGS, ROOT, filled_config, job_counts, run
 from pipeline_lib.planning.plan import ConfigError, prepare
 
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -58,12 +58,17 @@ def test_sweep_members_are_checked_against_the_schema():
 
 @pytest.mark.parametrize("overrides, message", BAD_CONFIGS, ids=[str(o)[:40] for o, _ in BAD_CONFIGS])
 def test_a_bad_config_is_refused_naming_the_problem(overrides, message):
-    """What the Snakefile does: config.yaml with the overrides merged in, schema validation, then the plan."""
+    """What the Snakefile does: config.yaml with the overrides merged in, the raw config checked (every problem with
+    its key), schema validation (defaults filled), then the plan."""
     from snakemake.utils import update_config, validate
+
+    from pipeline_lib.planning.validation import raw_problems
 
     config = copy.deepcopy(DEFAULT)
     update_config(config, copy.deepcopy(overrides))
     with pytest.raises(Exception, match=message):
+        if problems := raw_problems(config):
+            raise ValueError("invalid config:\n  " + "\n  ".join(problems))
         validate(config, str(ROOT / "schemas/config.schema.yaml"))
         prepare(config)
 
@@ -133,3 +138,13 @@ def test_seeds_make_one_run_per_seed_with_stable_names():
     grown = prepare({**config, "seeds": [1, 2, 3]})
     assert set(plan.runs) < set(grown.runs)  # a grown list keeps every existing run's name
     assert prepare(filled_config()).training.train_config("lora")["seed"] == 42  # without seeds: training.seed, plain names
+
+
+def test_a_null_given_on_the_command_line_is_null(tmp_path):
+    """`--config 'costs={forgetting: null}'`: Snakemake reads the nested null as the text 'null' (and its validator,
+    filling defaults, then failed with an AttributeError naming no key); it is taken as null where the key takes
+    null, so the run plans no forgetting job."""
+    result = run(tmp_path, {}, "--dry-run", "--config", "costs={forgetting: null, merging: null}",
+                 configfiles=("config.yaml",))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert "forgetting" not in job_counts(result.stdout) and "merging" not in job_counts(result.stdout)
