@@ -23,7 +23,9 @@ TEXT = ("*.md", "*.py", "*.smk", "Snakefile", "*.yaml", "*.toml", "*.rst", "Make
 
 def tracked() -> list:
     names = subprocess.run(["git", "ls-files", *TEXT], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    return [ROOT / n for n in names if not n.startswith("docs/measurements/") and (ROOT / n).is_file()]
+    # this file names missing paths on purpose (its checker's own test)
+    return [ROOT / n for n in names if not n.startswith("docs/measurements/") and n != "tests/test_words.py"
+            and (ROOT / n).is_file()]
 
 
 def _exists(path: str) -> bool:

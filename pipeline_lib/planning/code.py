@@ -21,7 +21,7 @@ VARIABLE = "PEFT_BENCH_CODE"  # the environment variable a job reads its code ha
 
 
 def _module_file(name: str) -> Path | None:
-    """The file of `pipeline_lib.a.b` (a module, or a package's __init__), or None."""
+    """The file of a dotted module name (a module, or a package's __init__), or None."""
     path = PACKAGE.parent.joinpath(*name.split("."))
     if path.with_suffix(".py").is_file():
         return path.with_suffix(".py")
@@ -63,3 +63,9 @@ def stage_hash(script: Path) -> str:
         name = path.relative_to(PACKAGE.parent) if path.is_relative_to(PACKAGE.parent) else path.name
         digest.update(f"{name}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def clear_caches() -> None:
+    """Forget every file read and hash computed (the files changed: a test, a long-lived process)."""
+    _imports.cache_clear()
+    stage_hash.cache_clear()

@@ -28,6 +28,9 @@ import math
 import string
 
 import numpy as np
+import pandas as pd
+
+from pipeline_lib.evaluation import stats
 
 ALPHA = 0.05
 EXACT_UP_TO = 16       # non-zero differences enumerated exactly (2^16 assignments)
@@ -191,3 +194,48 @@ def marks(compared: dict[tuple, list[dict]], accuracy: dict[tuple, float]) -> di
         top = best(pairs, names)
         out |= {(protocol, train, dataset, n): (shown[n], n == top) for n in names}
     return out
+
+
+# --- the significance table: every pair of every block
+
+
+SIGNIFICANCE_COLUMNS = ["protocol", "train_set", "dataset", "A", "B", "seeds", "n", "A - B (points)", "p",
+                        "p (Holm)", "told apart", "95% CI (seeds and items)", "seed SD A/B (points)"]
+
+
+def _protocol_order(protocol: str) -> int:
+    from pipeline_lib.catalog import protocols
+
+    return list(protocols.PROTOCOLS).index(protocol)
+
+
+def significance_table(found: dict[tuple, dict], datasets: list[str]) -> pd.DataFrame:
+    """Every pair of rows of every block (report/comparisons.py: one protocol, one training set with the base rows,
+    one evaluation set or the average over them, on the items all share): A - B, the declared paired test's p (a
+    sign-flip permutation test by item; exact McNemar with one seed), its Holm-adjusted p over the block and whether
+    the pair is told apart at 0.05; as the secondary check, the hierarchical bootstrap's 95% interval of A - B over
+    both rows' seeds and the items (it also covers the fine-tunes' randomness where there are seeds), and each
+    row's seed SD."""
+    rows = []
+    for (protocol, train, dataset), members in sorted(blocks(found, datasets).items(),
+                                                      key=lambda kv: (_protocol_order(kv[0][0]), kv[0][1:])):
+        named = {" / ".join(r): parts for r, parts in members.items()}
+        for pair in compare_block(named):
+            a, b = (np.concatenate([o for o, _ in named[pair[k]]], axis=1) for k in ("A", "B"))
+            c = stats.seed_paired_comparison(a, b)
+            rows.append({"protocol": protocol, "train_set": train, "dataset": dataset, "A": pair["A"],
+                         "B": pair["B"], "seeds": f"{a.shape[0]}/{b.shape[0]}", "n": a.shape[1],
+                         "A - B (points)": round(100 * pair["difference"], 1), "p": round(pair["p"], 4),
+                         "p (Holm)": round(pair["p_holm"], 4), "told apart": "yes" if pair["separable"] else "no",
+                         "95% CI (seeds and items)": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]",
+                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"])})
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+SIGNIFICANCE_NOTES = [
+    "p: the declared test, a paired sign-flip permutation test on the per-item differences (each item's outcome "
+    "averaged over a row's seeds; on one set with one seed per row, the exact McNemar test); on the average, the "
+    "items of each set weighted so that the statistic is the difference of the averages. p (Holm): adjusted over "
+    "every pair of the block (one protocol, one training set with the base rows, one evaluation set or the "
+    "average). Told apart: p (Holm) < 0.05. The 95% CI is the secondary check: a hierarchical bootstrap over both "
+    "rows' seeds and the shared items (the only part of this table that covers a fine-tune's own randomness)."]

@@ -54,7 +54,7 @@ def _rows(compared: dict[tuple, list[dict]]) -> list[dict]:
 
 
 def _chance(cells: pd.DataFrame) -> list[dict]:
-    from pipeline_lib.report.tables import at_chance
+    from pipeline_lib.report.chance import at_chance
 
     if "chance" not in cells or cells.chance.isna().all():
         return []

@@ -210,18 +210,18 @@ def _published(ctx: Context, stem: str):
 
 
 def _significance(ctx: Context, stem: str):
-    from pipeline_lib.report import aggregate, tables
+    from pipeline_lib.report import aggregate, comparisons
 
-    return write_table(tables.significance_table(ctx.found, ctx.datasets), stem,
+    return write_table(comparisons.significance_table(ctx.found, ctx.datasets), stem,
                        "Every pair of rows on the same items: the declared paired test, Holm-adjusted per block",
-                       [*tables.SIGNIFICANCE_NOTES, aggregate.detectable(ctx.cells)])
+                       [*comparisons.SIGNIFICANCE_NOTES, aggregate.detectable(ctx.cells)])
 
 
 def _answers(ctx: Context, stem: str):
-    from pipeline_lib.report import tables
+    from pipeline_lib.report import chance
 
-    return write_table(tables.answers_table(ctx.cells), stem, "Chance and answer extraction per cell",
-                       tables.chance_notes(ctx.cells))
+    return write_table(chance.answers_table(ctx.cells), stem, "Chance and answer extraction per cell",
+                       chance.chance_notes(ctx.cells))
 
 
 def _forgetting(ctx: Context, stem: str):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline_lib.catalog import protocols
@@ -14,7 +13,7 @@ from pipeline_lib.catalog.base_models import describe_quantization
 from pipeline_lib.catalog.dtypes import describe as describe_precision
 from pipeline_lib.catalog.runs import NO_TRAIN_SET
 from pipeline_lib.evaluation import stats
-from pipeline_lib.report import aggregate, comparisons
+from pipeline_lib.report import aggregate, chance, comparisons
 from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
 from pipeline_lib.report.formats import write_table
 from pipeline_lib.runtime.files import read_json, read_jsonl
@@ -187,7 +186,7 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict, averag
             s = by_set.loc[d]
             text = _marked(f"{s.accuracy:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}]",
                            shown.get((protocol, d, name)))
-            row[d] = text + MARKS.get(marks.get((keys[2], d)), "") + (CHANCE_MARK if at_chance(s) else "")
+            row[d] = text + MARKS.get(marks.get((keys[2], d)), "") + (chance.CHANCE_MARK if chance.at_chance(s) else "")
         average = round(by_set.loc[[d for d in datasets if d in by_set.index], "accuracy"].mean(), 1)
         if averages and keys in averages:
             _, low, high = averages[keys]
@@ -198,41 +197,6 @@ def accuracy_cells(cells: pd.DataFrame, datasets: list[str], marks: dict, averag
         row["seeds"] = int(group.seeds.max())
         rows.append(row)
     return protocol_blocks(pd.DataFrame(rows))
-
-
-CHANCE_MARK = "◊"
-
-
-def at_chance(cell) -> bool:
-    """A cell whose 95% interval holds the accuracy of a uniform guess among its items' options."""
-    chance = getattr(cell, "chance", None)
-    return chance is not None and chance == chance and cell.ci_low <= chance <= cell.ci_high
-
-
-def chance_notes(cells: pd.DataFrame) -> list[str]:
-    """What a guess scores on each evaluation set (1/k per item, averaged over the items), and the ◊ legend."""
-    if "chance" not in cells or cells.chance.isna().all():
-        return []
-    by_set = cells.groupby("dataset", sort=False).chance.first().dropna()
-    marked = int(sum(at_chance(c) for c in cells.itertuples()))
-    return [f"{CHANCE_MARK} the cell's 95% interval contains chance, the accuracy of a uniform guess among each "
-            f"item's options ({marked} of {len(cells)} cells): " +
-            ", ".join(f"{d} {100 * c:.1f}%" for d, c in by_set.items()) +
-            "; sets whose answer is a number have none. The share of responses with no extractable answer is in "
-            "the `answers` table."]
-
-
-def answers_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: accuracy with its interval, what a guess scores, whether the interval holds it, and the share of
-    responses with no answer to extract (tuning for answer format can move accuracy without moving knowledge)."""
-    frame = cells[[*ROW_KEYS, "dataset", "accuracy", "ci_low", "ci_high", "chance", "no_answer_share"]].copy()
-    return pd.DataFrame({
-        **{k: frame[k] for k in [*ROW_KEYS, "dataset"]}, "accuracy (%)": frame.accuracy.round(1),
-        "95% CI": [f"[{100 * lo:.1f}, {100 * hi:.1f}]" for lo, hi in zip(frame.ci_low, frame.ci_high)],
-        "chance (%)": (100 * frame.chance.astype(float)).round(1),
-        "at chance": ["yes" if at_chance(c) else ("" if c.chance is None or c.chance != c.chance else "no")
-                      for c in frame.itertuples()],
-        "no answer (%)": (100 * frame.no_answer_share.astype(float)).round(1)})
 
 
 def _group_marks(groups: dict[tuple, tuple]) -> dict[tuple, tuple]:
@@ -266,7 +230,7 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
     if cells is not None and "precision" in cells:
         notes.append("Evaluation precision: " + "; ".join(sorted(set(cells.precision))) + ".")
     if cells is not None:
-        notes += chance_notes(cells)
+        notes += chance.chance_notes(cells)
         notes.append(aggregate.detectable(cells))
     return notes
 
@@ -443,42 +407,6 @@ def row_protocols(metrics: dict[tuple, dict], runs: pd.DataFrame) -> dict[tuple,
 def comparable(a: tuple[str, str], b: tuple[str, str]) -> bool:
     """Two (adapter, training set) rows compare when trained on the same set, or when one is the base model."""
     return a[1] == b[1] or NO_TRAIN_SET in (a[1], b[1])
-
-
-SIGNIFICANCE_COLUMNS = ["protocol", "train_set", "dataset", "A", "B", "seeds", "n", "A - B (points)", "p",
-                        "p (Holm)", "told apart", "95% CI (seeds and items)", "seed SD A/B (points)"]
-
-
-def significance_table(found: dict[tuple, dict], datasets: list[str]) -> pd.DataFrame:
-    """Every pair of rows of every block (report/comparisons.py: one protocol, one training set with the base rows,
-    one evaluation set or the average over them, on the items all share): A - B, the declared paired test's p (a
-    sign-flip permutation test by item; exact McNemar with one seed), its Holm-adjusted p over the block and whether
-    the pair is told apart at 0.05; as the secondary check, the hierarchical bootstrap's 95% interval of A - B over
-    both rows' seeds and the items (it also covers the fine-tunes' randomness where there are seeds), and each
-    row's seed SD."""
-    rows = []
-    for (protocol, train, dataset), members in sorted(comparisons.blocks(found, datasets).items(),
-                                                      key=lambda kv: (PROTOCOL_ORDER[kv[0][0]], kv[0][1:])):
-        named = {" / ".join(r): parts for r, parts in members.items()}
-        for pair in comparisons.compare_block(named):
-            a, b = (np.concatenate([o for o, _ in named[pair[k]]], axis=1) for k in ("A", "B"))
-            c = stats.seed_paired_comparison(a, b)
-            rows.append({"protocol": protocol, "train_set": train, "dataset": dataset, "A": pair["A"],
-                         "B": pair["B"], "seeds": f"{a.shape[0]}/{b.shape[0]}", "n": a.shape[1],
-                         "A - B (points)": round(100 * pair["difference"], 1), "p": round(pair["p"], 4),
-                         "p (Holm)": round(pair["p_holm"], 4), "told apart": "yes" if pair["separable"] else "no",
-                         "95% CI (seeds and items)": f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}]",
-                         "seed SD A/B (points)": "/".join("" if s != s else f"{100 * s:.1f}" for s in c["seed_sd"])})
-    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
-
-
-SIGNIFICANCE_NOTES = [
-    "p: the declared test, a paired sign-flip permutation test on the per-item differences (each item's outcome "
-    "averaged over a row's seeds; on one set with one seed per row, the exact McNemar test); on the average, the "
-    "items of each set weighted so that the statistic is the difference of the averages. p (Holm): adjusted over "
-    "every pair of the block (one protocol, one training set with the base rows, one evaluation set or the "
-    "average). Told apart: p (Holm) < 0.05. The 95% CI is the secondary check: a hierarchical bootstrap over both "
-    "rows' seeds and the shared items (the only part of this table that covers a fine-tune's own randomness)."]
 
 
 AGREEMENT_NOTE = ("same answer: both protocols chose the same option (a generation's extracted label against "

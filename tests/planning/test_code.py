@@ -18,16 +18,13 @@ def copy(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "pipeline_lib", tmp_path / "pipeline_lib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
     monkeypatch.setattr(code, "PACKAGE", tmp_path / "pipeline_lib")
-    for cached in (code._imports, code.stage_hash):
-        cached.cache_clear()
+    code.clear_caches()
     yield tmp_path
-    for cached in (code._imports, code.stage_hash):
-        cached.cache_clear()
+    code.clear_caches()
 
 
 def _hashes(root):
-    for cached in (code._imports, code.stage_hash):
-        cached.cache_clear()
+    code.clear_caches()
     return {rule: code.stage_hash(root / "scripts" / f"{rule}.py") for rule in RULES}
 
 

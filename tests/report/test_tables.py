@@ -4,7 +4,7 @@ published numbers, pairwise significance, LaTeX escaping, and figures in both fo
 import pandas as pd
 import pytest
 
-from pipeline_lib.report import figures, formats, tables
+from pipeline_lib.report import chance, comparisons, figures, formats, tables
 
 
 def score_row(model, adapter, train, dataset, correct, n=20, wall=3.0, paper_correct=None):
@@ -105,7 +105,7 @@ def test_significance_lists_every_pair_of_each_block_with_holm():
     b = [True] * 4 + [False] * 16
     found = {("m", name, train, "generate", "gsm8k"): _cell([correct])
              for name, train, correct in (("lora", "t", a), ("series", "t", b), ("other", "u", a), ("base", "none", b))}
-    table = tables.significance_table(found, ["gsm8k"])
+    table = comparisons.significance_table(found, ["gsm8k"])
     # blocks: training set t with the base row, training set u with the base row
     assert sorted(zip(table.train_set, table.A, table.B)) == sorted([
         ("t", "m / lora / t", "m / series / t"), ("t", "m / lora / t", "m / base / none"),
@@ -127,7 +127,7 @@ def test_seeds_far_apart_leave_the_secondary_interval_open():
     steady = np.array([items < q for q in (0.44, 0.46, 0.45)], dtype=float)
     found = {("m", "lora", "t", "generate", "gsm8k"): _cell(noisy), ("m", "series", "t", "generate", "gsm8k"):
              _cell(steady)}
-    row = tables.significance_table(found, ["gsm8k"]).iloc[0]
+    row = comparisons.significance_table(found, ["gsm8k"]).iloc[0]
     low, high = (float(x) for x in row["95% CI (seeds and items)"].strip("[]").split(","))
     spread = [float(x) for x in row["seed SD A/B (points)"].split("/")]
     assert row.seeds == "3/3" and low < 0 < high and spread[0] > 10 > spread[1]
@@ -258,8 +258,8 @@ def test_a_cell_whose_interval_holds_chance_is_marked_and_listed():
          "ci_low": lo, "ci_high": hi, "seeds": 1, "n": 40, "chance": 0.5, "no_answer_share": share}
         for a, acc, lo, hi, share in (("lora", 55.0, 0.40, 0.69, 0.0), ("series", 80.0, 0.65, 0.89, 0.1))])
     shown = tables.accuracy_cells(cells, ["boolq"], {}).set_index("adapter").boolq
-    assert shown["lora"].endswith(tables.CHANCE_MARK) and not shown["series"].endswith(tables.CHANCE_MARK)
-    answers = tables.answers_table(cells).set_index("adapter")
+    assert shown["lora"].endswith(chance.CHANCE_MARK) and not shown["series"].endswith(chance.CHANCE_MARK)
+    answers = chance.answers_table(cells).set_index("adapter")
     assert list(answers["at chance"]) == ["yes", "no"] and list(answers["no answer (%)"]) == [0.0, 10.0]
     assert answers.loc["lora", "chance (%)"] == 50.0
-    assert "boolq 50.0%" in tables.chance_notes(cells)[0] and "(1 of 2 cells)" in tables.chance_notes(cells)[0]
+    assert "boolq 50.0%" in chance.chance_notes(cells)[0] and "(1 of 2 cells)" in chance.chance_notes(cells)[0]
