@@ -6,6 +6,7 @@ answer (gold, as a string), answer_type.
 """
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from pathlib import Path
@@ -13,16 +14,29 @@ from typing import Callable
 
 from pipeline_lib.catalog.answers import ANSWER_TYPES, AUTO, get_type, infer_type
 from pipeline_lib.catalog.datasets import DatasetSpec
-from pipeline_lib.runtime.files import read_jsonl
 
 
 class DataError(ValueError):
     """A data file does not have the expected format; the message names the file, item and field."""
 
 
+def read_utf8(path: Path) -> str:
+    """A data file's text; a file that is not UTF-8, or begins with a byte-order mark, is refused naming the file,
+    the line and the byte (a bare UnicodeDecodeError names neither)."""
+    raw = Path(path).read_bytes()
+    if raw.startswith(codecs.BOM_UTF8):
+        raise DataError(f"{path}:1: begins with a UTF-8 byte-order mark (BOM); save the file as UTF-8 without one")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}, e.g. Latin-1 or "
+                        f"Windows-1252 text); convert the file to UTF-8") from e
+
+
 def _read_json_list(path: Path) -> list:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: invalid JSON at line {e.lineno} ({e.msg})") from e
     if not isinstance(data, list):
@@ -31,10 +45,14 @@ def _read_json_list(path: Path) -> list:
 
 
 def _read_jsonl(path: Path) -> list:
-    try:
-        return read_jsonl(path)
-    except ValueError as e:
-        raise DataError(str(e)) from e
+    records = []
+    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from e
+    return records
 
 
 def field_of(path, index, item, key, types):

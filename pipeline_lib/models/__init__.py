@@ -54,6 +54,20 @@ def load(path: str | Path, dtype: str = "float32", device: str = "cpu", trust_re
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
                                                      trust_remote_code=trust_remote_code).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return model, with_pad_token(tokenizer, path)
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+def with_pad_token(tokenizer, path):
+    """The tokenizer with a pad token (its EOS where it has none): batching needs one, and training ends every
+    example with EOS. One with neither is refused here, naming the model, rather than failing inside collation."""
     if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise TokenizerError(f"{path}: the tokenizer has neither a pad nor an EOS token; batching needs a pad "
+                                 f"token and training ends each example with EOS. Set `pad_token` and `eos_token` "
+                                 f"in the model's tokenizer_config.json (or special_tokens_map.json)")
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer

@@ -73,3 +73,23 @@ def test_the_good_items_of_each_format_load(tmp_path):
         path = tmp_path / f"{dataset}.json"
         path.write_text(content)
         assert len(LOADERS[DATASETS[dataset].loader](path, DATASETS[dataset])) == 1
+
+
+@pytest.mark.parametrize("dataset, content", [("gsm8k", llm_adapters), ("gsm8k_train", gsm_jsonl),
+                                              ("mawps_train", mawps)])
+def test_a_file_not_in_utf8_or_with_a_bom_is_refused_naming_file_and_line(tmp_path, dataset, content):
+    """A Latin-1 file (a bare UnicodeDecodeError named no file) and a file beginning with a byte-order mark."""
+    spec = DATASETS[dataset]
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes(content({"instruction": "Café?", "input": "", "output": "Oui. The answer is 2.",
+                               "answer": "2"} if dataset == "gsm8k" else
+                              '{"question": "Café?", "answer": "#### 2"}' if dataset == "gsm8k_train" else
+                              {"original_text": "Café?", "equation": "X=2", "ans": 2}).replace("\\u00e9", "é")
+                      .encode("latin-1"))
+    line = 2 if dataset == "gsm8k_train" else 1
+    with pytest.raises(DataError, match=rf"latin1.json:{line}: not UTF-8 \(byte 0xe9 at offset \d+"):
+        LOADERS[spec.loader](latin, spec)
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + content().encode())
+    with pytest.raises(DataError, match=r"bom.json:1: begins with a UTF-8 byte-order mark"):
+        LOADERS[spec.loader](bom, spec)

