@@ -28,4 +28,5 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0  # gradient-norm clipping (transformers.Trainer's default); None: none
     padding_side: str = "right"        # "left": upstream's, which makes padded examples' first token a target
     shuffle: bool = True               # a seeded new order each epoch (upstream); False: the file's order
+    max_truncated: float = 0.25        # the share of examples cut at cutoff_len past which the fine-tune stops
     prompt: str = "alpaca"             # the run's prompt template (config `prompt`, not a `training` key)

@@ -259,6 +259,7 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                      "base": describe_quantization(m.get("quantization")),
                      "train precision": describe_precision(m.get("precision"), short=True),
                      "base weights (MB)": m.get("base_weights_mb"),
+                     "cut at cutoff": _cut(m.get("truncation")),
                      "eval time (s)": evaluated,
                      "total time (s)": round(m["wall_time_s"] + evaluated, 1) if m.get("wall_time_s") else None,
                      **_cuda_reserved(m), **_forgetting(forgetting.get(keys)),
@@ -266,6 +267,14 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                         if any(v is not None and v == v for v in outside.values()) else {}),
                      **_merging(merging.get(keys), bool(merging))})
     return pd.DataFrame(rows)
+
+
+def _cut(truncation: dict | None) -> str | None:
+    """'k/n' training examples that reached cutoff_len (their answers cut), and those that kept no label."""
+    if not truncation:
+        return None
+    empty = f", {truncation['no_label']} unlabelled" if truncation["no_label"] else ""
+    return f"{truncation['cut_at_cutoff']}/{truncation['examples']}{empty}"
 
 
 def _round(value, digits):

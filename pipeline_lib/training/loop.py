@@ -288,6 +288,22 @@ def _forward_backward(model, micro: list[dict], cfg: TrainConfig, params) -> tup
     return loss_total / max(n_labels, 1), int(tokens)
 
 
+def truncation(examples: list[dict], cfg: TrainConfig) -> dict:
+    """How many examples reached cutoff_len (their text cut: the answer's end, or its EOS, lost) and how many kept
+    no label at all (every target masked: they train nothing); past `max_truncated` of the set, the fine-tune
+    stops, naming the counts and the settings to change."""
+    reached = [len(e["input_ids"]) >= cfg.cutoff_len for e in examples]
+    unlabelled = [all(t == -100 for t in e["labels"]) for e in examples]
+    cut, empty = sum(reached), sum(unlabelled)
+    found = {"examples": len(examples), "cut_at_cutoff": cut, "no_label": empty}
+    if examples and sum(a or b for a, b in zip(reached, unlabelled)) / len(examples) > cfg.max_truncated:
+        raise TrainingError(f"{cut} of {len(examples)} training examples reach cutoff_len {cfg.cutoff_len} (their "
+                            f"answers cut) and {empty} keep no label at all: more than max_truncated "
+                            f"{cfg.max_truncated:g} of the set. Raise training.cutoff_len, or training.max_truncated "
+                            f"to train on them as they are")
+    return found
+
+
 def _check(records: list[dict], cfg: TrainConfig) -> None:
     if not records:
         raise TrainingError("training set is empty")
@@ -312,8 +328,9 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device, work)
     cfg = replace(cfg, autocast=autocast)
     torch.manual_seed(cfg.seed)
-    examples, held_out = split_validation([tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt)
-                                           for r in records], cfg.val_set_size, cfg.seed)
+    tokenized = [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt) for r in records]
+    cut = truncation(tokenized, cfg)
+    examples, held_out = split_validation(tokenized, cfg.val_set_size, cfg.seed)
     lengths = [len(e["input_ids"]) for e in examples]
     total = cfg.max_steps or max(1, math.ceil(math.ceil(len(examples) / cfg.batch_size) * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -373,7 +390,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         "steps": total, "examples": len(examples), "loss": state.loss, "learning_rate": state.learning_rate,
         "grad_norm": state.grad_norm, "tokens": state.tokens, "resumed_from_step": first_step,
         "segments": state.segments + 1, "attention": attention, "precision": precision_record,
-        "validation": state.validation if held_out else None,
+        "validation": state.validation if held_out else None, "truncation": cut,
         # over every segment of a resumed run (the time between a kill and the resumption not counted)
         "wall_time_s": round(wall, 2), "tokens_per_s": round(state.tokens / wall, 1) if wall > 0 else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

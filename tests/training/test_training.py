@@ -245,3 +245,21 @@ def test_frozen_linears_cast_to_bf16_train_the_same_under_autocast(tiny_dir):
         return short_run(tiny_dir, cast if with_cast else None, autocast="bfloat16")["loss"]
 
     assert run(True) == pytest.approx(run(False), rel=1e-3)
+
+
+def test_examples_cut_at_the_cutoff_are_counted_and_too_many_stop_the_fine_tune(tiny):
+    """Every fine-tune records how many examples reached cutoff_len and how many kept no label; past max_truncated
+    of the set it stops, naming the counts and the settings."""
+    model, tok = tiny
+    model = adapters.attach(model, {"method": "lora", "r": 2, "target_modules": ["q_proj"]})
+    lengths = [len(tokenize(tok, r, 10_000, True)["input_ids"]) for r in RECORDS]
+    cutoff = sorted(lengths)[len(lengths) // 2]  # half the examples reach it
+    cfg = TrainConfig(max_steps=1, batch_size=4, micro_batch_size=2, cutoff_len=cutoff, max_truncated=0.9,
+                      checkpoint_every=None)
+    cut = train(model, tok, RECORDS, cfg, progress=False)["truncation"]
+    assert cut == {"examples": len(RECORDS), "cut_at_cutoff": sum(n >= cutoff for n in lengths), "no_label": 0}
+    with pytest.raises(TrainingError, match=rf"\d+ of {len(RECORDS)} training examples reach cutoff_len {cutoff}.* "
+                                            r"more than max_truncated 0.2"):
+        train(model, tok, RECORDS, dataclasses.replace(cfg, max_truncated=0.2), progress=False)
+    masked = dataclasses.replace(cfg, train_on_inputs=False, cutoff_len=4, max_truncated=1.0)
+    assert train(model, tok, RECORDS, masked, progress=False)["truncation"]["no_label"] == len(RECORDS)
