@@ -4,6 +4,7 @@
 import re
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline_lib.catalog.datasets import sources
@@ -100,6 +101,8 @@ MERGING = [paths.merging(*row) for row in PLAN.costs.merging_rows]
 # what the render job reads besides the scores (pipeline_lib/planning/render.py, the report stage's view of the plan)
 RENDER = render_plan(PLAN, str(Path(workflow.basedir) / "published"))
 RENDER_PLAN = RENDER.to_json()
+# `snakemake tables` renders whatever exists into results/interim/: no live run's outputs are ever overwritten
+INTERIM_PLAN = replace(RENDER, tables=paths.INTERIM_TABLES, figures=paths.INTERIM_FIGURES).to_json()
 # every table and figure, as pipeline_lib/report/outputs.py declares them (the render job writes exactly these)
 OUTPUTS = outputs.of(RENDER)
 

@@ -15,10 +15,11 @@ rule render:
 
 
 rule tables:
-    # Re-render every table and figure from the scores that exist: no training, no evaluation.
+    # Render every table and figure from the results that exist, into results/interim/ (no training, no evaluation;
+    # never over the run's own tables, which a live run may be writing): a look at a run in progress.
     params:
         files=cli(**RENDER_INPUTS),
-        options=lambda wc: cli(plan=RENDER_PLAN),  # a function: the plan's text (prompt templates) holds braces
+        options=lambda wc: cli(plan=INTERIM_PLAN),  # a function: the plan's text (prompt templates) holds braces
     log:
         paths.log("tables", "tables"),
     shell:

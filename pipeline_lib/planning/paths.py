@@ -5,6 +5,10 @@ from __future__ import annotations
 CONTAMINATION = "results/data/contamination.json"
 TABLES = "results/tables"
 FIGURES = "results/figures"
+# `snakemake tables` (a look at whatever exists) writes here: never over the run's own tables, which a live run's
+# render job writes and Snakemake tracks
+INTERIM_TABLES = "results/interim/tables"
+INTERIM_FIGURES = "results/interim/figures"
 
 
 def raw_data(relpath: str) -> str:

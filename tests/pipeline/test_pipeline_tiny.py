@@ -142,14 +142,18 @@ def test_html_report_holds_every_table_and_figure(tiny_run):
     assert "PEFT benchmark pipeline (LLM-Adapters reproduction)" in html  # the workflow description
 
 
-def test_tables_target_rerenders_without_training_or_evaluating(tiny_run):
+def test_tables_target_renders_into_interim_without_touching_the_runs_tables(tiny_run):
+    """`snakemake tables` trains and evaluates nothing and writes results/interim/: a live run's tables (its render
+    job's outputs, which Snakemake tracks) are never overwritten by a look at partial results."""
     workdir, overrides, _ = tiny_run
-    table = workdir / "results/tables/accuracy_ci.md"
-    before = table.stat().st_mtime_ns
+    final = {p: p.stat().st_mtime_ns for p in (workdir / "results/tables").iterdir()}
     again = run(workdir, overrides, "tables")
     assert again.returncode == 0, again.stderr[-3000:]
     assert job_counts(again.stdout + again.stderr) == {"tables": 1}
-    assert table.stat().st_mtime_ns > before
+    interim = workdir / "results/interim/tables/accuracy_ci.md"
+    assert interim.read_text() == (workdir / "results/tables/accuracy_ci.md").read_text()
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "results/tables").iterdir()} == final
+    assert (workdir / "results/interim/figures/accuracy.png").is_file()
     assert "Nothing to be done" in run(workdir, overrides, "--dry-run").stdout  # nothing else became stale
 
 
