@@ -35,34 +35,64 @@ def finetune(model_dir: str, data: str, out: str, adapter: dict, training: dict,
 
         options, settings = split_values(read_json(selection)["chosen"]["values"])
         adapter, training = {**adapter, **options}, {**training, **settings}
-    try:
-        return _finetune(model_dir, data, out, adapter, training, labels, device, quantization, trust_remote_code,
-                         on_checkpoint)
-    except Exception as e:  # only the failures a trial may have are kept; the rest are re-raised
-        if not (allow_failure and _trial_failure(e)):
-            raise
-        failed = {**labels, "failed": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
-                  "adapter_spec": adapter, "training": training}
-        with atomic_path(out, directory=True) as tmp:
-            write_json(tmp / "metrics.json", failed)
-            write_manifest(tmp)
-        shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)
-        print(f"trial failed, recorded for its selection: {failed['failed']}")
-        return failed
+    attempts = []
+    while True:
+        try:
+            return _finetune(model_dir, data, out, adapter, training, labels, device, quantization,
+                             trust_remote_code, on_checkpoint, retried=attempts)
+        except Exception as e:  # only the failures a trial may have are kept; the rest are re-raised
+            if not (allow_failure and _trial_failure(e)):
+                raise
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            if not _out_of_memory(e) or len(attempts) >= OOM_RETRIES:
+                break
+            # memory a neighbour held (another job on the GPU, a transient peak) is not the method's failure: wait,
+            # free what this process holds, and try again from the last checkpoint
+            wait = OOM_BACKOFF_S * 2 ** len(attempts)
+            attempts.append({"reason": reason, "waited_s": wait})
+            print(f"out of memory ({reason}); attempt {len(attempts) + 1} of {OOM_RETRIES + 1} in {wait:g} s")
+            _free_memory()
+            time.sleep(wait)
+    failed = {**labels, "failed": reason, "attempts": len(attempts) + 1, "retried": attempts,
+              "adapter_spec": adapter, "training": training}
+    with atomic_path(out, directory=True) as tmp:
+        write_json(tmp / "metrics.json", failed)
+        write_manifest(tmp)
+    shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)
+    print(f"trial failed, recorded for its selection: {failed['failed']}")
+    return failed
+
+
+OOM_RETRIES = 2       # further attempts of a tuning trial that ran out of memory
+OOM_BACKOFF_S = 30.0  # the first wait before one; doubled each time
+
+
+def _out_of_memory(error: Exception) -> bool:
+    import torch
+
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(error).lower()
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _trial_failure(error: Exception) -> bool:
     """A failure a tuning trial may have and its selection reports: a diverged loss, exhausted memory."""
-    import torch
 
     from pipeline_lib.training.loop import TrainingError
 
-    return isinstance(error, (TrainingError, MemoryError, torch.OutOfMemoryError)) or \
-        "out of memory" in str(error).lower()
+    return isinstance(error, TrainingError) or _out_of_memory(error)
 
 
 def _finetune(model_dir, data, out, adapter, training, labels, device, quantization, trust_remote_code,
-              on_checkpoint) -> dict | None:
+              on_checkpoint, retried: list | None = None) -> dict | None:
     import torch
 
     from pipeline_lib import adapters, models
@@ -111,7 +141,8 @@ def _finetune(model_dir, data, out, adapter, training, labels, device, quantizat
                    "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device),
                    "processes": distributed.world()[1],
                    "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,
-                   "allocation": gpu.allocation(), "started": started, "finished": time.time()}
+                   "allocation": gpu.allocation(), "retried": retried or [], "started": started,
+                   "finished": time.time()}
         write_json(tmp / "metrics.json", metrics)
         write_manifest(tmp)  # evaluation checks it before loading: a damaged cached adapter is never used
     shutil.rmtree(paths.checkpoint_dir(out), ignore_errors=True)

@@ -37,3 +37,42 @@ def test_finetune_then_evaluate(tiny_dir, tmp_path):
     # numbers have no chance level; every response without a number to extract is counted
     assert result["chance"] is None and result["no_answer"] == sum(p["extracted"] is None for p in written)
     assert not (tmp_path / "p.jsonl.partial").exists()
+
+
+def test_a_trial_out_of_memory_is_retried_before_it_counts_as_the_methods_failure(tiny_dir, tmp_path, monkeypatch):
+    """Memory a neighbour held is not the method's failure: a trial that runs out of memory waits (backing off) and
+    tries again; only after OOM_RETRIES more attempts is it recorded as failed, the record saying how often it tried.
+    A diverged loss is not retried (it would diverge again)."""
+    import torch
+
+    from pipeline_lib.training import job
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, RECORDS)
+    spec = {"method": "lora", "r": 2, "target_modules": ["q_proj"]}
+    training = {"max_steps": 1, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 0, "checkpoint_every": None}
+    waits, real = [], job._finetune
+    monkeypatch.setattr(job.time, "sleep", waits.append)
+    failures = iter([torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")])
+
+    def flaky(*args, **kwargs):
+        for error in failures:
+            raise error
+        return real(*args, **kwargs)
+    monkeypatch.setattr(job, "_finetune", flaky)
+    metrics = finetune(str(tiny_dir), str(data), str(tmp_path / "once"), spec, training, LABELS,
+                       allow_failure=True)
+    assert not metrics.get("failed") and len(metrics["retried"]) == 1 and waits == [job.OOM_BACKOFF_S]
+
+    monkeypatch.setattr(job, "_finetune", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
+    waits.clear()
+    failed = finetune(str(tiny_dir), str(data), str(tmp_path / "never"), spec, training, LABELS, allow_failure=True)
+    assert failed["attempts"] == job.OOM_RETRIES + 1 and "OutOfMemoryError" in failed["failed"]
+    assert waits == [job.OOM_BACKOFF_S * 2 ** i for i in range(job.OOM_RETRIES)]
+
+    from pipeline_lib.training.loop import TrainingError
+
+    monkeypatch.setattr(job, "_finetune", lambda *a, **k: (_ for _ in ()).throw(TrainingError("loss is nan")))
+    waits.clear()
+    diverged = finetune(str(tiny_dir), str(data), str(tmp_path / "nan"), spec, training, LABELS, allow_failure=True)
+    assert diverged["attempts"] == 1 and waits == []

@@ -41,11 +41,15 @@ def test_sigkilled_finetune_resumes_to_identical_weights(run, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_checkpoint_of_other_inputs_or_damaged_is_not_used(tmp_path):
+def test_checkpoint_of_other_inputs_or_damaged_is_not_used_and_says_so(tmp_path, capsys):
     from pipeline_lib.training import checkpoints
 
     checkpoints.save(tmp_path, {"fingerprint": "x", "step": 3})
     assert checkpoints.load(tmp_path, "x")["step"] == 3
     assert checkpoints.load(tmp_path, "y") is None
+    assert "written for other inputs" in capsys.readouterr().err
     (tmp_path / checkpoints.NAME).write_bytes(b"truncated")
     assert checkpoints.load(tmp_path, "x") is None
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "starts again from step 0" in err
+    assert (tmp_path / (checkpoints.NAME + ".unreadable")).read_bytes() == b"truncated"  # kept for a look
