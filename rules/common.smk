@@ -60,8 +60,11 @@ EVALUATE_PY = on_gpus()
 
 def model_job(estimate, gpus):
     """A model job's resources: its GPUs, and the memory, GPU memory and runtime (minutes) `estimate(wildcards)`
-    gives (pipeline_lib/planning/estimates.py), so that a scheduler does not overcommit."""
-    return {"gpu": gpus, **{k: (lambda wc, k=k: estimate(wc)[k]) for k in ("mem_mb", "gpu_mem_mb", "runtime")}}
+    gives (pipeline_lib/planning/estimates.py), so that a scheduler does not overcommit. A retry (profiles/slurm:
+    retries) asks for the memory and time times its attempt number: a job that a too-low estimate got killed does
+    not meet the same limit again."""
+    grows = {k: (lambda wc, attempt, k=k: estimate(wc)[k] * attempt) for k in ("mem_mb", "runtime")}
+    return {"gpu": gpus, "gpu_mem_mb": lambda wc: estimate(wc)["gpu_mem_mb"], **grows}
 
 
 def alternation(names):

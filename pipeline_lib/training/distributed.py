@@ -54,6 +54,20 @@ def sum_gradients(params: list, *scalars: float) -> list[float]:
     return flat[offset:].tolist()
 
 
+def any_flag(flag: bool) -> bool:
+    """Whether any process's flag is set (one small all-reduce under torchrun): every process stops at the same
+    step."""
+    if world()[1] == 1:
+        return bool(flag)
+    import torch
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
+
+
 def barrier() -> None:
     import torch.distributed as dist
 

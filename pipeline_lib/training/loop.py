@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -247,6 +248,17 @@ def _save_checkpoint(directory, fingerprint, state: TrainState, model, optimizer
         "params": _trainable_state(model)})
 
 
+def _checkpoint(saving: tuple, state: TrainState, start: float, rank: int) -> None:
+    """Save the state after `state.step` (on rank 0: every process holds the same state after the summed step)."""
+    directory, fingerprint, model, optimizer, scheduler, generator = saving
+    if rank == 0:
+        _save_checkpoint(directory, fingerprint,
+                         TrainState(**{**asdict(state), "wall_time_s": state.wall_time_s + time.perf_counter() - start,
+                                       "segments": state.segments + 1}),
+                         model, optimizer, scheduler, generator)
+    distributed.barrier()
+
+
 def _resume(saved: dict, model, optimizer, scheduler, generator) -> TrainState:
     _load_trainable(model, saved["params"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -352,36 +364,42 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     on_cuda = next(model.parameters()).device.type == "cuda"
     reserved = []  # CUDA memory reserved after each optimizer step (as PEFT's benchmark samples it)
     start = time.perf_counter()
-    for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress or rank > 0,
-                     initial=first_step, total=total):
-        micro = _step_batches(state, examples, lengths, generator, cfg, tokenizer.pad_token_id)
-        loss, tokens = _forward_backward(model, micro, cfg, params)
-        if not math.isfinite(loss):
-            raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
-        state.learning_rate.append(scheduler.get_last_lr()[0])
-        optimizer.step()
-        scheduler.step()
-        if hasattr(getattr(model, "base_model", None), "update_and_allocate"):
-            model.base_model.update_and_allocate(step)  # AdaLoRA's rank budget, between step and zero_grad
-        optimizer.zero_grad(set_to_none=True)
-        if on_cuda:
-            reserved.append(torch.cuda.memory_reserved())
-        state.step, state.tokens = step + 1, state.tokens + tokens
-        state.loss.append(round(loss, 6))
-        state.grad_norm.append(round(float(grad_norm), 6))
-        if held_out and ((cfg.eval_every and state.step % cfg.eval_every == 0) or state.step == total):
-            _validate(model, held_out, cfg, tokenizer.pad_token_id, state)
-        if checkpoint_dir and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < total:
-            elapsed = time.perf_counter() - start
-            if rank == 0:  # every process holds the same state after the summed step
-                _save_checkpoint(checkpoint_dir, fingerprint,
-                                 TrainState(**{**asdict(state), "wall_time_s": state.wall_time_s + elapsed,
-                                               "segments": state.segments + 1}),
-                                 model, optimizer, scheduler, generator)
-            distributed.barrier()
-            if on_checkpoint:
-                on_checkpoint(state.step)
+    saving = (checkpoint_dir, fingerprint, model, optimizer, scheduler, generator)
+    # on SIGTERM (a scheduler's preemption or time limit, sent ahead of the kill: profiles/slurm) the step in
+    # flight ends, a checkpoint is saved and the job stops, so its retry resumes there instead of losing up to
+    # checkpoint_every steps
+    with _stop_on_sigterm() as stop:
+        for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress or rank > 0,
+                         initial=first_step, total=total):
+            micro = _step_batches(state, examples, lengths, generator, cfg, tokenizer.pad_token_id)
+            loss, tokens = _forward_backward(model, micro, cfg, params)
+            if not math.isfinite(loss):
+                raise TrainingError(f"loss is {loss} at step {step + 1}; stopping (nothing is saved)")
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+            state.learning_rate.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+            if hasattr(getattr(model, "base_model", None), "update_and_allocate"):
+                model.base_model.update_and_allocate(step)  # AdaLoRA's rank budget, between step and zero_grad
+            optimizer.zero_grad(set_to_none=True)
+            if on_cuda:
+                reserved.append(torch.cuda.memory_reserved())
+            state.step, state.tokens = step + 1, state.tokens + tokens
+            state.loss.append(round(loss, 6))
+            state.grad_norm.append(round(float(grad_norm), 6))
+            if held_out and ((cfg.eval_every and state.step % cfg.eval_every == 0) or state.step == total):
+                _validate(model, held_out, cfg, tokenizer.pad_token_id, state)
+            due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
+            if checkpoint_dir and due and state.step < total:
+                _checkpoint(saving, state, start, rank)
+                if on_checkpoint:
+                    on_checkpoint(state.step)
+            if distributed.any_flag(stop.is_set()):
+                if checkpoint_dir and state.step < total and not due:
+                    _checkpoint(saving, state, start, rank)
+                raise Preempted(f"SIGTERM at step {state.step} of {total}: " + (
+                    "checkpoint saved; the job's retry resumes from it" if checkpoint_dir
+                    else "no checkpoint directory, nothing saved"))
     wall = state.wall_time_s + time.perf_counter() - start
     if state.best is not None:
         _load_trainable(model, state.best)
@@ -397,6 +415,32 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
         "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         "cuda_memory": _reserved_summary(reserved),
     }
+
+
+class Preempted(SystemExit):
+    """A fine-tune stopped by SIGTERM after saving a checkpoint (exit status 143, as a process killed by it)."""
+
+    def __init__(self, message: str):
+        print(message, file=sys.stderr)
+        super().__init__(143)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """An event set by SIGTERM while training (the handler only records it: the step in flight ends cleanly); the
+    previous handler back afterwards. Outside the main thread (no signal handling there) the event never sets."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _reserved_summary(reserved: list[int]) -> dict | None:

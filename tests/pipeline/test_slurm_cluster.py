@@ -301,15 +301,19 @@ def single_jobs(cluster, cluster_run, tmp_path_factory):
 
 
 def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, single_jobs, local_run):
-    """scancel of the running fine-tune: the profile's retries resubmit it, it resumes from its last checkpoint,
-    and the adapter equals an uninterrupted (local) run's bit for bit."""
+    """scancel of the running fine-tune (SIGTERM, then SIGKILL): it saves the step in flight and exits; the profile's
+    retries resubmit it with twice the time and memory, it resumes from its checkpoint, and the adapter equals an uninterrupted (local) run's bit for bit."""
     done = single_jobs["cancelled"]
     workdir, target = done["workdir"], done["target"]
     assert done["returncode"] == 0, done["output"][-5000:]
     finetunes = [j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and "long" in j["Comment"]]
     assert [j["JobState"] for j in finetunes] == ["CANCELLED", "COMPLETED"], finetunes
     assert finetunes[0]["JobId"] == done["scancelled"]
+    # the retry asks for twice the time and memory (rules/common.smk model_job): an estimate too low is not met twice
+    assert _minutes(finetunes[1]["TimeLimit"]) == 2 * _minutes(finetunes[0]["TimeLimit"]), finetunes
+    assert _megabytes(finetunes[1]["MinMemoryNode"]) == 2 * _megabytes(finetunes[0]["MinMemoryNode"]), finetunes
     metrics = json.loads((workdir / target / "metrics.json").read_text())
+    # scancel's SIGTERM came after the first checkpoint: the step in flight was saved, and the retry resumed there
     assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 100
 
     clean = local(local_run, done["config"], target)

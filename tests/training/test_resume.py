@@ -1,6 +1,7 @@
-"""A fine-tune killed with SIGKILL and run again resumes from its last checkpoint and ends with the same
+"""A fine-tune killed with SIGKILL (or stopped by SIGTERM) and run again resumes from its last checkpoint and ends with the same
 adapter weights, bit for bit, as an uninterrupted run with the same seed."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,9 +15,9 @@ from helpers import ROOT, tests_env
 
 @pytest.fixture()
 def run(tiny_dir):
-    def _run(checkpoint_dir, out, kill_at=0):
+    def _run(checkpoint_dir, out, kill_at=0, how="KILL"):
         return subprocess.run([sys.executable, str(ROOT / "tests/training/train_until_killed.py"), str(tiny_dir),
-                               str(checkpoint_dir or ""), str(out), str(kill_at)], capture_output=True, text=True,
+                               str(checkpoint_dir or ""), str(out), str(kill_at), how], capture_output=True, text=True,
                                timeout=300, env=tests_env())
     return _run
 
@@ -39,6 +40,39 @@ def test_sigkilled_finetune_resumes_to_identical_weights(run, tmp_path):
         pytest.approx(metrics["tokens"] / metrics["wall_time_s"], rel=0.1)
     a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_saves_the_step_in_flight_and_the_retry_resumes_there(run, tmp_path):
+    """SIGTERM (SLURM's notice before a time limit or preemption: profiles/slurm) during step 3, between the
+    checkpoints at steps 2 and 4: the step ends, a checkpoint of step 3 is saved, the process exits 143; the run
+    again resumes at step 3 and ends with the uninterrupted run's weights, bit for bit."""
+    ckpt = tmp_path / "ckpt"
+    stopped = run(ckpt, tmp_path / "a.safetensors", kill_at=3, how="TERM")
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "SIGTERM at step 3 of 7: checkpoint saved" in stopped.stderr
+    assert torch.load(ckpt / "last.pt", weights_only=True)["step"] == 3
+    assert not (tmp_path / "a.safetensors").exists()
+    resumed = run(ckpt, tmp_path / "a.safetensors")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    uninterrupted = run(None, tmp_path / "b.safetensors")
+    metrics, whole = (json.loads(r.stdout.splitlines()[-1]) for r in (resumed, uninterrupted))
+    assert metrics["resumed_from_step"] == 3 and metrics["loss"] == whole["loss"]
+    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_handler_is_only_held_while_training():
+    """Outside train() SIGTERM does what it did before (here: the default, which ends the process)."""
+    import signal as signals
+
+    from pipeline_lib.training.loop import _stop_on_sigterm
+
+    before = signals.getsignal(signals.SIGTERM)
+    with _stop_on_sigterm() as stop:
+        assert signals.getsignal(signals.SIGTERM) is not before
+        os.kill(os.getpid(), signals.SIGTERM)
+        assert stop.wait(5)
+    assert signals.getsignal(signals.SIGTERM) is before
 
 
 def test_checkpoint_of_other_inputs_or_damaged_is_not_used_and_says_so(tmp_path, capsys):
