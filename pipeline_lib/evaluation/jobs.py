@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline_lib.catalog import dtypes, protocols
 from pipeline_lib.catalog.training import TrainConfig
-from pipeline_lib.planning import paths
+from pipeline_lib.planning import code, paths
 from pipeline_lib.planning.estimates import inference_tokens
 from pipeline_lib.runtime import allocator, gpu, provenance
 from pipeline_lib.runtime.files import fingerprint, read_json, read_jsonl, sha256_file, write_json, write_jsonl
@@ -79,10 +79,13 @@ def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs
         done, summary = loglikelihood.evaluate(model, tokenizer, records, settings, where=data)
     else:
         from pipeline_lib.evaluation.generate import evaluate as run
+        from pipeline_lib.models import convert
 
         model_dir, adapter_dir, quantization = inputs
         weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
-        key = fingerprint(settings, quantization, model_dir, [sha256_file(p) for p in [data, *weights]])
+        # the partial predictions are reused only by the same code on the same model content and adapter
+        key = fingerprint(settings, quantization, convert.identity(model_dir), code.job_code("evaluate.py"),
+                          [sha256_file(p) for p in [data, *weights]])
         done, summary = run(model, tokenizer, records, settings, partial=Path(paths.partial(predictions)),
                             fingerprint=key)
     missing = sum(p.get("extracted") is None for p in done)

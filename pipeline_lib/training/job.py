@@ -10,7 +10,7 @@ import time
 
 from pipeline_lib.catalog import base_models, dtypes, methods
 from pipeline_lib.catalog.training import TrainConfig
-from pipeline_lib.planning import paths
+from pipeline_lib.planning import code, paths
 from pipeline_lib.runtime import allocator, gpu, provenance
 from pipeline_lib.runtime.files import (
     atomic_path,
@@ -127,7 +127,8 @@ def _finetune(model_dir, data, out, adapter, training, labels, device, quantizat
     counts["base_weights_mb"] = round(frozen_bytes(model) / 2 ** 20, 1)  # what quantization saves
     print(json.dumps({"adapter": adapter, "training": vars(cfg), "processes": distributed.world()[1], **counts}))
     metrics = train(model, tokenizer, records, cfg, checkpoint_dir=paths.checkpoint_dir(out),
-                    fingerprint=fingerprint(adapter, vars(cfg), quantization, model_dir, sha256_file(data)),
+                    fingerprint=fingerprint(adapter, vars(cfg), quantization, convert.identity(model_dir),
+                                            sha256_file(data), code.job_code("finetune.py")),
                     on_checkpoint=on_checkpoint)
     counts.update(adapters.parameter_counts(model))  # what trained: LoRA-FA's optimizer freezes A when it is built
     if distributed.world()[0] > 0:

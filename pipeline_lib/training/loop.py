@@ -240,22 +240,30 @@ def _load_trainable(model, state: dict[str, torch.Tensor]) -> None:
             p.copy_(state[name])
 
 
-def _save_checkpoint(directory, fingerprint, state: TrainState, model, optimizer, scheduler, generator) -> None:
+def _save_checkpoint(directory, fingerprint, state: TrainState, model, optimizer, scheduler, generator,
+                     rank_rng: list) -> None:
     checkpoints.save(directory, {
         "fingerprint": fingerprint, **asdict(state), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "params": _trainable_state(model)})
+        "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "rank_rng": rank_rng,
+        "params": _trainable_state(model), "allocator": _allocator_state(model)})
+
+
+def _rng_state() -> dict:
+    """This process's random state (dropout draws from it; under torchrun each rank's differs)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _checkpoint(saving: tuple, state: TrainState, start: float, rank: int) -> None:
-    """Save the state after `state.step` (on rank 0: every process holds the same state after the summed step)."""
+    """Save the state after `state.step`: the trainable weights, optimizer and schedule are the same on every
+    process after the summed step (rank 0 writes them); the random state is each rank's own."""
     directory, fingerprint, model, optimizer, scheduler, generator = saving
+    rank_rng = distributed.gather(_rng_state())
     if rank == 0:
         _save_checkpoint(directory, fingerprint,
                          TrainState(**{**asdict(state), "wall_time_s": state.wall_time_s + time.perf_counter() - start,
                                        "segments": state.segments + 1}),
-                         model, optimizer, scheduler, generator)
+                         model, optimizer, scheduler, generator, rank_rng)
     distributed.barrier()
 
 
@@ -264,10 +272,37 @@ def _resume(saved: dict, model, optimizer, scheduler, generator) -> TrainState:
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
-    if saved["cuda_rng"]:
-        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    rank, size = distributed.world()
+    if len(saved["rank_rng"]) != size:
+        print(f"warning: the checkpoint was written by {len(saved['rank_rng'])} process(es) and is resumed by {size}: "
+              f"dropout draws from here on differ from an uninterrupted run's", file=sys.stderr)
+    rng = saved["rank_rng"][rank % len(saved["rank_rng"])]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    _restore_allocator(model, saved["allocator"])
     return TrainState(**{k: saved[k] for k in TrainState.__dataclass_fields__})
+
+
+def _allocator_state(model) -> dict | None:
+    """AdaLoRA's rank allocator: its importance averages and the rank pattern it has masked to so far (None for
+    every other method): a resumed run allocates the budget as an uninterrupted one does."""
+    base = getattr(model, "base_model", None)
+    allocator = getattr(base, "rankallocator", None)
+    if allocator is None:
+        return None
+    return {"ipt": allocator.ipt, "exp_avg_ipt": allocator.exp_avg_ipt, "exp_avg_unc": allocator.exp_avg_unc,
+            "rank_pattern": base.peft_config[base.trainable_adapter_name].rank_pattern}
+
+
+def _restore_allocator(model, saved: dict | None) -> None:
+    if saved is None:
+        return
+    base = model.base_model
+    allocator = base.rankallocator
+    for name in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
+        setattr(allocator, name, saved[name])
+    base.peft_config[base.trainable_adapter_name].rank_pattern = saved["rank_pattern"]
 
 
 def _step_batches(state: TrainState, examples, lengths, generator, cfg: TrainConfig, pad_id: int) -> list[dict]:
@@ -339,7 +374,9 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     # caller's `auto` is resolved here, by the same rule
     autocast, precision_record = precision.training_autocast(cfg.autocast, next(model.parameters()).device, work)
     cfg = replace(cfg, autocast=autocast)
-    torch.manual_seed(cfg.seed)
+    # each data-parallel rank draws its own dropout masks (rank 0 a single process's); otherwise every rank would
+    # draw the same masks, on CPU, where a dropout call takes one seed from the generator whatever its size
+    torch.manual_seed(cfg.seed + distributed.world()[0])
     tokenized = [tokenize(tokenizer, r, cfg.cutoff_len, cfg.train_on_inputs, cfg.prompt) for r in records]
     cut = truncation(tokenized, cfg)
     examples, held_out = split_validation(tokenized, cfg.val_set_size, cfg.seed)
@@ -368,7 +405,7 @@ def train(model, tokenizer, records: list[dict], cfg: TrainConfig, progress: boo
     # on SIGTERM (a scheduler's preemption or time limit, sent ahead of the kill: profiles/slurm) the step in
     # flight ends, a checkpoint is saved and the job stops, so its retry resumes there instead of losing up to
     # checkpoint_every steps
-    with _stop_on_sigterm() as stop:
+    with stop_on_sigterm() as stop:
         for step in tqdm(range(first_step, total), desc="fine-tune", unit="step", disable=not progress or rank > 0,
                          initial=first_step, total=total):
             micro = _step_batches(state, examples, lengths, generator, cfg, tokenizer.pad_token_id)
@@ -426,7 +463,7 @@ class Preempted(SystemExit):
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm():
+def stop_on_sigterm():
     """An event set by SIGTERM while training (the handler only records it: the step in flight ends cleanly); the
     previous handler back afterwards. Outside the main thread (no signal handling there) the event never sets."""
     import signal

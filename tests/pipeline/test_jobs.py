@@ -45,13 +45,13 @@ def test_a_trial_out_of_memory_is_retried_before_it_counts_as_the_methods_failur
     A diverged loss is not retried (it would diverge again)."""
     import torch
 
-    from pipeline_lib.training import job
+    from pipeline_lib.training import job, loop
 
     data = tmp_path / "train.jsonl"
     write_jsonl(data, RECORDS)
     spec = {"method": "lora", "r": 2, "target_modules": ["q_proj"]}
     training = {"max_steps": 1, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 0, "checkpoint_every": None}
-    waits, real = [], job._finetune
+    waits, real = [], loop.train
     monkeypatch.setattr(job.time, "sleep", waits.append)
     failures = iter([torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")])
 
@@ -59,12 +59,12 @@ def test_a_trial_out_of_memory_is_retried_before_it_counts_as_the_methods_failur
         for error in failures:
             raise error
         return real(*args, **kwargs)
-    monkeypatch.setattr(job, "_finetune", flaky)
+    monkeypatch.setattr(loop, "train", flaky)
     metrics = finetune(str(tiny_dir), str(data), str(tmp_path / "once"), spec, training, LABELS,
                        allow_failure=True)
     assert not metrics.get("failed") and len(metrics["retried"]) == 1 and waits == [job.OOM_BACKOFF_S]
 
-    monkeypatch.setattr(job, "_finetune", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
+    monkeypatch.setattr(loop, "train", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
     waits.clear()
     failed = finetune(str(tiny_dir), str(data), str(tmp_path / "never"), spec, training, LABELS, allow_failure=True)
     assert failed["attempts"] == job.OOM_RETRIES + 1 and "OutOfMemoryError" in failed["failed"]
@@ -72,7 +72,61 @@ def test_a_trial_out_of_memory_is_retried_before_it_counts_as_the_methods_failur
 
     from pipeline_lib.training.loop import TrainingError
 
-    monkeypatch.setattr(job, "_finetune", lambda *a, **k: (_ for _ in ()).throw(TrainingError("loss is nan")))
+    monkeypatch.setattr(loop, "train", lambda *a, **k: (_ for _ in ()).throw(TrainingError("loss is nan")))
     waits.clear()
     diverged = finetune(str(tiny_dir), str(data), str(tmp_path / "nan"), spec, training, LABELS, allow_failure=True)
     assert diverged["attempts"] == 1 and waits == []
+
+
+def test_a_checkpoint_is_resumed_only_by_the_same_code_on_the_same_model_content(tiny_dir, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """A fine-tune stopped after its checkpoint resumes from it when nothing changed, even from the model moved
+    elsewhere; after the stage's code changed (PEFT_BENCH_CODE), or a weight file was replaced in place by one of
+    the same size, it starts again from step 0, saying why."""
+    import shutil
+
+    import pytest
+    from safetensors.torch import load_file, save_file
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, RECORDS)
+    spec = {"method": "lora", "r": 2, "target_modules": ["q_proj"]}
+    training = {"max_steps": 3, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 0, "checkpoint_every": 1}
+
+    class Stop(Exception):
+        pass
+
+    def stop(step):
+        raise Stop
+
+    def resumed_from(model, code):
+        out = str(tmp_path / "adapter")
+        shutil.rmtree(out, ignore_errors=True)
+        monkeypatch.setenv("PEFT_BENCH_CODE", code)
+        return finetune(str(model), str(data), out, spec, training, LABELS)["resumed_from_step"]
+
+    def stopped_at_1(model, code):
+        monkeypatch.setenv("PEFT_BENCH_CODE", code)
+        with pytest.raises(Stop):
+            finetune(str(model), str(data), str(tmp_path / "adapter"), spec, training, LABELS, on_checkpoint=stop)
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_dir, model)
+    stopped_at_1(model, "a" * 16)
+    moved = tmp_path / "moved"
+    model.rename(moved)
+    assert resumed_from(moved, "a" * 16) == 1  # same code, same content, another path
+
+    stopped_at_1(moved, "a" * 16)
+    assert resumed_from(moved, "b" * 16) == 0  # the stage's code changed
+    assert "written for other inputs" in capsys.readouterr().err
+
+    stopped_at_1(moved, "a" * 16)
+    weights = moved / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1  # same shape and dtype: a file of the same size
+    size = weights.stat().st_size
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert weights.stat().st_size == size
+    assert resumed_from(moved, "a" * 16) == 0  # the weights changed in place

@@ -2,7 +2,7 @@
 fake GPUs), through profiles/slurm and the executor plugin, every model job and the contamination check an sbatch
 submission, the light jobs run where Snakemake runs: the tiny run's tables equal a local run's, each request is
 what estimates.py estimated, GPU jobs run side by side on the devices SLURM
-gave them, a cancelled fine-tune resumes from its checkpoint, a drained node holds jobs until it resumes, a job
+gave them, a preempted fine-tune saves its step and resumes there, a drained node holds jobs until it resumes, a job
 over its memory request fails with the scheduler's reason, and a 2-GPU job trains as two processes."""
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ ADAPTER_DIR = "results/adapters/tiny-llama/{}/gsm8k_train"
 PROFILE = ("--profile", str(ROOT / "profiles/slurm"), "--workflow-profile", str(ROOT / "tests/cluster/profile"))
 CAPTURE = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
 # tests/cluster/profile's GPU-job requests (a --set-resources on the command line replaces them all)
+PREEMPT_STEPS, PREEMPT_EVERY = 100, 50  # the long fine-tune, signalled from step 3 on
 TEST_RESOURCES = yaml.safe_load((ROOT / "tests/cluster/profile/config.yaml").read_text())["set-resources"]["finetune"]
 
 
@@ -267,14 +268,15 @@ def test_gpu_jobs_run_side_by_side_on_the_devices_slurm_gave_them(cluster_run):
 @pytest.fixture(scope="module")
 def single_jobs(cluster, cluster_run, tmp_path_factory):
     """Three fine-tunes submitted at once, each from its own copy of the run's folder (so each test reads its own
-    SLURM jobs): a long one scancelled at its first checkpoint, one over its memory request, one on two GPUs. Side by
-    side, their queue and status-check waits overlap."""
+    SLURM jobs): a long one sent SIGTERM between two checkpoints (as `--signal=TERM@120` does before a time limit, and
+    a preempting partition before its kill), one over its memory request, one on two GPUs. Side by side, their queue
+    and status-check waits overlap."""
     import shutil
 
     base = cluster_run["config"]
-    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": 100, "checkpoint_every": 10}}
+    long = {**LORA, "lora_dropout": 0.1, "training": {"max_steps": PREEMPT_STEPS, "checkpoint_every": PREEMPT_EVERY}}
     plans = {
-        "cancelled": (with_adapter(base, "long", long), ADAPTER_DIR.format("long"), []),
+        "preempted": (with_adapter(base, "long", long), ADAPTER_DIR.format("long"), []),
         "over_memory": (with_adapter(base, "greedy", LORA), ADAPTER_DIR.format("greedy"),
                         ["--retries", "0", *set_resources(finetune={**TEST_RESOURCES, "mem_mb": 100})]),
         "two_gpus": (with_adapter(base, "lora2", LORA), ADAPTER_DIR.format("lora2"),
@@ -287,12 +289,15 @@ def single_jobs(cluster, cluster_run, tmp_path_factory):
         proc = popen(workdir, config, *PROFILE, target, *extra, configfiles=(), env=submitting_env(cluster),
                      **CAPTURE)
         runs[name] = {"workdir": workdir, "config": config, "target": target, "proc": proc}
-    cancelled = runs["cancelled"]
-    wait_for((cancelled["workdir"] / f"{cancelled['target']}.checkpoint" / "last.pt").exists, 300,
-             "the long fine-tune's first checkpoint")
-    job = next(j for j in jobs_of(cluster, cancelled["workdir"]) if j["rule"] == "finetune" and j["JobState"] == "RUNNING")
-    cluster.run("scancel", job["JobId"])
-    cancelled["scancelled"] = job["JobId"]
+    preempted = runs["preempted"]
+    log = preempted["workdir"] / "logs/finetune/tiny-llama/long/gsm8k_train.log"
+    wait_for(lambda: log.exists() and re.search(r"fine-tune:.*\b([3-9]|\d\d+)/" + str(PREEMPT_STEPS),
+                                                 log.read_text(errors="replace")), 300,
+             "the long fine-tune's third step")
+    job = next(j for j in jobs_of(cluster, preempted["workdir"]) if j["rule"] == "finetune"
+               and j["JobState"] == "RUNNING")
+    cluster.run("scancel", "--signal=TERM", job["JobId"])  # the signal alone: the job ends only if it stops itself
+    preempted["signalled"] = job["JobId"]
     for run_ in runs.values():
         proc = run_.pop("proc")
         run_["output"], _ = proc.communicate(timeout=600)
@@ -300,29 +305,36 @@ def single_jobs(cluster, cluster_run, tmp_path_factory):
     return runs
 
 
-def test_a_cancelled_finetune_resumes_from_its_checkpoint(cluster, single_jobs, local_run):
-    """scancel of the running fine-tune (SIGTERM, then SIGKILL): it saves the step in flight and exits; the profile's
-    retries resubmit it with twice the time and memory, it resumes from its checkpoint, and the adapter equals an uninterrupted (local) run's bit for bit."""
-    done = single_jobs["cancelled"]
+def test_a_preempted_finetune_saves_its_step_and_resumes_there(cluster, single_jobs, local_run):
+    """SIGTERM to the running fine-tune between two checkpoints: it ends the step in flight, saves it and exits 143
+    (SLURM: FAILED); the profile's retries resubmit it with twice the time and memory, it resumes from that step, and
+    the adapter equals an uninterrupted (local) run's bit for bit."""
+    done = single_jobs["preempted"]
     workdir, target = done["workdir"], done["target"]
     assert done["returncode"] == 0, done["output"][-5000:]
     finetunes = [j for j in jobs_of(cluster, workdir) if j["rule"] == "finetune" and "long" in j["Comment"]]
-    assert [j["JobState"] for j in finetunes] == ["CANCELLED", "COMPLETED"], finetunes
-    assert finetunes[0]["JobId"] == done["scancelled"]
+    assert [j["JobState"] for j in finetunes] == ["FAILED", "COMPLETED"], finetunes
+    assert finetunes[0]["JobId"] == done["signalled"]
     # the retry asks for twice the time and memory (rules/common.smk model_job): an estimate too low is not met twice
     assert _minutes(finetunes[1]["TimeLimit"]) == 2 * _minutes(finetunes[0]["TimeLimit"]), finetunes
     assert _megabytes(finetunes[1]["MinMemoryNode"]) == 2 * _megabytes(finetunes[0]["MinMemoryNode"]), finetunes
+    # the signalled job's rule log (shown by the profile's show-failed-logs, in its SLURM log or Snakemake's output)
+    # names the step it saved; the retry resumed exactly there
+    shown = Path(finetunes[0]["StdOut"]).read_text() + done["output"]
+    saved = re.search(rf"SIGTERM at step (\d+) of {PREEMPT_STEPS}: checkpoint saved", shown)
+    assert saved, shown[-5000:]
     metrics = json.loads((workdir / target / "metrics.json").read_text())
-    # scancel's SIGTERM came after the first checkpoint: the step in flight was saved, and the retry resumed there
-    assert metrics["resumed_from_step"] >= 10 and len(metrics["loss"]) == 100
+    assert metrics["resumed_from_step"] == int(saved.group(1)) >= 3 and len(metrics["loss"]) == PREEMPT_STEPS
 
     clean = local(local_run, done["config"], target)
     assert clean.returncode == 0, clean.stderr[-3000:]
     a, b = load_file(workdir / target / "adapter_model.safetensors"), load_file(local_run / target /
                                                                                  "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    print(f"scancel of SLURM job {done['scancelled']} at step >= 10; resubmitted as job {finetunes[1]['JobId']}, "
-          f"resumed from step {metrics['resumed_from_step']}: adapter identical to the uninterrupted run's")
+    print(f"SIGTERM to SLURM job {done['signalled']} at step {saved.group(1)} (checkpoints every {PREEMPT_EVERY}): "
+          f"it saved that step and exited 143; resubmitted as job {finetunes[1]['JobId']} with -t "
+          f"{finetunes[1]['TimeLimit']} (was {finetunes[0]['TimeLimit']}), resumed from step "
+          f"{metrics['resumed_from_step']}: adapter identical to the uninterrupted run's")
 
 
 def test_a_job_over_its_memory_request_fails_with_the_schedulers_reason(cluster, single_jobs):
