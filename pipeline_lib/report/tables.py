@@ -88,21 +88,29 @@ def model_version_notes(runs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def code_notes(runs: pd.DataFrame, metrics: dict, current: dict | None) -> list[str]:
+def code_notes(runs: pd.DataFrame, metrics: dict, current: dict | None, shown: int = 6) -> list[str]:
     """A note where rows were made by other code than the checkout's (a run that opted out of re-making them, or
-    results copied from elsewhere): how many scores and fine-tunes, and which code hashes made them."""
+    results copied from elsewhere): how many scores and fine-tunes, which rows (up to `shown`, then how many more)
+    and which code hashes made them."""
     if not current:
         return []
+    def stage(provenance):
+        return ((provenance or {}).get("code") or {}).get("stage")
+
+    made = {"evaluate": [(stage(p), " ".join(str(r[k]) for k in ROW_KEYS) + f" on {r['dataset']}")
+                         for p, (_, r) in zip(runs.get("provenance", []), runs.iterrows())],
+            "finetune": [(stage(m.get("provenance")), " ".join(str(k) for k in key if k is not None))
+                         for key, m in metrics.items()]}
     notes = []
-    recorded = {"evaluate": [((p or {}).get("code") or {}).get("stage") for p in runs.get("provenance", [])],
-                "finetune": [((m.get("provenance") or {}).get("code") or {}).get("stage") for m in metrics.values()]}
-    for rule, stages in recorded.items():
-        other = [s for s in stages if s and s != current.get(rule)]
+    for rule, found in made.items():
+        other = [(s, row) for s, row in found if s and s != current.get(rule)]
         if other:
-            notes.append(f"{len(other)} of {len(stages)} {'scores' if rule == 'evaluate' else 'fine-tunes'} were made "
-                         f"by other {rule} code ({', '.join(sorted(set(other)))}) than this checkout's "
-                         f"({current.get(rule)}): re-run them (drop --rerun-triggers' omission of `code`) before "
-                         f"comparing them with rows made now.")
+            rows = [row for _, row in other]
+            more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+            notes.append(f"{len(other)} of {len(found)} {'scores' if rule == 'evaluate' else 'fine-tunes'} were made "
+                         f"by other {rule} code ({', '.join(sorted({s for s, _ in other}))}) than this checkout's "
+                         f"({current.get(rule)}): {'; '.join(rows[:shown])}{more}. Re-run them (drop "
+                         f"--rerun-triggers' omission of `code`) before comparing them with rows made now.")
     return notes
 
 

@@ -1,5 +1,6 @@
 """End to end on the real Snakefile: a tiny random LLaMA, a few real items per set from the data mirror."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_html_report_holds_every_table_and_figure(tiny_run):
     assert {"accuracy_ci.csv", "accuracy_seeds.csv", "contamination.csv", "time.png"} <= set(captioned)
     for name in captioned:
         assert name in html, name
-    assert "Pairwise comparison of the rows of one model" in html  # a caption
+    assert "Every pair of rows evaluated on the same items" in html  # a caption
     assert "PEFT benchmark pipeline (LLM-Adapters reproduction)" in html  # the workflow description
 
 
@@ -155,6 +156,27 @@ def test_tables_target_renders_into_interim_without_touching_the_runs_tables(tin
     assert {p: p.stat().st_mtime_ns for p in (workdir / "results/tables").iterdir()} == final
     assert (workdir / "results/interim/figures/accuracy.png").is_file()
     assert "Nothing to be done" in run(workdir, overrides, "--dry-run").stdout  # nothing else became stale
+
+
+def test_rows_made_by_other_code_are_named_under_the_table(tiny_run, tmp_path):
+    """A score whose recorded stage code is not the checkout's (a run that opted out of the `code` rerun trigger,
+    or results copied from elsewhere) is named under the accuracy table, with the code that made it; in a copy of
+    the run, so that the run itself stays as it was."""
+    workdir, overrides, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True)
+    score = copy / "results/scores/tiny-llama/lora/gsm8k_train/generate/gsm8k.json"
+    record = json.loads(score.read_text())
+    record["provenance"]["code"]["stage"] = "0123456789abcdef"
+    score.write_text(json.dumps(record))
+    again = run(copy, overrides, "tables")
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = (copy / "results/interim/tables/accuracy_ci.md").read_text()
+    note = re.search(r"1 of (\d+) scores were made by other evaluate code \(0123456789abcdef\) than this checkout's "
+                     r"\(\w+\): tiny-llama lora gsm8k_train generate on gsm8k\. Re-run them", table)
+    assert note and int(note.group(1)) > 1, table[-2000:]
+    assert "other evaluate code" in again.stderr  # and said while rendering
+    assert "other evaluate code" not in (workdir / "results/tables/accuracy_ci.md").read_text()
 
 
 def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset(tmp_path, tiny_dir, upstream_server):

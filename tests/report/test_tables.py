@@ -263,3 +263,23 @@ def test_a_cell_whose_interval_holds_chance_is_marked_and_listed():
     assert list(answers["at chance"]) == ["yes", "no"] and list(answers["no answer (%)"]) == [0.0, 10.0]
     assert answers.loc["lora", "chance (%)"] == 50.0
     assert "boolq 50.0%" in chance.chance_notes(cells)[0] and "(1 of 2 cells)" in chance.chance_notes(cells)[0]
+
+
+def test_rows_made_by_other_code_are_named_with_the_code_that_made_them():
+    from pipeline_lib.report.tables import code_notes
+
+    def row(adapter, dataset, stage):
+        return {"model": "m", "adapter": adapter, "train_set": "t", "protocol": "generate", "dataset": dataset,
+                "provenance": {"code": {"stage": stage, "commit": "c"}}}
+
+    runs = pd.DataFrame([row("lora", "gsm8k", "new"), row("lora", "AQuA", "old"), row("series", "gsm8k", None)])
+    metrics = {("m", "lora", "t", None): {"provenance": {"code": {"stage": "new"}}},
+               ("m", "series", "t", None): {"provenance": {"code": {"stage": "older"}}}}
+    current = {"evaluate": "new", "finetune": "new"}
+    scores, finetunes = code_notes(runs, metrics, current)
+    assert scores.startswith("1 of 3 scores were made by other evaluate code (old) than this checkout's (new): "
+                             "m lora t generate on AQuA.")  # a row that recorded no code is not counted as other
+    assert finetunes.startswith("1 of 2 fine-tunes were made by other finetune code (older)") and "m series t." in finetunes
+    assert code_notes(runs.iloc[:1], {}, current) == [] and code_notes(runs, metrics, None) == []
+    many = pd.DataFrame([row("lora", f"d{i}", "old") for i in range(9)])
+    assert "m lora t generate on d5 and 3 more." in code_notes(many, {}, current)[0]
