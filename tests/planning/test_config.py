@@ -148,3 +148,12 @@ def test_a_null_given_on_the_command_line_is_null(tmp_path):
                  configfiles=("config.yaml",))
     assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     assert "forgetting" not in job_counts(result.stdout) and "merging" not in job_counts(result.stdout)
+
+
+def test_a_wrong_type_given_on_the_command_line_is_named_with_its_key(tmp_path):
+    """A value of the wrong type inside a block given with --config is refused naming its key, before Snakemake's own
+    validation (filling defaults into it) can trip on it, and before any job."""
+    result = run(tmp_path, {}, "--dry-run", "--config", "costs={forgetting: often}", configfiles=("config.yaml",))
+    assert result.returncode != 0
+    assert "costs.forgetting: 'often' is none of the accepted forms (null; object)" in result.stdout + result.stderr
+    assert "AttributeError" not in result.stdout + result.stderr and not (tmp_path / "results").exists()
