@@ -13,18 +13,28 @@ from safetensors.torch import load_file
 from helpers import RECORDS, ROOT, tests_env
 
 
+def train_until_killed(tiny_dir, checkpoint_dir, out, kill_at=0, how="KILL"):
+    cmd = [sys.executable, str(ROOT / "tests/training/train_until_killed.py"), str(tiny_dir), str(out),
+           "--kill-at", str(kill_at), "--how", how]
+    cmd += ["--checkpoint-dir", str(checkpoint_dir)] if checkpoint_dir else []
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=tests_env())
+
+
 @pytest.fixture()
 def run(tiny_dir):
-    def _run(checkpoint_dir, out, kill_at=0, how="KILL", adapter=None):
-        cmd = [sys.executable, str(ROOT / "tests/training/train_until_killed.py"), str(tiny_dir), str(out),
-               "--kill-at", str(kill_at), "--how", how]
-        cmd += ["--checkpoint-dir", str(checkpoint_dir)] if checkpoint_dir else []
-        cmd += ["--adapter", json.dumps(adapter)] if adapter else []
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=tests_env())
-    return _run
+    return lambda *args, **kwargs: train_until_killed(tiny_dir, *args, **kwargs)
 
 
-def test_sigkilled_finetune_resumes_to_identical_weights(run, tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_dir, tmp_path_factory) -> tuple[dict, dict]:
+    """The same fine-tune never interrupted: its metrics and weights (one run for the tests below)."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "b.safetensors"
+    done = train_until_killed(tiny_dir, None, out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1]), load_file(out)
+
+
+def test_sigkilled_finetune_resumes_to_identical_weights(run, uninterrupted, tmp_path):
     ckpt = tmp_path / "ckpt"
     killed = run(ckpt, tmp_path / "a.safetensors", kill_at=4)
     assert killed.returncode == -signal.SIGKILL
@@ -32,19 +42,18 @@ def test_sigkilled_finetune_resumes_to_identical_weights(run, tmp_path):
     assert saved["step"] == 4 and saved["wall_time_s"] > 0
     resumed = run(ckpt, tmp_path / "a.safetensors")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    uninterrupted = run(None, tmp_path / "b.safetensors")
-    metrics, whole = (json.loads(r.stdout.splitlines()[-1]) for r in (resumed, uninterrupted))
+    metrics, (whole, b) = json.loads(resumed.stdout.splitlines()[-1]), uninterrupted
     assert metrics["resumed_from_step"] == 4 and metrics["loss"] == whole["loss"]
     # time and throughput cover both segments, not only the one after the resumption
     assert metrics["segments"] == 2 and metrics["wall_time_s"] > saved["wall_time_s"]
     # over the whole time (the last segment alone would give about twice the rate); wall_time_s is rounded
     assert metrics["tokens"] == whole["tokens"] and metrics["tokens_per_s"] == \
         pytest.approx(metrics["tokens"] / metrics["wall_time_s"], rel=0.1)
-    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    a = load_file(tmp_path / "a.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_sigterm_saves_the_step_in_flight_and_the_retry_resumes_there(run, tmp_path):
+def test_sigterm_saves_the_step_in_flight_and_the_retry_resumes_there(run, uninterrupted, tmp_path):
     """SIGTERM (SLURM's notice before a time limit or preemption: profiles/slurm) during step 3, between the
     checkpoints at steps 2 and 4: the step ends, a checkpoint of step 3 is saved, the process exits 143; the run
     again resumes at step 3 and ends with the uninterrupted run's weights, bit for bit."""
@@ -56,10 +65,9 @@ def test_sigterm_saves_the_step_in_flight_and_the_retry_resumes_there(run, tmp_p
     assert not (tmp_path / "a.safetensors").exists()
     resumed = run(ckpt, tmp_path / "a.safetensors")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    uninterrupted = run(None, tmp_path / "b.safetensors")
-    metrics, whole = (json.loads(r.stdout.splitlines()[-1]) for r in (resumed, uninterrupted))
+    metrics, (whole, b) = json.loads(resumed.stdout.splitlines()[-1]), uninterrupted
     assert metrics["resumed_from_step"] == 3 and metrics["loss"] == whole["loss"]
-    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    a = load_file(tmp_path / "a.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -81,22 +89,11 @@ ADALORA = {"method": "adalora", "init_r": 4, "target_r": 2, "total_step": 7, "ti
            "target_modules": ["q_proj", "v_proj"]}
 
 
-def test_adalora_resumes_with_its_rank_allocation(run, tmp_path):
-    """AdaLoRA masks its ranks every step from importance averages it keeps outside the weights: a killed run
-    resumes to the uninterrupted run's weights, bit for bit."""
-    ckpt = tmp_path / "ckpt"
-    assert run(ckpt, tmp_path / "a.safetensors", kill_at=4, adapter=ADALORA).returncode == -signal.SIGKILL
-    resumed = run(ckpt, tmp_path / "a.safetensors", adapter=ADALORA)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads(resumed.stdout.splitlines()[-1])["resumed_from_step"] == 4
-    assert run(None, tmp_path / "b.safetensors", adapter=ADALORA).returncode == 0
-    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_adalora_checkpoint_restores_the_allocator_it_had(tiny_dir, tmp_path):
-    """The allocator's importance averages and rank pattern at a checkpoint come back on resume (on this tiny model
-    the masks it picks happen not to depend on them, so the bitwise test above could pass without: checked here)."""
+def test_adalora_resumes_with_its_rank_allocation(tiny_dir, tmp_path):
+    """AdaLoRA masks its ranks every step from importance averages it keeps outside the weights: a run stopped after
+    its step-4 checkpoint resumes with the allocator it had there (importance averages and rank pattern; on this tiny
+    model the masks happen not to depend on them, so the weights alone could not tell) and ends with the
+    uninterrupted run's weights, bit for bit. In one process: a stop after the checkpoint is what a kill leaves."""
     import copy
 
     from pipeline_lib import adapters, models
@@ -119,9 +116,8 @@ def test_adalora_checkpoint_restores_the_allocator_it_had(tiny_dir, tmp_path):
                                                                                         "exp_avg_unc")})
         return {**found, "rank_pattern": copy.deepcopy(model.peft_config["default"].rank_pattern)}
 
-    def run(model, tokenizer, **hooks):
-        with pytest.raises(Stop):
-            train(model, tokenizer, RECORDS, cfg, progress=False, checkpoint_dir=tmp_path, fingerprint="f", **hooks)
+    def weights(model) -> dict:
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     model, tokenizer = fresh()
     seen = {}
@@ -131,21 +127,28 @@ def test_adalora_checkpoint_restores_the_allocator_it_had(tiny_dir, tmp_path):
             seen.update(allocation(model))
             raise Stop
 
-    run(model, tokenizer, on_checkpoint=stop_at_4)
+    with pytest.raises(Stop):
+        train(model, tokenizer, RECORDS, cfg, progress=False, checkpoint_dir=tmp_path, fingerprint="f",
+              on_checkpoint=stop_at_4)
     assert seen["exp_avg_ipt"] and seen["rank_pattern"]  # the run had allocated by step 4
-    other, tokenizer = fresh()
+    resumed, tokenizer = fresh()
     restored = {}
 
     def at_first_forward(module, inputs):  # resumed, before step 5
-        restored.update(allocation(other))
-        raise Stop
+        if not restored:
+            restored.update(allocation(resumed))
 
-    other.register_forward_pre_hook(at_first_forward)
-    run(other, tokenizer)
+    resumed.register_forward_pre_hook(at_first_forward)
+    assert train(resumed, tokenizer, RECORDS, cfg, progress=False, checkpoint_dir=tmp_path,
+                 fingerprint="f")["resumed_from_step"] == 4
     assert restored["rank_pattern"] == seen["rank_pattern"]
     for name in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
         assert restored[name].keys() == seen[name].keys()
         assert all(torch.equal(restored[name][k], seen[name][k]) for k in seen[name])
+    whole, tokenizer = fresh()
+    train(whole, tokenizer, RECORDS, cfg, progress=False)
+    a, b = weights(resumed), weights(whole)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_checkpoint_of_other_inputs_or_damaged_is_not_used_and_says_so(tmp_path, capsys):

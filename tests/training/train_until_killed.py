@@ -1,10 +1,9 @@
-"""Run by tests/training/test_resume.py in a subprocess: a seeded fine-tune of the tiny model (LoRA, or the adapter
-given) that SIGKILLs its own process right after the checkpoint at step --kill-at (0: never), or with --how TERM
-sends itself SIGTERM during step --kill-at (a scheduler's notice ahead of a kill, between two checkpoints), then, if
+"""Run by tests/training/test_resume.py in a subprocess: a seeded LoRA fine-tune of the tiny model that SIGKILLs its
+own process right after the checkpoint at step --kill-at (0: never), or with --how TERM sends itself SIGTERM during step --kill-at (a scheduler's notice ahead of a kill, between two checkpoints), then, if
 it lives, saves its trainable weights and prints its metrics.
 
     PYTHONPATH=tests python tests/training/train_until_killed.py TINY_DIR OUT.safetensors [--checkpoint-dir DIR]
-        [--kill-at N] [--how KILL|TERM] [--adapter JSON]
+        [--kill-at N] [--how KILL|TERM]
 """
 import argparse
 import json
@@ -27,7 +26,7 @@ CONFIG = TrainConfig(max_steps=7, batch_size=4, micro_batch_size=2, warmup_steps
 def main(args) -> None:
     model, tokenizer = models.load(args.tiny_dir)
     torch.manual_seed(0)
-    model = adapters.attach(model, json.loads(args.adapter) if args.adapter else LORA)
+    model = adapters.attach(model, LORA)
 
     def on_checkpoint(step):
         if args.how == "KILL" and args.kill_at and step >= args.kill_at:
@@ -56,5 +55,4 @@ if __name__ == "__main__":
     parser.add_argument("--checkpoint-dir")
     parser.add_argument("--kill-at", type=int, default=0)
     parser.add_argument("--how", choices=["KILL", "TERM"], default="KILL")
-    parser.add_argument("--adapter", help="the adapter spec as JSON (default: LoRA with dropout)")
     main(parser.parse_args())
