@@ -14,7 +14,8 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
         "adapters": {"lora": {"method": "lora", "r": 8, "lora_alpha": 16,
                               "target_modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]}},
         "eval_sets": ["MultiArith"],
-        "training": {"max_steps": 1, "batch_size": 2, "micro_batch_size": 2, "warmup_steps": 0, "cutoff_len": 128},
+        "training": {"max_steps": 1, "batch_size": 2, "micro_batch_size": 2, "warmup_steps": 0, "cutoff_len": 128,
+                     "max_truncated": 1.0},  # most GSM8K examples are longer: cut on purpose (speed)
         "evaluation": {"batch_size": 2, "max_new_tokens": 12, "dtype": "float32"},
         "costs": {"forgetting": {"tokens": 64, "sequence_length": 32}, "merging": {"items": 2}},  # small: the jobs run
     }

@@ -20,7 +20,8 @@ def test_quantized_base_fine_tunes_and_evaluates(tmp_path, tiny64_dir, data_mirr
         "models": ["tiny-llama"], "model_defs": {"tiny-llama": {"path": str(tiny64_dir), "quantization": quantization}},
         "data": {"mirror": str(data_mirror), "train_limit": 12, "eval_limit": 3}, "eval_sets": ["MultiArith"],
         "adapters": {"lora": lora, "series": series} if quantization == "4bit" else {"lora": lora},  # 8-bit: slow
-        "training": {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 1, "cutoff_len": 128},
+        "training": {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "warmup_steps": 1, "cutoff_len": 128,
+                     "max_truncated": 1.0},  # the tiny tokenizer: every example reaches 128 tokens
         "evaluation": {"batch_size": 3, "max_new_tokens": 8, "dtype": "float32"}, "threads": 1}
     result = run(tmp_path, overrides, configfiles=())
     assert result.returncode == 0, result.stderr[-4000:]
