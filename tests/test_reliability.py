@@ -31,11 +31,12 @@ def test_rows_are_numbered_once_and_at_least_sixty():
 
 
 def test_the_config_and_data_sections_list_every_case():
-    import sys
+    import importlib.util
 
-    sys.path.insert(0, str(ROOT / "tests/data"))
-    from test_data_validation import VARIANTS
-
+    spec = importlib.util.spec_from_file_location("data_validation", ROOT / "tests/data/test_data_validation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    VARIANTS = module.VARIANTS
     kinds = [i[0] for i, _, _ in rows()]
     assert kinds.count("C") == len(BAD_CONFIGS), "docs/reliability.md's configurations differ from BAD_CONFIGS"
     assert kinds.count("D") == len(VARIANTS), "docs/reliability.md's data cases differ from VARIANTS"

@@ -94,7 +94,7 @@ def card(plan) -> list:
             "seeds": thawed(plan.config["seeds"]) or f"one run at seed {training['seed']}",
             **({"adapter overrides": "; ".join(f"{a}: {thawed(o)}" for a, o in overrides.items())} if overrides
                else {})},
-        "adapters": {a: ", ".join(f"{k}={v}" for k, v in plan.training.adapter_spec(a).items())
+        "adapters": {a: ", ".join(f"{k}={v}" for k, v in plan.training.adapter_options(a).items())
                      for a in plan.adapters if a in plan.config["adapters"]},
         "evaluation": {**{p: _card_decoding(plan, p) for p in plan.evaluation.protocols},
                        **{f"answer rule: {d}": f"reported {t.reported}, compared with published numbers by {t.paper}"

@@ -104,7 +104,11 @@ class TrainingPlan:
 
     def adapter_spec(self, run: str) -> dict:
         """The run's adapter: its method and options, without its training overrides and seeds."""
-        return {k: thawed(v) for k, v in self.adapters[self.runs[run][0]].items() if k not in NOT_OPTIONS}
+        return self.adapter_options(self.runs[run][0])
+
+    def adapter_options(self, adapter: str) -> dict:
+        """An adapter's method and options (by adapter name: with seeds, its runs are named apart)."""
+        return {k: thawed(v) for k, v in self.adapters[adapter].items() if k not in NOT_OPTIONS}
 
     def train_config(self, run: str) -> dict:
         return thawed(self.settings[run])

@@ -61,7 +61,8 @@ def test_tuning_a_base_only_run_is_refused():
 
 def trial(name, accuracy, loss, failed=None, **values):
     return {"trial": name, "values": values or {"learning_rate": name}, "failed": failed, "accuracy": accuracy,
-            "loss": loss, "n": 10, "tokens": 100, "wall_time_s": 2.0, "peak_rss_mb": 300.0, "peak_cuda_mb": None}
+            "loss": loss, "n": 10, "tokens": 100, "steps": 5, "checkpoint": "last step", "wall_time_s": 2.0,
+            "peak_rss_mb": 300.0, "peak_cuda_mb": None}
 
 
 def test_the_choice_reads_the_validation_scores_ties_and_failures():
@@ -69,8 +70,8 @@ def test_the_choice_reads_the_validation_scores_ties_and_failures():
     s = choose("lora", "accuracy", trials)
     assert s["chosen"]["trial"] == "c" and s["ties"] == ["b"] and s["tie_break"] == "lower validation loss"
     assert s["failed"] == [{"trial": "d", "reason": "TrainingError"}]
-    assert s["budget"] == {"trials": 4, "failed": 1, "tokens": 400, "wall_time_s": 8.0, "peak_rss_mb": 300.0,
-                           "peak_cuda_mb": None}
+    assert s["budget"] == {"trials": 4, "failed": 1, "tokens": 400, "steps": 20, "checkpoint": ["last step"],
+                           "wall_time_s": 8.0, "peak_rss_mb": 300.0, "peak_cuda_mb": None}
     assert choose("lora", "loss", trials)["chosen"]["trial"] == "c"
     same = choose("lora", "accuracy", [trial("a", 0.5, 1.0), trial("b", 0.5, 1.0)])
     assert same["chosen"]["trial"] == "a" and same["tie_break"] == "the earlier trial"

@@ -25,3 +25,11 @@ def test_the_card_states_every_line_of_the_default_run_in_run_order():
         assert needed in text, needed
     assert list(dict.fromkeys(table.section)) == [*CARD_ORDER, "recorded by the jobs", "software"]
     assert protocol_card.line(made, {("m", "lora", "t", None): record}, runs).startswith("Protocol: 1 epoch(s)")
+
+
+def test_a_run_with_seeds_lists_each_adapters_options_once():
+    """With seeds, an adapter's runs are named apart (lora.seed1, ...): the card reads the options by adapter."""
+    plan = prepare(filled_config(data={"mirror": None}, seeds=[1, 2]))
+    adapters = dict(dict(card(plan))["adapters"])
+    assert set(adapters) == set(plan.config["adapters"])
+    assert "r=32" in adapters["lora"] and "seed" not in adapters["lora"]
