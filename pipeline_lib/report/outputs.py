@@ -371,5 +371,5 @@ def applicable(sweeps: dict, protocols: list, tuned: bool = False, forgetting: b
     return [o for o in CATALOGUE if o.when(shape)]
 
 
-def declared_files(sweeps: dict, protocols: list, tuned: bool = False) -> list[str]:
-    return [f for o in applicable(sweeps, protocols, tuned) for f in o.files()]
+def declared_files(sweeps: dict, protocols: list, tuned: bool = False, forgetting: bool = False) -> list[str]:
+    return [f for o in applicable(sweeps, protocols, tuned, forgetting) for f in o.files()]

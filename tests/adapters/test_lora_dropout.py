@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from pipeline_lib import adapters, models
+from pipeline_lib.adapters import families
 from pipeline_lib.adapters.dropout import SampledDropout, keep_mask
 
 LORA = {"method": "lora", "r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
@@ -52,7 +53,7 @@ def test_lora_trains_with_the_sampled_dropout_and_saves_as_before(tiny, tiny_dir
 
     model, _ = tiny
     options = {k: v for k, v in LORA.items() if k != "method"}
-    reference = get_peft_model(type(model)(model.config), adapters.peft_config("lora", options)).state_dict()
+    reference = get_peft_model(type(model)(model.config), families.peft_config("lora", options)).state_dict()
     torch.manual_seed(0)
     model = adapters.attach(model, LORA)
     swapped = [d for m in model.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipeline_lib import adapters, models
+from pipeline_lib.adapters import families
 from pipeline_lib.catalog import base_models, methods
 from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.training.loop import initialisation_batches, train
@@ -100,11 +101,11 @@ def test_the_variants_resolve_to_a_plain_lora_config():
     for name in ("rslora", "pissa", "olora", "eva", "corda", "loftq", "lora_plus", "lora_fa"):
         entry = methods.get(name)
         assert entry.peft_type == "LORA" and entry.family == "peft", name
-        config = adapters.peft_config(name, {**LORA, **entry.extra})
+        config = families.peft_config(name, {**LORA, **entry.extra})
         assert type(config).__name__ == "LoraConfig"
-    assert adapters.peft_config("pissa", LORA).init_lora_weights == "pissa"
+    assert families.peft_config("pissa", LORA).init_lora_weights == "pissa"
     with pytest.raises(ValueError, match=r"lora_plus adapter: unknown option\(s\) \['ratio'\]"):
-        adapters.peft_config("lora_plus", {**LORA, "ratio": 2})
+        families.peft_config("lora_plus", {**LORA, "ratio": 2})
 
 
 def layer_inputs(model, tokenizer, name: str) -> torch.Tensor:

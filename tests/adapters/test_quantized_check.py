@@ -46,7 +46,7 @@ def test_the_fine_tune_job_checks_checked_methods_only(tiny64_dir, tmp_path, mon
     write_jsonl(data, [{"instruction": f"What is {i} plus 1?", "input": "", "output": f"{i + 1}", "answer": str(i + 1)}
                        for i in range(4)])
     training = {"max_steps": 1, "batch_size": 2, "micro_batch_size": 2, "warmup_steps": 0, "cutoff_len": 32,
-                "checkpoint_every": None}
+                "max_truncated": 1.0, "checkpoint_every": None}  # the tiny tokenizer's examples reach 32: cut on purpose
     for spec in ({**LORA, "method": "dora"}, LORA):
         out = tmp_path / spec["method"]
         try:

@@ -134,6 +134,13 @@ def _finals(workdir):
     return out
 
 
+def _differing(a, b, prefix="") -> list[str]:
+    """The keys (dotted) where two records differ: what a failure names."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [prefix or "(whole)"] if a != b else []
+    return [d for k in sorted(set(a) | set(b)) for d in _differing(a.get(k), b.get(k), f"{prefix}{k}.")]
+
+
 def _untimed(record):
     """A score without what differs between any two runs: its times and speeds, the items it resumed, and the
     precision's measured figures (its verdict stays)."""
@@ -167,7 +174,7 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
     print(f"kills: {kills}, stages seen running: {sorted(stages_hit)}")
     assert kills >= 5
     assert {"prepare_data", "finetune"} <= stages_hit, stages_hit  # the kills reached the resumable stages
-    assert not lost, lost[:5]
+    assert not lost, [(k, _differing(expected[k], got.get(k))) for k in lost[:5]]
     assert got.keys() == expected.keys()
     # the first kill's fine-tune resumed from its checkpoint (then removed), not from scratch
     assert resumed["resumed_from_step"] >= 3 and len(resumed["loss"]) == 20

@@ -102,7 +102,8 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
     workdir = tiny_run[0]
     written = {str(p.relative_to(workdir)) for d in ("results/tables", "results/figures")
                for p in (workdir / d).iterdir()} | {"results/explorer.html"}
-    assert written == set(outputs.declared_files({}, ["generate"]))  # a file written is a file the render rule declares
+    # a file written is a file the render rule declares (the tiny run measures forgetting)
+    assert written == set(outputs.declared_files({}, ["generate"], forgetting=True))
     for path in written:
         assert (workdir / path).stat().st_size > 0, path
     resources = pd.read_csv(workdir / "results/tables/resources.csv").set_index("adapter")
@@ -118,10 +119,10 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
     card = pd.read_csv(workdir / "results/tables/protocol_card.csv")
     recorded = dict(zip(card.setting, card.value))
     assert recorded["training precision"] and "torch" in recorded["versions"] and "peft" in recorded["versions"]
-    assert recorded["train_on_inputs"] in ("True", True) and "python-docs" in recorded["forgetting"]
+    assert "train_on_inputs True" in recorded["examples"] and "python-docs" in recorded["forgetting"]
     assert "Protocol:" in (workdir / "results/tables/accuracy_ci.md").read_text()
     significance = pd.read_csv(workdir / "results/tables/significance.csv")
-    assert len(significance) == 3 * 6  # every pair of the 4 rows, on each of the 3 datasets
+    assert len(significance) == (3 + 1) * 6  # every pair of the 4 rows, on each of the 3 datasets and the average
     assert "reproduces no published cell" in (workdir / "results/tables/published.md").read_text()
     for name in ["accuracy", "tradeoff", "loss", "time", "pareto"]:
         assert (workdir / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -175,7 +176,7 @@ def test_rows_made_by_other_code_are_named_under_the_table(tiny_run, tmp_path):
     note = re.search(r"1 of (\d+) scores were made by other evaluate code \(0123456789abcdef\) than this checkout's "
                      r"\(\w+\): tiny-llama lora gsm8k_train generate on gsm8k\. Re-run them", table)
     assert note and int(note.group(1)) > 1, table[-2000:]
-    assert "other evaluate code" in again.stderr  # and said while rendering
+    assert "WARNING: 1 of" in (copy / "logs/tables/tables.log").read_text()  # and said while rendering
     assert "other evaluate code" not in (workdir / "results/tables/accuracy_ci.md").read_text()
 
 
@@ -222,7 +223,8 @@ def test_adapter_only_run(tiny_run, tmp_path, tiny_dir, data_mirror):
     table = pd.read_csv(workdir / "results/tables/accuracy.csv")
     assert sorted(table.adapter) == ["lora", "parallel", "series"] and set(table.train_set) == {"gsm8k_train"}
     pairs = pd.read_csv(workdir / "results/tables/significance.csv")
-    assert len(pairs) == 3 * 3 and not any(pairs.A.str.startswith("base") | pairs.B.str.startswith("base"))
+    # 3 pairs of adapters on each of 3 sets and on the average
+    assert len(pairs) == 3 * (3 + 1) and not any(pairs.A.str.startswith("base") | pairs.B.str.startswith("base"))
 
 
 def test_the_explorer_page_works_in_a_real_browser(tiny_run, tmp_path):
