@@ -7,6 +7,7 @@ import random
 import resource
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -156,13 +157,21 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
                  "training": {"max_steps": 20, "checkpoint_every": 3}, "eval_sets": ["gsm8k", "MultiArith"]}
     # the uninterrupted reference run, beside the killed one (its jobs fill the cores the restarts leave idle)
     clean = popen(tmp_path / "clean", overrides, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    look = threading.Thread(target=_tables_beside, args=(clean, tmp_path / "clean", overrides, seen := {}))
+    look.start()
     try:
         kills, stages_hit, resumed, first_checkpoint = _kill_repeatedly(tmp_path / "killed", overrides)
         clean_out, _ = clean.communicate(timeout=900)
     finally:
         if clean.poll() is None:
             os.killpg(clean.pid, signal.SIGKILL)
+        look.join()
     assert clean.returncode == 0, clean_out[-3000:]
+    # `snakemake tables` during the live reference run: it rendered the partial results into results/interim/
+    # while the run went on, wrote nothing of the run's own tables, and left nothing stale
+    assert seen["tables"].returncode == 0 and seen["live"], seen["tables"].stderr[-3000:]
+    assert not seen["run_tables_then"] and seen["interim"]
+    assert "Nothing to be done" in run(tmp_path / "clean", overrides, "--dry-run").stdout
     expected = _finals(tmp_path / "clean")
     killed = tmp_path / "killed"
     final = run(killed, overrides)
@@ -179,6 +188,17 @@ def test_kills_at_random_points_lose_nothing(tmp_path, tiny_dir, data_mirror):
     # the first kill's fine-tune resumed from its checkpoint (then removed), not from scratch
     assert resumed["resumed_from_step"] >= 3 and len(resumed["loss"]) == 20
     assert not first_checkpoint.parent.exists()
+
+
+def _tables_beside(live, workdir, overrides, seen: dict):
+    """Once the live run has its first score, `snakemake tables` in its folder; what it saw, into `seen`."""
+    deadline = time.time() + 600
+    while live.poll() is None and time.time() < deadline and not list((workdir / "results/scores").rglob("*.json")):
+        time.sleep(0.5)
+    seen["tables"] = run(workdir, overrides, "tables")
+    seen["live"] = live.poll() is None  # the run was still going when the look ended
+    seen["run_tables_then"] = (workdir / "results/tables").exists()
+    seen["interim"] = (workdir / "results/interim/tables/accuracy_ci.md").is_file()
 
 
 def _kill_repeatedly(killed, overrides):
