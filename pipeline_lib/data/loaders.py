@@ -14,6 +14,7 @@ from typing import Callable
 
 from pipeline_lib.catalog.answers import ANSWER_TYPES, AUTO, get_type, infer_type
 from pipeline_lib.catalog.datasets import DatasetSpec
+from pipeline_lib.runtime.files import parse_jsonl
 
 
 class DataError(ValueError):
@@ -45,14 +46,7 @@ def _read_json_list(path: Path) -> list:
 
 
 def _read_jsonl(path: Path) -> list:
-    records = []
-    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from e
-    return records
+    return parse_jsonl(read_utf8(path), path, DataError)
 
 
 def field_of(path, index, item, key, types):

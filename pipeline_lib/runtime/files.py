@@ -125,14 +125,19 @@ def read_json(path):
 
 
 def read_jsonl(path) -> list[dict]:
-    records = []
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from e
+        return parse_jsonl(f.read(), path)
+
+
+def parse_jsonl(text: str, path, error: type[Exception] = ValueError) -> list:
+    """One JSON value per non-blank line; a bad line raises `error` naming the file and the line."""
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{lineno}: invalid JSON line ({e.msg})") from e
     return records
 
 
