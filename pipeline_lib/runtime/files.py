@@ -130,9 +130,10 @@ def read_jsonl(path) -> list[dict]:
 
 
 def parse_jsonl(text: str, path, error: type[Exception] = ValueError) -> list:
-    """One JSON value per non-blank line; a bad line raises `error` naming the file and the line."""
+    """One JSON value per non-blank line; a bad line raises `error` naming the file and the line. Lines end at
+    "\n" only: str.splitlines() would also split at U+2028, U+0085 and the like, which JSON strings may hold raw."""
     records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -91,3 +92,17 @@ def test_content_is_flushed_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append("rename"), real_replace(a, b)))
     files.write_text(tmp_path / "a.txt", "content")
     assert order[:2] == ["fsync", "rename"] and order[-1] == "fsync"  # the file, the rename, its directory
+
+
+def test_json_lines_end_at_newlines_only(tmp_path):
+    """A JSON string may hold U+2028, U+0085 or a form feed raw (ensure_ascii=False writes them so): a reader that
+    split at every Unicode line boundary would cut the record in two (gsm8k_train.jsonl's line 2382 holds one)."""
+    from pipeline_lib.runtime.files import parse_jsonl
+
+    records = [{"text": "a\u2028b\x85c\x0cd"}, {"text": "e"}]
+    path = tmp_path / "x.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    assert read_jsonl(path) == records
+    assert parse_jsonl(path.read_text(encoding="utf-8"), path) == records
+    with pytest.raises(KeyError, match=r"x.jsonl:2: invalid JSON line"):
+        parse_jsonl('{"a": 1}\n{"b": ', path, KeyError)
