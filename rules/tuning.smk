@@ -30,11 +30,14 @@ rule validate:
 rule select_setting:
     input:
         records=lambda wc: [paths.validation(wc.model, t.name, wc.train) for t in PLAN.tuning.trials_of(wc.adapter)],
+        predictions=lambda wc: [paths.validation_predictions(wc.model, t.name, wc.train)
+                                for t in PLAN.tuning.trials_of(wc.adapter)],
         adapters=lambda wc: [paths.adapter_dir(wc.model, t.name, wc.train) for t in PLAN.tuning.trials_of(wc.adapter)],
     output:
         paths.selection("{model}", "{adapter}", "{train}"),
     params:
-        files=lambda wc, input, output: cli(output[0], records=input.records, adapters=input.adapters),
+        files=lambda wc, input, output: cli(output[0], records=input.records,
+                                                       predictions=input.predictions, adapters=input.adapters),
         options=lambda wc: cli(adapter=wc.adapter, metric=PLAN.tuning.settings["validation"]["metric"],
                                trials={t.name: t.values for t in PLAN.tuning.trials_of(wc.adapter)}),
     log:

@@ -4,7 +4,7 @@ is the select_setting job (scripts/select_setting.py)."""
 from __future__ import annotations
 
 from pipeline_lib.planning import paths
-from pipeline_lib.runtime.files import read_json, write_json
+from pipeline_lib.runtime.files import read_json, read_jsonl, write_json
 
 
 class SelectionError(RuntimeError):
@@ -71,13 +71,26 @@ def edges(trials: list[dict], chosen: dict) -> dict[str, str]:
     return found
 
 
+def item_scores(predictions: str, metric: str) -> dict | None:
+    """A trial's per-item validation outcomes, what the tuning table's groups compare trial against trial (paired by
+    item id): {"ids", "values"}, each item's correctness (0/1) for metric accuracy or its loss; None for a failed
+    trial (no predictions)."""
+    done = read_jsonl(predictions)
+    if not done:
+        return None
+    key = "correct" if metric == "accuracy" else "loss"
+    return {"ids": [d["id"] for d in done], "values": [float(d[key]) for d in done]}
+
+
 def select_setting(out: str, records: list[str], adapter_dirs: list[str], adapter: str, metric: str,
-                   trials: dict[str, dict]) -> dict:
-    """The setting of `adapter` chosen from its trials' validation records (and their fine-tunes' costs) alone."""
+                   trials: dict[str, dict], predictions: list[str] | None = None) -> dict:
+    """The setting of `adapter` chosen from its trials' validation records (and their fine-tunes' costs) alone; each
+    trial keeps its per-item outcomes from `predictions` (its validation.jsonl, in the order of `records`)."""
     rows = []
-    for record_path, adapter_dir in zip(records, adapter_dirs):
+    for k, (record_path, adapter_dir) in enumerate(zip(records, adapter_dirs)):
         r, m = read_json(record_path), read_json(paths.metrics(adapter_dir))
-        rows.append({"trial": r["run"], "values": trials[r["run"]], "failed": r.get("failed"),
+        items = item_scores(predictions[k], metric) if predictions else None
+        rows.append({"trial": r["run"], "values": trials[r["run"]], "failed": r.get("failed"), "items": items,
                      "accuracy": r.get("accuracy"), "loss": r.get("loss"), "n": r.get("n"),
                      "tokens": m.get("tokens"), "steps": m.get("steps"), "checkpoint": checkpoint_rule(m),
                      "wall_time_s": m.get("wall_time_s"),

@@ -20,11 +20,12 @@ def _label(values: dict) -> str:
 
 
 def tuning_table(selections: dict[tuple, dict]) -> pd.DataFrame:
-    """A row per trial: its values, its validation accuracy and loss, its optimizer steps, training tokens and
-    checkpoint rule, whether it was chosen (and whether the choice sits at an end of a searched axis), ties and
-    failures."""
+    """A row per trial: its values, its validation accuracy and loss, the group of trials it cannot be told apart
+    from (trial_groups), its optimizer steps, training tokens and checkpoint rule, whether it was chosen (and whether
+    the choice sits at an end of a searched axis, or is not told apart from other trials), ties and failures."""
     rows = []
     for (model, adapter, train), s in selections.items():
+        groups = trial_groups(s)
         for t in s["trials"]:
             chosen = t["trial"] == s["chosen"]["trial"]
             note = t["failed"] or ("tie, broken by " + s["tie_break"] if t["trial"] in s["ties"] and s["tie_break"]
@@ -32,14 +33,41 @@ def tuning_table(selections: dict[tuple, dict]) -> pd.DataFrame:
                                                     s["tie_break"] else "") if chosen else "")
             if chosen and s.get("edges"):
                 note += "; " + edge_words(s["edges"])
+            if chosen and groups:
+                alike = [u for u in groups if u != t["trial"] and set(groups[u]) & set(groups[t["trial"]])]
+                if alike:
+                    note += f"; not told apart from {len(alike)} other trial{'s' * (len(alike) > 1)} on validation"
             accuracy = t.get("accuracy")
             rows.append({"model": model, "adapter": adapter, "train_set": train, "trial": _label(t["values"]),
                          "validation accuracy (%)": None if accuracy is None else round(100 * accuracy, 1),
                          "validation loss": None if t.get("loss") is None else round(t["loss"], 4),
+                         "group": groups.get(t["trial"], ""),
                          "steps": t.get("steps"), "training tokens": t.get("tokens"),
                          "checkpoint": t.get("checkpoint"), "chosen": "✓" if chosen else "", "note": note})
     return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "trial", "validation accuracy (%)",
-                                       "validation loss", "steps", "training tokens", "checkpoint", "chosen", "note"])
+                                       "validation loss", "group", "steps", "training tokens", "checkpoint", "chosen",
+                                       "note"])
+
+
+def trial_groups(selection: dict) -> dict[str, str]:
+    """Trial -> its letters: trials sharing a letter cannot be told apart on the validation items (the declared paired
+    test of report/comparisons.py on each item's outcome, correctness or loss by the selection's metric, paired by
+    item id, Holm over every pair of the adapter's trials); 'a' is the best trial's group. Empty where fewer than
+    two trials kept per-item outcomes."""
+    kept = {t["trial"]: t["items"] for t in selection["trials"] if not t.get("failed") and t.get("items")}
+    if len(kept) < 2:
+        return {}
+    ids = sorted(set.intersection(*(set(i["ids"]) for i in kept.values())))
+    if not ids:
+        return {}
+    sign = 1.0 if selection["metric"] == "accuracy" else -1.0  # lower loss is better: compare its negative
+    rows = {}
+    for trial, items in kept.items():
+        where = dict(zip(items["ids"], items["values"]))
+        rows[trial] = [(sign * np.array([[where[i] for i in ids]]), 1.0 / len(ids))]
+    pairs = comparisons.compare_block(rows)
+    order = sorted(rows, key=lambda t: -float(np.mean(rows[t][0][0])))
+    return comparisons.letters(order, {frozenset((p["A"], p["B"])) for p in pairs if p["separable"]}, order)
 
 
 def edge_words(edges: dict[str, str]) -> str:
@@ -60,7 +88,12 @@ def tuning_notes(selections: dict[tuple, dict]) -> list[str]:
         lines.append(f"{model} / {adapter} / {train}: {b['trials']} trials{failed}, {steps}{b['tokens']:,} training "
                      f"tokens, {b['wall_time_s']:,.0f} s{memory}; chosen {_label(s['chosen']['values'])} by "
                      f"validation {s['metric']}" + (f", {edge_words(s['edges'])}" if s.get("edges") else "") + ".")
-    return ["Budget per adapter (every adapter gets the same number of trials; the choice reads validation scores "
+    return ["Group: trials of one adapter sharing a letter cannot be told apart on the validation items (a paired "
+            "sign-flip test by item on each item's correctness, or its loss where the metric is loss; exact McNemar "
+            "for accuracy; Holm-adjusted over every pair of the adapter's trials, 0.05); 'a' holds the best trial. "
+            "A chosen trial that shares a letter with others was chosen among settings the validation set cannot "
+            "separate.",
+            "Budget per adapter (every adapter gets the same number of trials; the choice reads validation scores "
             "only):", *lines, *budget_differences(selections)]
 
 

@@ -133,3 +133,61 @@ def test_findings_say_only_what_the_tests_support():
     assert "m / series / t" in text and "lora / t is above m / series" not in text  # 40% against 36%: noise
     assert "merging changed 3 of 10" in text and "beyond the precision's own rounding" in text
     assert set(table.columns) == {"topic", "finding", "evidence", "see"} and table.evidence.str.len().min() > 10
+
+
+def test_trial_groups_share_a_letter_only_where_holm_cannot_separate_the_trials():
+    """Three trials on 40 validation items: 'good' right on 30, 'mid' on 25 (the 5 more it misses are the only
+    discordant items with 'good'), 'bad' on 2. Exact McNemar (scipy's binomial test on the discordant items),
+    Holm over the three pairs: good and mid share a group, bad shares none; the chosen trial's note says it was not
+    told apart from one other trial. With the metric loss, the lower loss is the better side."""
+    from scipy.stats import binomtest
+
+    from pipeline_lib.report import comparisons, tuning
+
+    n = 40
+    ids = [f"v{i}" for i in range(n)]
+    outcomes = {"good": [1] * 30 + [0] * 10, "mid": [1] * 25 + [0] * 15, "bad": [1] * 2 + [0] * 38}
+    trials = [{"trial": name, "values": {"learning_rate": lr}, "accuracy": sum(o) / n, "loss": 1.0, "failed": None,
+               "items": {"ids": ids[::-1], "values": o[::-1]}}  # stored in another order: pairing is by id
+              for name, lr, o in (("bad", 1e-4, outcomes["bad"]), ("good", 1e-3, outcomes["good"]),
+                                  ("mid", 5e-3, outcomes["mid"]))]
+    selection = choose("lora", "accuracy", trials)
+    raw = {("good", "mid"): binomtest(5, 5, 0.5).pvalue, ("good", "bad"): binomtest(28, 28, 0.5).pvalue,
+           ("mid", "bad"): binomtest(23, 23, 0.5).pvalue}
+    adjusted = dict(zip(raw, comparisons.holm(list(raw.values()))))
+    assert adjusted[("good", "mid")] >= comparisons.ALPHA > max(adjusted[("good", "bad")], adjusted[("mid", "bad")])
+    groups = tuning.trial_groups(selection)
+    assert groups == {"good": "a", "mid": "a", "bad": "b"}
+    table = tuning.tuning_table({("m", "lora", "t"): selection}).set_index("trial")
+    assert table.loc["learning_rate=0.001", "group"] == "a" and table.loc["learning_rate=0.0001", "group"] == "b"
+    assert "not told apart from 1 other trial on validation" in table.loc["learning_rate=0.001", "note"]
+    # the loss metric: per-item losses, the lowest loss is 'a'; one trial far lower on every item stands alone
+    losses = {"low": [0.5] * n, "high": [2.0 + 0.01 * i for i in range(n)], "high2": [2.0 + 0.01 * i for i in range(n)]}
+    by_loss = choose("lora", "loss", [{"trial": k, "values": {"r": r}, "accuracy": None, "loss": float(sum(v)) / n,
+                                       "failed": None, "items": {"ids": ids, "values": v}}
+                                      for r, (k, v) in zip((4, 8, 16), losses.items())])
+    assert tuning.trial_groups(by_loss) == {"low": "a", "high": "b", "high2": "b"}
+    # a failed trial, or trials without per-item outcomes, get no group
+    assert tuning.trial_groups({**selection, "trials": [{**t, "items": None} for t in trials]}) == {}
+
+
+def test_select_setting_keeps_each_trials_outcomes_by_item(tmp_path):
+    """The selection job stores each trial's per-item validation outcomes (what the groups compare) from its
+    validation.jsonl, and none for a failed trial."""
+    from pipeline_lib.evaluation.selection import select_setting
+    from pipeline_lib.planning import paths
+    from pipeline_lib.runtime.files import write_json, write_jsonl
+
+    records, adapters, predictions = [], [], []
+    for name, failed, done in (("a", None, [{"id": "x", "correct": True}, {"id": "y", "correct": False}]),
+                               ("b", "NaN loss", [])):
+        write_json(tmp_path / f"{name}.json", {"run": name, "failed": failed, "accuracy": 0.5, "loss": 1.0, "n": 2})
+        write_jsonl(tmp_path / f"{name}.jsonl", done)
+        (tmp_path / name).mkdir()
+        write_json(paths.metrics(str(tmp_path / name)), {"tokens": 10, "steps": 1})
+        records.append(str(tmp_path / f"{name}.json"))
+        adapters.append(str(tmp_path / name))
+        predictions.append(str(tmp_path / f"{name}.jsonl"))
+    s = select_setting(str(tmp_path / "selection.json"), records, adapters, "lora", "accuracy",
+                       {"a": {"r": 4}, "b": {"r": 8}}, predictions)
+    assert [t["items"] for t in s["trials"]] == [{"ids": ["x", "y"], "values": [1.0, 0.0]}, None]
