@@ -1,10 +1,13 @@
-"""Batched greedy generation: KV cache, left padding with an attention mask, longest prompts first,
-stop on EOS or on a stop string.
+"""Batched greedy generation: KV cache, left padding with an attention mask, longest prompts first, a row leaving
+the batch as soon as it stops on EOS or on a stop string.
 
-Prompt-learning adapters (prefix tuning, prompt tuning, p-tuning) get a decoding loop of our own: peft's
-generate() with the KV cache gives different tokens than the model's own forward pass for them (measured
-with peft 0.21 / transformers 5.24: the prefix is lost after the first step, the failure behind upstream
-LLM-Adapters issue #32), so the virtual tokens are put in place once, and the cache carries them on.
+Greedy decoding is a loop of our own (`greedy`), not transformers' generate(): generate() keeps every row of a static
+batch decoding until the longest one ends and looks for stop strings over the whole sequence, prompt included,
+every step. Prompt-learning adapters (prefix tuning, prompt tuning, p-tuning) needed the loop anyway: peft's
+generate() with the KV cache gives different tokens than the model's own forward pass for them (measured with peft
+0.21 / transformers 5.24: the prefix is lost after the first step, the failure behind upstream LLM-Adapters issue
+#32), so the virtual tokens are put in place once, and the cache carries them on. Beam search (the paper protocol)
+stays with generate().
 """
 from __future__ import annotations
 
@@ -57,60 +60,155 @@ def auto_batch_size(model, max_prompt_tokens: int, max_new_tokens: int, n_prompt
 def new_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                eos_token_id: int | None, pad_token_id: int, generation_kwargs: dict | None = None,
                stop_strings: list[str] | None = None, tokenizer=None) -> torch.Tensor:
-    """The tokens generated after a left-padded batch: greedy with the KV cache (or `generation_kwargs`, e.g.
-    the paper protocol's beams), stopping at EOS or a stop string. What every evaluation runs."""
-    if prompt_learning_config(model) is not None:
-        if generation_kwargs:
+    """The tokens generated after a left-padded batch (rows x new tokens, pad after a row's end): greedy with the
+    KV cache, each row leaving the batch at EOS or once a stop string appears in its new text (`greedy`); with
+    `generation_kwargs` (e.g. the paper protocol's beams) transformers' generate(). What every evaluation runs."""
+    if generation_kwargs:
+        if prompt_learning_config(model) is not None:
             raise ValueError("beam search (the paper protocol) is not available for prompt-learning adapters: "
                              "peft's cached generate() is wrong for them, and ours is greedy")
-        out = _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id,
-                                          pad_token_id)  # stop strings are cut afterwards
-    else:
-        kwargs = {"do_sample": False, "num_beams": 1, "use_cache": True, **(generation_kwargs or _cache(model))}
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                              pad_token_id=pad_token_id, eos_token_id=eos_token_id,
                              stop_strings=stop_strings or None, tokenizer=tokenizer if stop_strings else None,
-                             **kwargs)
-    return out[:, input_ids.shape[1]:]
+                             **{"do_sample": False, "num_beams": 1, "use_cache": True, **generation_kwargs})
+        return out[:, input_ids.shape[1]:]
+    rows = greedy(model, input_ids, attention_mask, max_new_tokens, eos_token_id, stop_strings, tokenizer)
+    out = torch.full((len(rows), max(map(len, rows), default=0)), pad_token_id, dtype=input_ids.dtype)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=input_ids.dtype)
+    return out.to(input_ids.device)
 
 
-def _cache(model) -> dict:
-    """Greedy float32 decoding keeps a static (preallocated) KV cache instead of concatenating one per step:
-    benchmarks/cpu_precision.py, 30 gsm8k prompts x 128 new tokens on 2 cores, measured 1.09x faster with the same
-    30 responses. In bf16 it gained 1.05x but changed 8 of the 30 responses by rounding, so bf16 keeps the default."""
-    return {"cache_implementation": "static"} if next(model.parameters()).dtype == torch.float32 else {}
+def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           eos_token_id: int | None, stop_strings: list[str] | None = None, tokenizer=None) -> list[list[int]]:
+    """Each row's greedy new tokens (up to and including its EOS). A row leaves the batch, and its KV cache, as
+    soon as it ends (EOS, or a stop string in the text of its new tokens alone: the prompt never stops a row), so
+    no step computes a finished row; the first forward computes the last position's logits only. Positions count
+    each row's real tokens (left padding), as transformers' generate() counts them. Prompt-learning adapters start
+    from their virtual tokens (`_start_with_virtual_tokens`)."""
+    batch = input_ids.shape[0]
+    if prompt_learning_config(model) is not None:
+        forward, out, mask, position = _start_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens)
+    else:
+        accepts = set(inspect.signature(_inner(model).forward).parameters)
+        with_positions = "position_ids" in accepts  # not BLOOM's (ALiBi)
+
+        def forward(position_ids, cache, **inputs):
+            return model(use_cache=True, **inputs, **{_cache_argument(accepts): cache},
+                         **({"position_ids": position_ids} if with_positions else {}))
+        mask = attention_mask
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        out = forward(positions, preallocated_cache(model.config, input_ids.shape[1] + max_new_tokens),
+                      input_ids=input_ids, attention_mask=mask,
+                      **({"logits_to_keep": 1} if "logits_to_keep" in accepts else {}))
+        position = positions[:, -1:]
+    cache, live = _cache_of(out), list(range(batch))  # live[k]: the input row the batch's row k is
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    stops = [s for s in (stop_strings or []) if s]
+    for step in range(max_new_tokens):
+        for k, t in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+            row = live[k]
+            if not done[row]:
+                tokens[row].append(t)
+                done[row] = t == eos_token_id
+        if stops:  # one decode per running row: a stop string is looked for in the row's new text only
+            running = [r for r in live if not done[r]]
+            for r, text in zip(running, tokenizer.batch_decode([tokens[r] for r in running])):
+                done[r] = any(s in text for s in stops)
+        if all(done) or step == max_new_tokens - 1:
+            break
+        token = out.logits[:, -1].argmax(-1)
+        keep = [k for k, r in enumerate(live) if not done[r]]
+        if len(keep) < len(live) and hasattr(cache, "batch_select_indices"):  # a cache that cannot shrink keeps
+            index = torch.tensor(keep, device=token.device)                # its rows, their tokens unused
+            cache.batch_select_indices(index)
+            mask, position, token = mask[index], position[index], token[index]
+            live = [live[k] for k in keep]
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+        position = position + 1
+        out = forward(position, cache, input_ids=token[:, None], attention_mask=mask)
+    return tokens
 
 
-def _greedy_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id):
+def preallocated_cache(config, capacity: int):
+    """transformers' DynamicCache whose full-attention layers write each step into a buffer allocated once for
+    `capacity` positions (`_GrowingLayer`), instead of concatenating the whole cache every step: measured on
+    SmolLM2-135M, 25 rows in float32 on 2 cores, the concatenations were a quarter of a decoding step's time.
+    Attention reads exactly the positions written, so its result is the dynamic cache's."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=config)
+    cache.layers = [_growing_layer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+def _growing_layer(capacity: int):
+    from transformers.cache_utils import DynamicLayer
+
+    class _GrowingLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            used, new = self.get_seq_length(), key_states.shape[-2]
+            if used == 0:
+                shape = (*key_states.shape[:-2], max(capacity, new), key_states.shape[-1])
+                self._k = key_states.new_empty(shape)
+                self._v = value_states.new_empty((*shape[:-1], value_states.shape[-1]))
+            elif used + new > self._k.shape[-2]:  # past the capacity (never in `greedy`): grow by concatenation
+                self._k = torch.cat([self._k[..., :used, :], key_states.new_empty(key_states.shape)], dim=-2)
+                self._v = torch.cat([self._v[..., :used, :], value_states.new_empty(value_states.shape)], dim=-2)
+            self._k[..., used:used + new, :] = key_states
+            self._v[..., used:used + new, :] = value_states
+            self.keys, self.values = self._k[..., :used + new, :], self._v[..., :used + new, :]
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices):
+            if self.get_seq_length() > 0:
+                used = self.get_seq_length()
+                self._k, self._v = self._k[indices], self._v[indices]
+                self.keys, self.values = self._k[..., :used, :], self._v[..., :used, :]
+
+    return _GrowingLayer()
+
+
+def _cache_argument(accepts: set[str]) -> str:
+    """The KV cache's keyword: `cache` from transformers 5.2x, `past_key_values` before (and still accepted)."""
+    return "cache" if "cache" in accepts else "past_key_values"
+
+
+def _cache_of(out):
+    return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+
+
+def _inner(model):
+    """The transformers model under a peft wrapper (whose forward takes **kwargs): what the arguments go to."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _start_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens):
+    """The first forward of a prompt-learning adapter, on its base model with the virtual tokens in place once
+    (a key/value prefix in the cache, or virtual token embeddings before the prompt's): peft's generate() with the
+    cache loses them after the first step. Returns (forward, its output, the mask, the last positions)."""
     config = prompt_learning_config(model)
     base, batch, n_virtual = model.base_model, input_ids.shape[0], config.num_virtual_tokens
     mask = torch.cat([attention_mask.new_ones(batch, n_virtual), attention_mask], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
-    with_positions = "position_ids" in inspect.signature(base.forward).parameters
+    accepts = set(inspect.signature(base.forward).parameters)
 
-    def step(positions_now, **inputs):
-        extra = {"position_ids": positions_now} if with_positions else {}
-        return base(attention_mask=mask, use_cache=True, **inputs, **extra)
+    def forward(position_ids, cache, **inputs):
+        extra = {"position_ids": position_ids} if "position_ids" in accepts else {}
+        return base(use_cache=True, **inputs, **extra, **({_cache_argument(accepts): cache} if cache else {}))
 
-    # a key/value prefix (prefix tuning, cartridges: peft returns a cache) or virtual token embeddings
     prompt = model.get_prompt(batch, max_cache_len=mask.shape[1] + max_new_tokens)
     if not isinstance(prompt, torch.Tensor):
-        out = step(positions[:, n_virtual:], input_ids=input_ids, past_key_values=prompt)
+        out = forward(positions[:, n_virtual:], prompt, input_ids=input_ids, attention_mask=mask)
     else:
         embeds = model.word_embeddings(input_ids)
-        out = step(positions, inputs_embeds=torch.cat([prompt.to(embeds.dtype), embeds], dim=1))
-    tokens, finished = [], torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
-    for _ in range(max_new_tokens):
-        token = out.logits[:, -1].argmax(-1).masked_fill(finished, pad_token_id)
-        tokens.append(token)
-        if eos_token_id is not None:
-            finished |= token == eos_token_id
-        if finished.all() or len(tokens) == max_new_tokens:
-            break
-        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
-        positions = positions[:, -1:] + 1
-        out = step(positions, input_ids=token[:, None], past_key_values=out.past_key_values)
-    return torch.cat([input_ids, torch.stack(tokens, dim=1)], dim=1)
+        out = forward(positions, None, inputs_embeds=torch.cat([prompt.to(embeds.dtype), embeds], dim=1),
+                      attention_mask=mask)
+    return forward, out, mask, positions[:, -1:]
 
 
 def generated_tokens(out: torch.Tensor, eos_token_id: int | None, pad_token_id: int) -> int:
@@ -128,7 +226,8 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
     """Greedy responses for `prompts`, in input order. `on_batch(indices, responses)` sees each batch.
     Generation stops at EOS or a stop string; each response is cut before the first of `cut_strings` (default:
     the stop strings). `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are.
-    `counts["new_tokens"]`, when given, adds up the tokens generated (up to and including each row's EOS)."""
+    `counts`, when given, adds up the tokens generated ("new_tokens", up to and including each row's EOS), the
+    prompts' tokens ("prompt_tokens") and the rows generated ("rows")."""
     if not prompts:  # e.g. a resumed evaluation whose items were all written before the kill
         return []
     stop_strings = list(stop_strings or [])
@@ -143,9 +242,11 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
         enc = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
         out = new_tokens(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
                          tokenizer.pad_token_id, generation_kwargs, stop_strings, tokenizer)
-        if counts is not None:
+        if counts is not None:  # what the generation computed: its efficiency's model FLOPs
             counts["new_tokens"] = counts.get("new_tokens", 0) + generated_tokens(out, tokenizer.eos_token_id,
                                                                                    tokenizer.pad_token_id)
+            counts["prompt_tokens"] = counts.get("prompt_tokens", 0) + int(enc["attention_mask"].sum())
+            counts["rows"] = counts.get("rows", 0) + len(indices)
         texts = tokenizer.batch_decode(out, skip_special_tokens=True)
         batch = [cut_at_stop(t, cut_strings) for t in texts]
         for i, text in zip(indices, batch):

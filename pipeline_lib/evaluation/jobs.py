@@ -11,7 +11,7 @@ from pipeline_lib.catalog import dtypes, protocols
 from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.planning import code, paths
 from pipeline_lib.planning.estimates import inference_tokens
-from pipeline_lib.runtime import allocator, gpu, provenance
+from pipeline_lib.runtime import allocator, efficiency, gpu, provenance
 from pipeline_lib.runtime.files import fingerprint, read_json, read_jsonl, sha256_file, write_json, write_jsonl
 
 
@@ -58,12 +58,24 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
     precision_record = {**precision_record, "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
                         "job_items_per_s": summary.get("items_per_s")}
     result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
+              "efficiency": generation_efficiency(model, summary, device, settings["dtype"]),
               "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device),
               "quantization": quantization, "allocation": gpu.allocation(), "started": started,
               "finished": time.time()}
     write_json(score, result)
     Path(paths.partial(predictions)).unlink(missing_ok=True)
     return result
+
+
+def generation_efficiency(model, summary: dict, device: str, dtype: str) -> dict | None:
+    """The generation's model FLOPs (prefill and decoding) over its wall time against the device's peak
+    (runtime/efficiency.py); None for a log-likelihood protocol (lm-eval batches its own forward passes) or where
+    nothing was generated (every item resumed)."""
+    if "prompt_tokens" not in summary or not summary.get("generated_rows"):
+        return None
+    flops = efficiency.generation_flops(efficiency.matmul_weights(model), summary["prompt_tokens"],
+                                        summary["new_tokens"], summary["generated_rows"])
+    return efficiency.record(flops, summary["wall_time_s"], device, dtype)
 
 
 def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs: list) -> tuple[list, dict]:
@@ -150,9 +162,13 @@ def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, referen
         model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
     rows = forget.windows(tokenizer, documents, tokens, sequence_length) if scoring == "windows" else \
         forget.document_rows(tokenizer, documents, sequence_length)
+    scoring_started = time.perf_counter()
     with adapters.disabled(model):
         disabled = forget.cross_entropy(model, rows, batch_size)
     enabled = forget.cross_entropy(model, rows, batch_size)
+    forwarded = 2 * sum(n + 1 for _, n in enabled)  # each window's tokens, both passes (n scored of n + 1)
+    spent = efficiency.record(efficiency.forward_flops(efficiency.matmul_weights(model), forwarded),
+                              time.perf_counter() - scoring_started, device, settings["dtype"])
     low, high = forget.bootstrap_difference(enabled, disabled)
     record = {**labels, "reference": about, "scoring": scoring, "windows": len(rows),
               "sequence_length": sequence_length, "tokens_scored": sum(n for _, n in enabled),
@@ -162,7 +178,7 @@ def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, referen
               "forgetting_ci95": [round(low, 6), round(high, 6)],
               "per_window": {"disabled": [round(x, 4) for x, _ in disabled],
                              "enabled": [round(x, 4) for x, _ in enabled], "tokens": [n for _, n in enabled]},
-              "dtype": settings["dtype"], "precision": precision_record}
+              "dtype": settings["dtype"], "precision": precision_record, "efficiency": spent}
     if settings["dtype"] != "float32":
         del model
         model32 = inference_model(model_dir, adapter_dir, {**settings, "dtype": "float32"}, device, quantization,
@@ -210,6 +226,8 @@ def merging(model_dir: str, adapter_dir: str, data: str, items: int, out: str, l
     else:
         runs = merged_vs.timed({"unmerged": unmerged, "merged": merged}, tokenizer, records, resolved)
         u, m = runs["unmerged"], runs["merged"]
+        for form, model in (("unmerged", unmerged), ("merged", merged)):
+            runs[form]["speed"]["efficiency"] = generation_efficiency(model, runs[form]["speed"], device, dtype)
         record |= {"mergeable": True, "dtype": dtype, "merged_in": "float32, then cast (as evaluate builds it)",
                    "unmerged": u["speed"], "merged": m["speed"],
                    "speedup": round(m["speed"]["new_tokens_per_s"] / u["speed"]["new_tokens_per_s"], 3)

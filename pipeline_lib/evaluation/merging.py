@@ -26,11 +26,15 @@ def timed(forms: dict[str, object], tokenizer, records: list[dict], settings: di
     for r in range(ROUNDS):
         for name in names if r % 2 == 0 else names[::-1]:
             predictions, summary = evaluate(forms[name], tokenizer, records, settings, progress=False)
-            seen = out.setdefault(name, {"predictions": predictions, "summary": summary, "wall": 0.0, "tokens": 0})
+            seen = out.setdefault(name, {"predictions": predictions, "summary": summary, "wall": 0.0, "tokens": 0,
+                                         "prompt_tokens": 0, "rows": 0})
             seen["wall"] += summary["wall_time_s"]
             seen["tokens"] += summary["new_tokens"]
+            seen["prompt_tokens"] += summary["prompt_tokens"]
+            seen["rows"] += summary["generated_rows"]
     for seen in out.values():
         seen["speed"] = {"rounds": ROUNDS, "wall_time_s": round(seen["wall"], 2), "new_tokens": seen["tokens"],
+                         "prompt_tokens": seen["prompt_tokens"], "generated_rows": seen["rows"],
                          "new_tokens_per_s": round(seen["tokens"] / seen["wall"], 2) if seen["wall"] else None,
                          "items_per_s": round(ROUNDS * len(records) / seen["wall"], 3) if seen["wall"] else None}
     return out

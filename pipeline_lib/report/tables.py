@@ -44,6 +44,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
                      "run": s.get("run", s["adapter"]),
                      "accuracy": 100.0 * s["accuracy"], "n": s["n"], "ci_low": low, "ci_high": high,
                      "wall_time_s": s.get("wall_time_s"), "paper_accuracy": 100.0 * paper,
+                     **_efficiency_columns(s.get("efficiency")),
                      "chance": s.get("chance"), "no_answer_share": s.get("no_answer_share"),
                      "quantization": describe_quantization(s.get("quantization")),
                      "precision": describe_precision(s.get("precision")),
@@ -55,6 +56,23 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
     if not rows:
         raise ValueError("no score files to aggregate")
     return pd.DataFrame(rows)
+
+
+def _efficiency_columns(record: dict | None) -> dict:
+    """An evaluation's model FLOPs and its device's peak FLOP/s (runtime/efficiency.py), to sum MFU over jobs."""
+    record = record or {}
+    return {"model_flops": sum(record.get("model_flops", {}).values()) or None,
+            "peak_flops_per_s": record.get("peak_flops_per_s")}
+
+
+def mfu(records: list[dict | None]) -> float | None:
+    """MFU (%) of jobs taken together: their model FLOPs over their seconds, against their (one) peak; None where
+    a job has no record or no peak."""
+    if not records or any(not r or not r.get("peak_flops_per_s") for r in records):
+        return None
+    flops = sum(sum(r["model_flops"].values()) for r in records)
+    seconds = sum(sum(r["seconds"].values()) for r in records)
+    return round(100 * flops / seconds / records[0]["peak_flops_per_s"], 1) if seconds else None
 
 
 def _decoding_columns(settings: dict) -> dict:
@@ -245,8 +263,8 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
 
 def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: dict | None = None,
                     merging: dict | None = None, costs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per fine-tune (each seed's): trainable parameters, training time and speed, memory, adapter
-    size, the evaluation time of its run summed over datasets and the total; where measured (report/costs.py),
+    """One row per fine-tune (each seed's): trainable parameters, training time, speed and MFU, memory, adapter
+    size, the evaluation time of its run summed over datasets (and its generation's MFU) and the total; where measured (report/costs.py),
     CUDA's reserved memory over steps, forgetting, the accuracy change outside the training suite, and
     inference merged against unmerged."""
     eval_time = runs.groupby([*FINETUNE_KEYS, "run"])["wall_time_s"].sum()  # over datasets and protocols
@@ -262,6 +280,8 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
                      "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
+                     "train MFU (%)": mfu([m.get("efficiency")]),
+                     "eval MFU (%)": _eval_mfu(runs, (*keys[:3], run)),
                      "peak RSS (MB)": m.get("peak_rss_mb"), "peak CUDA (MB)": m.get("peak_cuda_mb"),
                      "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
                      "base": describe_quantization(m.get("quantization")),
@@ -275,6 +295,18 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                         if any(v is not None and v == v for v in outside.values()) else {}),
                      **_merging(merging.get(keys), bool(merging))})
     return pd.DataFrame(rows)
+
+
+def _eval_mfu(runs: pd.DataFrame, key: tuple) -> float | None:
+    """MFU (%) of a fine-tune's generating evaluations together (their model FLOPs over their wall time); the
+    log-likelihood protocols, which record none, are left out."""
+    if "model_flops" not in runs:
+        return None
+    mine = runs[(runs[[*FINETUNE_KEYS, "run"]] == list(key)).all(axis=1)].dropna(subset=["model_flops",
+                                                                                     "peak_flops_per_s"])
+    if mine.empty or not mine.wall_time_s.sum():
+        return None
+    return round(100 * mine.model_flops.sum() / mine.wall_time_s.sum() / mine.peak_flops_per_s.iloc[0], 1)
 
 
 def _cut(truncation: dict | None) -> str | None:

@@ -11,7 +11,7 @@ import time
 from pipeline_lib.catalog import base_models, dtypes, methods
 from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.planning import code, paths
-from pipeline_lib.runtime import allocator, gpu, provenance
+from pipeline_lib.runtime import allocator, efficiency, gpu, provenance
 from pipeline_lib.runtime.files import (
     atomic_path,
     fingerprint,
@@ -138,7 +138,10 @@ def _finetune(model_dir, data, out, adapter, training, labels, device, quantizat
         size = sum(f.stat().st_size for f in tmp.iterdir() if f.name.startswith("adapter_model"))
         # the verdict beside what the job then ran at: its real training speed in the chosen precision
         precision_record = {**precision_record, "job_tokens_per_s": metrics["tokens_per_s"]}
-        metrics = {**labels, **counts, **metrics, "precision": precision_record, "adapter_file_bytes": size,
+        spent = efficiency.record(efficiency.training_flops(efficiency.matmul_weights(model), metrics["tokens"]),
+                                  metrics["wall_time_s"], str(device), cfg.autocast)
+        metrics = {**labels, **counts, **metrics, "precision": precision_record, "efficiency": spent,
+                   "adapter_file_bytes": size,
                    "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device),
                    "processes": distributed.world()[1],
                    "adapter_spec": adapter, "training": vars(cfg), "quantization": quantization,

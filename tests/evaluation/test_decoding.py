@@ -47,3 +47,73 @@ def test_auto_batch_size_follows_free_memory(tiny):
     assert auto_batch_size(model, 100, 28, 1000, free_bytes=10**12) == 64
     out = generate(model, tokenizer, PROMPTS, batch_size="auto", max_new_tokens=4)
     assert out == generate(model, tokenizer, PROMPTS, batch_size=1, max_new_tokens=4)
+
+
+def _left_padded(tokenizer, prompts):
+    tokenizer.padding_side = "left"
+    return tokenizer(prompts, return_tensors="pt", padding=True)
+
+
+def _rows(out, pad):
+    """A padded (rows x tokens) tensor's rows as lists, the padding after each row's end dropped."""
+    rows = []
+    for row in out.tolist():
+        while row and row[-1] == pad:
+            row.pop()
+        rows.append(row)
+    return rows
+
+
+def test_greedy_equals_transformers_generate_while_rows_leave_the_batch(tiny):
+    """The evaluation's own loop against transformers' generate() (what it replaced) on a left-padded batch whose
+    rows end at different steps: the same tokens row for row, with and without a stop string; and every decoding
+    step after a row's end runs without that row (the batch sizes the model sees shrink)."""
+    model, tokenizer = tiny
+    enc = _left_padded(tokenizer, PROMPTS)
+    pad = tokenizer.pad_token_id
+    free = new_tokens_of(model, enc, 12, None, pad)
+    # an "EOS" each row meets at a different step: the token of row 0's third step
+    eos = free[0][2]
+    ends = [row.index(eos) if eos in row else None for row in free]
+    assert len({e for e in ends}) > 1, ends  # the rows do end apart
+    sizes = []
+    hook = model.get_input_embeddings().register_forward_pre_hook(lambda m, a: sizes.append(a[0].shape[0]))
+    ours = new_tokens_of(model, enc, 12, eos, pad)
+    hook.remove()
+    theirs = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], max_new_tokens=12,
+                            eos_token_id=eos, pad_token_id=pad, do_sample=False)[:, enc["input_ids"].shape[1]:]
+    assert ours == _rows(theirs, pad)
+    assert sizes[0] == 3 and sizes == sorted(sizes, reverse=True) and sizes[-1] < 3
+    assert len(sizes) == max(len(r) for r in ours)  # the prefill, then a step per token after each row's first
+    # a stop string met in the new text of one row: that row stops where generate()'s stop_strings stop it
+    text = tokenizer.decode(free[1])
+    stop = text[len(text) // 2: len(text) // 2 + 2]
+    ours = new_tokens_of(model, enc, 12, None, pad, stop_strings=[stop], tokenizer=tokenizer)
+    theirs = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], max_new_tokens=12,
+                            pad_token_id=pad, eos_token_id=None, stop_strings=[stop], tokenizer=tokenizer,
+                            do_sample=False)[:, enc["input_ids"].shape[1]:]
+    assert len(ours[1]) < 12 and stop in tokenizer.decode(ours[1])
+    assert [r[:len(o)] for r, o in zip(_rows(theirs, pad), ours)] == ours
+
+
+def new_tokens_of(model, enc, n, eos, pad, **kwargs):
+    from pipeline_lib.evaluation.decoding import new_tokens
+
+    return _rows(new_tokens(model, enc["input_ids"], enc["attention_mask"], n, eos, pad, **kwargs), pad)
+
+
+def test_a_stop_string_is_looked_for_in_the_new_text_only(tiny):
+    """A stop string that the prompt's end and the first new token form together does not stop the row (where
+    transformers' stop_strings, which read the whole sequence, would): the response is the text after the prompt."""
+    model, tokenizer = tiny
+    prompt = PROMPTS[1]
+    enc = _left_padded(tokenizer, [prompt])
+    free = new_tokens_of(model, enc, 8, None, tokenizer.pad_token_id)[0]
+    first = tokenizer.decode(free[:1])
+    stop = prompt[-1] + first[:1]
+    assert stop not in tokenizer.decode(free), "pick another prompt: the stop string is in the new text"
+    stopped = new_tokens_of(model, enc, 8, None, tokenizer.pad_token_id, stop_strings=[stop], tokenizer=tokenizer)
+    assert stopped[0] == free
+    theirs = model.generate(**enc, max_new_tokens=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=None,
+                            stop_strings=[stop], tokenizer=tokenizer, do_sample=False)
+    assert theirs.shape[1] - enc["input_ids"].shape[1] == 1  # what the old loop did: stopped by the prompt's end

@@ -112,6 +112,14 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
     assert resources["forgetting (Δ CE)"].notna().all() and resources.loc["lora", "merged = unmerged"] == "3/3"
     assert set(resources.loc[["series", "parallel"], "merged = unmerged"]) == {"not merged"}
     assert (resources["total time (s)"] > resources["train time (s)"]).all()
+    # MFU on record: every fine-tune and its generating evaluations, against the CPU's measured peak
+    assert resources["train MFU (%)"].between(0, 100, inclusive="neither").all()
+    assert resources["eval MFU (%)"].between(0, 100, inclusive="neither").all()
+    score = json.loads((workdir / "results/scores/tiny-llama/lora/gsm8k_train/generate/gsm8k.json").read_text())
+    spent = score["efficiency"]
+    assert set(spent["model_flops"]) == {"prefill", "decode"} and spent["peak_source"].startswith("measured")
+    assert spent["mfu"] == pytest.approx(sum(spent["model_flops"].values()) / sum(spent["seconds"].values())
+                                         / spent["peak_flops_per_s"], rel=1e-3)
     forgot = json.loads((workdir / "results/costs/tiny-llama/lora/gsm8k_train/forgetting.json").read_text())
     assert forgot["reference"]["kind"] == "builtin" and forgot["tokens_scored"] > 0
     assert forgot["forgetting"] == pytest.approx(forgot["cross_entropy_enabled"] - forgot["cross_entropy_disabled"],
