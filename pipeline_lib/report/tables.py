@@ -264,9 +264,9 @@ def accuracy_notes(marks: dict, cells: pd.DataFrame | None = None) -> list[str]:
 def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: dict | None = None,
                     merging: dict | None = None, costs: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per fine-tune (each seed's): trainable parameters, training time, speed and MFU, memory, adapter
-    size, the evaluation time of its run summed over datasets (and its generation's MFU) and the total; where measured (report/costs.py),
-    CUDA's reserved memory over steps, forgetting, the accuracy change outside the training suite, and
-    inference merged against unmerged."""
+    size, the evaluation time of its run summed over datasets (and its generation's MFU) and the total; where
+    measured (report/costs.py), CUDA's reserved memory over steps, forgetting, the accuracy change outside the
+    training suite, and inference merged against unmerged."""
     eval_time = runs.groupby([*FINETUNE_KEYS, "run"])["wall_time_s"].sum()  # over datasets and protocols
     with_seeds = any(m.get("seed") is not None for m in metrics.values())
     forgetting, merging = forgetting or {}, merging or {}

@@ -88,7 +88,8 @@ def record(flops: dict[str, float], seconds: dict[str, float] | float, device: s
     elapsed = sum(timed.values())
     peak = peak_flops(device, dtype)
     achieved = total / elapsed if elapsed > 0 else None
-    out = {"model_flops": {k: round(v) for k, v in flops.items()}, "seconds": {k: round(v, 3) for k, v in timed.items()},
+    out = {"model_flops": {k: round(v) for k, v in flops.items()},
+           "seconds": {k: round(v, 3) for k, v in timed.items()},
            "dtype": dtype, "achieved_flops_per_s": None if achieved is None else round(achieved),
            "peak_flops_per_s": peak["flops_per_s"], "peak_source": peak["source"],
            "mfu": _ratio(achieved, peak["flops_per_s"])}
