@@ -10,9 +10,11 @@ on one H100), writing every figure as JSON into OUT:
                          tables, and the largest accuracy difference between the two
   train_throughput.json  LLaMA-7B shape (random weights, bf16, LoRA r=32 on q,k,v,up,down, cutoff 256,
                          micro-batch 16): ours against transformers.Trainer + peft, real tokens/s, model FLOPs
-                         utilisation against the measured peak of the precision both trained in, peak memory
-  eval_throughput.json   the same shape: our batched KV-cache generation against upstream's protocol (one item at
-                         a time, 4 beams, no cache) on the same prompts and token budget, items/s
+                         utilisation against the measured peak of the precision both trained in, and ours as the
+                         pipeline records it (`efficiency`: MFU against the GPU's datasheet peak), peak memory
+  eval_throughput.json   the same shape: the evaluation's greedy loop against upstream's protocol (one item at
+                         a time, 4 beams, no cache) on the same prompts and token budget, items/s; ours with its new
+                         tokens/s and `efficiency` (prefill and decoding FLOPs, MFU against the datasheet peak)
 
 Random weights built from the config (no download); prompts of random words from the tests' tiny tokenizer.
 `--tiny` runs every part at a tiny shape on the CPU (the test suite does, to keep the script working):
@@ -41,6 +43,7 @@ from pipeline_lib import adapters
 from pipeline_lib.catalog.training import TrainConfig
 from pipeline_lib.models import precision
 from pipeline_lib.planning.commands import SCRIPTS
+from pipeline_lib.runtime import efficiency
 from pipeline_lib.training.loop import tokenize, train
 
 ROOT = Path(__file__).resolve().parent.parent  # the Snakefile and the tests' configs
@@ -104,7 +107,12 @@ def train_throughput(out: Path, shape: str, device: str, tokenizer, peak: float,
     metrics = train(model, tokenizer, data, cfg, progress=False)
     per_token = flops_per_token(model)
     result["ours"] = {"tokens_per_s": metrics["tokens_per_s"], "mfu": metrics["tokens_per_s"] * per_token / peak,
-                      "peak_cuda_mb": metrics["peak_cuda_mb"], "loss": metrics["loss"]}
+                      "peak_cuda_mb": metrics["peak_cuda_mb"], "loss": metrics["loss"],
+                      # the pipeline's own record: MFU against the datasheet's peak on a GPU (as the field reports)
+                      "efficiency": efficiency.record(efficiency.training_flops(efficiency.matmul_weights(model),
+                                                                                metrics["tokens"]),
+                                                      metrics["wall_time_s"], device, autocast
+                                                      if autocast == "bfloat16" else "float32")}
     del model
     torch.cuda.empty_cache() if device == "cuda" else None
 
@@ -130,14 +138,20 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
     from pipeline_lib.catalog.prompts import evaluation_prompt
     from pipeline_lib.evaluation.decoding import generate
 
-    model = random_model(shape, device, tokenizer, getattr(torch, precision.resolve("auto", device)[0])).eval()
+    dtype = precision.resolve("auto", device)[0]
+    model = random_model(shape, device, tokenizer, getattr(torch, dtype)).eval()
     prompts = [evaluation_prompt(r["instruction"]) for r in records(tokenizer, items, 60, seed=3)]
     sync(device)
     start = time.perf_counter()
-    budget = {"min_new_tokens": new_tokens}  # random weights: every item generates the same number of tokens
-    generate(model, tokenizer, prompts, batch_size=items, max_new_tokens=new_tokens, generation_kwargs=budget)
+    counts = {}  # the evaluation's own greedy loop (random weights rarely meet EOS: about every row runs to the cap)
+    generate(model, tokenizer, prompts, batch_size=items, max_new_tokens=new_tokens, counts=counts)
     sync(device)
-    ours = items / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    ours = items / seconds
+    flops = efficiency.generation_flops(efficiency.matmul_weights(model), counts["prompt_tokens"],
+                                        counts["new_tokens"], counts["rows"])
+    spent = efficiency.record(flops, seconds, device, dtype)
+    budget = {"min_new_tokens": new_tokens}  # upstream's beams: every item generates the same number of tokens
     # upstream's protocol: the `paper` settings' one prompt at a time and beams, without the KV cache as upstream ran
     paper = protocols.settings("paper", {"batch_size": 1, "max_new_tokens": None, "dtype": "auto"}, "math", "alpaca")
     start = time.perf_counter()
@@ -147,7 +161,9 @@ def eval_throughput(out: Path, shape: str, device: str, tokenizer, items: int, u
     upstream = upstream_items / (time.perf_counter() - start)
     del model
     return write(out, "eval_throughput", {
-        "shape": shape, "device": device, "new_tokens": new_tokens, "ours": {"items": items, "items_per_s": ours},
+        "shape": shape, "device": device, "new_tokens": new_tokens,
+        "ours": {"items": items, "items_per_s": ours, "new_tokens_per_s": counts["new_tokens"] / seconds,
+                 "efficiency": spent},
         "upstream_protocol": {"items": upstream_items, "items_per_s": upstream}, "ours_over_upstream": ours / upstream})
 
 

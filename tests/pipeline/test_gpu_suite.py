@@ -31,3 +31,7 @@ def test_the_suite_runs_every_part_and_writes_json(tmp_path):
             train[trainer]["tokens_per_s"] * train["ours"]["mfu"] / train["ours"]["tokens_per_s"])
     evaluation = read["eval_throughput"]
     assert evaluation["ours"]["items_per_s"] > 0 and evaluation["ours_over_upstream"] > 0
+    # MFU as the pipeline records it, for training and for generation (prefill and decoding apart)
+    for spent in (train["ours"]["efficiency"], evaluation["ours"]["efficiency"]):
+        assert 0 < spent["mfu"] < 1 and spent["peak_flops_per_s"] > 0
+    assert set(evaluation["ours"]["efficiency"]["model_flops"]) == {"prefill", "decode"}
