@@ -41,9 +41,8 @@ from bench import LORA, flops_per_token, matmul_peak, sync, trainer_baseline
 
 from pipeline_lib import adapters
 from pipeline_lib.catalog.training import TrainConfig
-from pipeline_lib.models import precision
+from pipeline_lib.models import efficiency, precision
 from pipeline_lib.planning.commands import SCRIPTS
-from pipeline_lib.runtime import efficiency
 from pipeline_lib.training.loop import tokenize, train
 
 ROOT = Path(__file__).resolve().parent.parent  # the Snakefile and the tests' configs

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pipeline_lib.catalog import dtypes, protocols
 from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.models import efficiency
 from pipeline_lib.planning import code, paths
 from pipeline_lib.planning.estimates import inference_tokens
-from pipeline_lib.runtime import allocator, efficiency, gpu, provenance
+from pipeline_lib.runtime import allocator, gpu, provenance
 from pipeline_lib.runtime.files import fingerprint, read_json, read_jsonl, sha256_file, write_json, write_jsonl
 
 
@@ -69,7 +70,7 @@ def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: st
 
 def generation_efficiency(model, summary: dict, device: str, dtype: str) -> dict | None:
     """The generation's model FLOPs (prefill and decoding) over its wall time against the device's peak
-    (runtime/efficiency.py); None for a log-likelihood protocol (lm-eval batches its own forward passes) or where
+    (models/efficiency.py); None for a log-likelihood protocol (lm-eval batches its own forward passes) or where
     nothing was generated (every item resumed)."""
     if "prompt_tokens" not in summary or not summary.get("generated_rows"):
         return None

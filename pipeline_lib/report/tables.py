@@ -59,7 +59,7 @@ def collect(score_paths: list[str | Path], paper_rules: dict[str, str],
 
 
 def _efficiency_columns(record: dict | None) -> dict:
-    """An evaluation's model FLOPs and its device's peak FLOP/s (runtime/efficiency.py), to sum MFU over jobs."""
+    """An evaluation's model FLOPs and its device's peak FLOP/s (models/efficiency.py), to sum MFU over jobs."""
     record = record or {}
     return {"model_flops": sum(record.get("model_flops", {}).values()) or None,
             "peak_flops_per_s": record.get("peak_flops_per_s")}

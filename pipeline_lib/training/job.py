@@ -10,8 +10,9 @@ import time
 
 from pipeline_lib.catalog import base_models, dtypes, methods
 from pipeline_lib.catalog.training import TrainConfig
+from pipeline_lib.models import efficiency
 from pipeline_lib.planning import code, paths
-from pipeline_lib.runtime import allocator, efficiency, gpu, provenance
+from pipeline_lib.runtime import allocator, gpu, provenance
 from pipeline_lib.runtime.files import (
     atomic_path,
     fingerprint,

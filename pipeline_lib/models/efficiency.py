@@ -114,7 +114,7 @@ def peak_flops(device: str, dtype: str) -> dict:
                 value = peaks.get(dtype)
                 return {"flops_per_s": value, "source": f"datasheet: {key} {dtype} dense" if value else
                         f"{name}: no datasheet figure for {dtype}"}
-        return {"flops_per_s": None, "source": f"{name}: not in the datasheet table (runtime/efficiency.py)"}
+        return {"flops_per_s": None, "source": f"{name}: not in the datasheet table (models/efficiency.py)"}
     return cpu_peak(dtype)
 
 

@@ -1,9 +1,9 @@
-"""MFU's parts (pipeline_lib/runtime/efficiency.py): the matmul weights counted, the FLOPs of each kind of job,
+"""MFU's parts (pipeline_lib/models/efficiency.py): the matmul weights counted, the FLOPs of each kind of job,
 the peak (a GPU's datasheet by name, a CPU's cached measurement) and the ratio."""
 import pytest
 import torch
 
-from pipeline_lib.runtime import efficiency
+from pipeline_lib.models import efficiency
 
 
 def test_matmul_weights_are_the_linear_layers_with_the_head_once_split_by_training(tiny):
