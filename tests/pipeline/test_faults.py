@@ -143,11 +143,13 @@ def _differing(a, b, prefix="") -> list[str]:
 
 
 def _untimed(record):
-    """A score without what differs between any two runs: its times and speeds, the items it resumed, and the
-    precision's measured figures (its verdict stays)."""
+    """A score without what differs between any two runs: its times and speeds, the items it resumed, what this
+    process generated and its efficiency (a measurement), and the precision's measured figures (its verdict
+    stays)."""
     if not isinstance(record, dict):
         return record
-    timing = ("started", "finished", "resumed_items", "wall_time_s", "new_tokens")  # new_tokens: this process's
+    timing = ("started", "finished", "resumed_items", "wall_time_s", "new_tokens", "prompt_tokens", "generated_rows",
+              "efficiency")  # the tokens: this process's
     return {k: (_untimed(v) if k != "precision" else {p: v[p] for p in ("requested", "chosen") if p in v})
             for k, v in record.items() if k not in timing and not k.endswith("_per_s")}
 

@@ -119,7 +119,7 @@ def test_every_table_and_figure_is_written_and_declared(tiny_run):
     spent = score["efficiency"]
     assert set(spent["model_flops"]) == {"prefill", "decode"} and spent["peak_source"].startswith("measured")
     assert spent["mfu"] == pytest.approx(sum(spent["model_flops"].values()) / sum(spent["seconds"].values())
-                                         / spent["peak_flops_per_s"], rel=1e-3)
+                                         / spent["peak_flops_per_s"], abs=1e-4)  # recorded to 4 decimals
     forgot = json.loads((workdir / "results/costs/tiny-llama/lora/gsm8k_train/forgetting.json").read_text())
     assert forgot["reference"]["kind"] == "builtin" and forgot["tokens_scored"] > 0
     assert forgot["forgetting"] == pytest.approx(forgot["cross_entropy_enabled"] - forgot["cross_entropy_disabled"],
