@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from pipeline_lib.evaluation.decoding import batches_longest_first, cut_at_stop, generate
@@ -117,3 +118,24 @@ def test_a_stop_string_is_looked_for_in_the_new_text_only(tiny):
     theirs = model.generate(**enc, max_new_tokens=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=None,
                             stop_strings=[stop], tokenizer=tokenizer, do_sample=False)
     assert theirs.shape[1] - enc["input_ids"].shape[1] == 1  # what the old loop did: stopped by the prompt's end
+
+
+@pytest.mark.parametrize("spec", [{"method": "prefix_tuning", "num_virtual_tokens": 4},
+                                  {"method": "prompt_tuning", "num_virtual_tokens": 4}])
+def test_prompt_learning_rows_leave_the_batch_and_decode_as_each_alone(tiny, spec):
+    """A prefix in the cache (prefix tuning) and virtual token embeddings (prompt tuning): with an EOS the rows meet
+    at different steps, each row's tokens equal the row decoded alone."""
+    from pipeline_lib import adapters
+
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    model = adapters.attach(model, spec).eval()
+    enc = _left_padded(tokenizer, PROMPTS)
+    pad = tokenizer.pad_token_id
+    eos = new_tokens_of(model, enc, 10, None, pad)[0][2]
+    batched = new_tokens_of(model, enc, 10, eos, pad)
+    assert len({len(r) for r in batched}) > 1  # the rows ended apart
+    for row, ids, mask in zip(batched, enc["input_ids"], enc["attention_mask"]):
+        real = ids[mask.bool()][None]
+        assert row == new_tokens_of(model, {"input_ids": real, "attention_mask": torch.ones_like(real)}, 10, eos,
+                                    pad)[0]
