@@ -33,13 +33,11 @@ def matmul_peak(device: str = "cpu", dtype=torch.float32, n: int | None = None, 
 
 
 def flops_per_token(model) -> float:
-    """Training FLOPs per token of this model (pipeline_lib/planning/estimates.py's formula): its frozen linear weights
-    and its trainable ones."""
-    from pipeline_lib.planning.estimates import train_flops_per_token
+    """Training FLOPs per token of this model: pipeline_lib/models/efficiency.py's count of its frozen and trainable
+    matmul weights, planning/estimates.py's formula."""
+    from pipeline_lib.models import efficiency
 
-    frozen = sum(m.weight.numel() for m in model.modules()
-                 if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad)
-    return train_flops_per_token(frozen, sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return efficiency.training_flops(efficiency.matmul_weights(model), 1)["training"]
 
 
 def trainer_baseline(model, tokenizer, examples: list[dict], *, micro: int, batch: int, steps: int, scratch,

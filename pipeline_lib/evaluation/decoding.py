@@ -107,7 +107,8 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
     done = [False] * batch
     stops = [s for s in (stop_strings or []) if s]
     for step in range(max_new_tokens):
-        for k, t in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+        token = out.logits[:, -1].argmax(-1)
+        for k, t in enumerate(token.tolist()):
             row = live[k]
             if not done[row]:
                 tokens[row].append(t)
@@ -118,7 +119,6 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
                 done[r] = any(s in text for s in stops)
         if all(done) or step == max_new_tokens - 1:
             break
-        token = out.logits[:, -1].argmax(-1)
         keep = [k for k, r in enumerate(live) if not done[r]]
         if len(keep) < len(live) and hasattr(cache, "batch_select_indices"):  # a cache that cannot shrink keeps
             index = torch.tensor(keep, device=token.device)                # its rows, their tokens unused

@@ -19,7 +19,6 @@ import os
 import time
 
 from pipeline_lib.planning.estimates import generate_flops_per_token, train_flops_per_token
-from pipeline_lib.runtime.files import read_json, write_json
 
 PEAK_VERSION = 1      # part of the cache key
 PEAK_N = 2048         # the square matmul a CPU's peak is measured at (smaller where the dtype is slow: PEAK_SAMPLE_S)
@@ -129,23 +128,13 @@ def cpu_peak(dtype: str) -> dict:
            "threads": torch.get_num_threads()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = precision.cache_dir() / f"cpu-peak-{digest}.json"
-    found = None if os.environ.get(precision.REPROBE_VARIABLE) == "1" else _read(path)
+    found = None if os.environ.get(precision.REPROBE_VARIABLE) == "1" else precision.read_cached(path)
     if found is None:
         found = {**key, **measure_matmul(getattr(torch, dtype))}
-        try:
-            write_json(path, found)
-        except OSError:  # an unwritable cache costs the next job another measurement, nothing else
-            pass
+        precision.write_cached(path, found)
     return {"flops_per_s": found["flops_per_s"],
             "source": f"measured: {found['n']}-cubed {dtype} matmul, {found['threads']} threads, fastest of "
                       f"{found['samples']}"}
-
-
-def _read(path) -> dict | None:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
 
 
 def measure_matmul(dtype, n: int = PEAK_N, samples: int = PEAK_SAMPLES) -> dict:

@@ -175,7 +175,7 @@ def cpu_facts(work: Workload) -> dict:
            "threads": torch.get_num_threads()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"cpu-precision-{digest}.json"
-    facts = None if os.environ.get(REPROBE_VARIABLE) == "1" else _read(path)
+    facts = None if os.environ.get(REPROBE_VARIABLE) == "1" else read_cached(path)
     if facts is None:
         if not key["bf16_reported"]:
             verdict = {"bf16_fast": False, "basis": "oneDNN reports no bf16 support: nothing measured", "cached": True}
@@ -187,7 +187,7 @@ def cpu_facts(work: Workload) -> dict:
             verdict = measure(work)
         facts = {**key, **verdict}
         if facts["cached"]:
-            _write(path, facts)
+            write_cached(path, facts)
     forced = os.environ.get(FORCE_VARIABLE)
     if forced in ("0", "1"):
         facts = {**facts, "bf16_fast": forced == "1", "forced": f"{FORCE_VARIABLE}={forced}"}
@@ -354,14 +354,14 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def _read(path: Path) -> dict | None:
+def read_cached(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _write(path: Path, facts: dict) -> None:
+def write_cached(path: Path, facts: dict) -> None:
     """Best effort: an unwritable cache only costs the next job another measurement."""
     from pipeline_lib.runtime.files import write_json
 

@@ -65,16 +65,6 @@ def _efficiency_columns(record: dict | None) -> dict:
             "peak_flops_per_s": record.get("peak_flops_per_s")}
 
 
-def mfu(records: list[dict | None]) -> float | None:
-    """MFU (%) of jobs taken together: their model FLOPs over their seconds, against their (one) peak; None where
-    a job has no record or no peak."""
-    if not records or any(not r or not r.get("peak_flops_per_s") for r in records):
-        return None
-    flops = sum(sum(r["model_flops"].values()) for r in records)
-    seconds = sum(sum(r["seconds"].values()) for r in records)
-    return round(100 * flops / seconds / records[0]["peak_flops_per_s"], 1) if seconds else None
-
-
 def _decoding_columns(settings: dict) -> dict:
     """How a score's items were put to the model, in a published source's terms (report/published.py)."""
     if not settings:
@@ -280,7 +270,7 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
                      "train time (s)": m.get("wall_time_s"), "tokens/s": m.get("tokens_per_s"),
-                     "train MFU (%)": mfu([m.get("efficiency")]),
+                     "train MFU (%)": _percent((m.get("efficiency") or {}).get("mfu")),
                      "eval MFU (%)": _eval_mfu(runs, (*keys[:3], run)),
                      "peak RSS (MB)": m.get("peak_rss_mb"), "peak CUDA (MB)": m.get("peak_cuda_mb"),
                      "adapter file (MB)": round(m.get("adapter_file_bytes", 0) / 2 ** 20, 2),
@@ -307,6 +297,10 @@ def _eval_mfu(runs: pd.DataFrame, key: tuple) -> float | None:
     if mine.empty or not mine.wall_time_s.sum():
         return None
     return round(100 * mine.model_flops.sum() / mine.wall_time_s.sum() / mine.peak_flops_per_s.iloc[0], 1)
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 1)
 
 
 def _cut(truncation: dict | None) -> str | None:
