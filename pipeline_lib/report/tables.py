@@ -265,7 +265,9 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
     rows = []
     for keys, m in metrics.items():
         run = m.get("run", keys[1])
-        evaluated = round(float(eval_time.get((*keys[:3], run), float("nan"))), 1)
+        # eval and total at the train time's precision, the total from unrounded parts: a tiny job's total must
+        # not round below its training time
+        evaluated = float(eval_time.get((*keys[:3], run), float("nan")))
         rows.append({**dict(zip(FINETUNE_KEYS, keys)), **({"seed": m.get("seed")} if with_seeds else {}),
                      "trainable params": m.get("trainable_params"),
                      "% of base": round(m.get("trainable_percent", float("nan")), 4),
@@ -278,8 +280,8 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
                      "train precision": describe_precision(m.get("precision"), short=True),
                      "base weights (MB)": m.get("base_weights_mb"),
                      "cut at cutoff": _cut(m.get("truncation")),
-                     "eval time (s)": evaluated,
-                     "total time (s)": round(m["wall_time_s"] + evaluated, 1) if m.get("wall_time_s") else None,
+                     "eval time (s)": round(evaluated, 2),
+                     "total time (s)": round(m["wall_time_s"] + evaluated, 2) if m.get("wall_time_s") else None,
                      **_cuda_reserved(m), **_forgetting(forgetting.get(keys)),
                      **({"Δ acc. outside suite (points)": _round(outside.get(tuple(keys[:3])), 1)}
                         if any(v is not None and v == v for v in outside.values()) else {}),
