@@ -152,3 +152,10 @@ def render_outputs():
                                               caption=f"../captions/{o.caption}.rst") for o in OUTPUTS if o.caption}
     reported = {o.reported_file() for o in OUTPUTS if o.caption}
     return {**captioned, "other": [f for o in OUTPUTS for f in o.files() if f not in reported]}
+
+
+def evaluation_sets(data, predictions, scores):
+    """The evaluate job's sets, in PLAN.evaluation.pairs' order: each (protocol, set)'s data, predictions and
+    score files (its settings go apart, in `params.options`, where a change re-runs the job)."""
+    return [{"protocol": p, "dataset": d, "data": x, "predictions": y, "score": z}
+            for (p, d), x, y, z in zip(PLAN.evaluation.pairs, data, predictions, scores)]

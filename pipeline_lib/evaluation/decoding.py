@@ -213,9 +213,13 @@ def _start_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens)
 
 def generated_tokens(out: torch.Tensor, eos_token_id: int | None, pad_token_id: int) -> int:
     """Tokens a batch generated: each row's up to and including its first EOS (the rest is padding after it)."""
+    return sum(row_tokens(out, eos_token_id, pad_token_id))
+
+
+def row_tokens(out: torch.Tensor, eos_token_id: int | None, pad_token_id: int) -> list[int]:
+    """Each row's generated tokens, up to and including its first EOS."""
     ends = (out == pad_token_id) | ((out == eos_token_id) if eos_token_id is not None else False)
-    first = torch.where(ends.any(1), ends.int().argmax(1) + 1, out.shape[1])
-    return int(first.sum())
+    return torch.where(ends.any(1), ends.int().argmax(1) + 1, out.shape[1]).tolist()
 
 
 @torch.inference_mode()
@@ -227,7 +231,8 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
     Generation stops at EOS or a stop string; each response is cut before the first of `cut_strings` (default:
     the stop strings). `generation_kwargs` (e.g. the paper protocol's beam search) go to generate() as they are.
     `counts`, when given, adds up the tokens generated ("new_tokens", up to and including each row's EOS), the
-    prompts' tokens ("prompt_tokens") and the rows generated ("rows")."""
+    prompts' tokens ("prompt_tokens") and the rows generated ("rows"), and keeps each prompt's (prompt tokens, new
+    tokens) under "per_prompt" by its index (set before `on_batch` sees the batch)."""
     if not prompts:  # e.g. a resumed evaluation whose items were all written before the kill
         return []
     stop_strings = list(stop_strings or [])
@@ -243,10 +248,12 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int | str = 16, m
         out = new_tokens(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
                          tokenizer.pad_token_id, generation_kwargs, stop_strings, tokenizer)
         if counts is not None:  # what the generation computed: its efficiency's model FLOPs
-            counts["new_tokens"] = counts.get("new_tokens", 0) + generated_tokens(out, tokenizer.eos_token_id,
-                                                                                   tokenizer.pad_token_id)
-            counts["prompt_tokens"] = counts.get("prompt_tokens", 0) + int(enc["attention_mask"].sum())
+            new = row_tokens(out, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            prompt = enc["attention_mask"].sum(1).tolist()
+            counts["new_tokens"] = counts.get("new_tokens", 0) + sum(new)
+            counts["prompt_tokens"] = counts.get("prompt_tokens", 0) + sum(prompt)
             counts["rows"] = counts.get("rows", 0) + len(indices)
+            counts.setdefault("per_prompt", {}).update(zip(indices, zip(prompt, new)))
         texts = tokenizer.batch_decode(out, skip_special_tokens=True)
         batch = [cut_at_stop(t, cut_strings) for t in texts]
         for i, text in zip(indices, batch):

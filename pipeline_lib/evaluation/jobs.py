@@ -16,8 +16,18 @@ from pipeline_lib.runtime import allocator, gpu, provenance
 from pipeline_lib.runtime.files import fingerprint, read_json, read_jsonl, sha256_file, write_json, write_jsonl
 
 
+def inference_precision(model_dir: str, settings: dict, device: str, quantization: dict | None) -> tuple:
+    """(dtype, the precision record, the quantization resolved) of an evaluation: `auto` resolved on the job's
+    device for its own step (models/precision.py)."""
+    from pipeline_lib.models import precision
+
+    work = precision.model_workload("inference", inference_tokens(settings), model_dir)
+    dtype, record = precision.resolve(dtypes.evaluation_dtype(settings["dtype"], quantization), device, work)
+    return dtype, record, precision.resolved_quantization(quantization, device, work)
+
+
 def inference_model(model_dir: str, adapter_dir: str | None, settings: dict, device: str, quantization: dict | None,
-                     trust_remote_code: bool, merge: bool = True):
+                    trust_remote_code: bool, merge: bool = True):
     """(model in eval mode, tokenizer, the evaluation's settings with its dtype resolved, the precision record, the
     quantization resolved): the base, its adapter loaded and merged where the method can be merged (on a quantized
     base the adapter stays unmerged: merging would requantize it), in the precision `auto` chose for the job's
@@ -25,13 +35,8 @@ def inference_model(model_dir: str, adapter_dir: str | None, settings: dict, dev
     import torch
 
     from pipeline_lib import adapters, models
-    from pipeline_lib.models import precision
 
-    # `auto` resolved on the job's device, for its own step
-    work = precision.model_workload("inference", inference_tokens(settings), model_dir)
-    dtype, precision_record = precision.resolve(dtypes.evaluation_dtype(settings["dtype"], quantization), device,
-                                                work)
-    quantization = precision.resolved_quantization(quantization, device, work)
+    dtype, precision_record, quantization = inference_precision(model_dir, settings, device, quantization)
     model, tokenizer = models.load(model_dir, device=device, trust_remote_code=trust_remote_code,
                                    quantization=quantization)
     if adapter_dir:
@@ -43,28 +48,116 @@ def inference_model(model_dir: str, adapter_dir: str | None, settings: dict, dev
     return model.eval(), tokenizer, {**settings, "dtype": dtype}, precision_record, quantization
 
 
-def evaluate(model_dir: str, adapter_dir: str | None, data: str, predictions: str, score: str, labels: dict,
-             settings: dict, device: str = "cpu", quantization: dict | None = None,
-             trust_remote_code: bool = False) -> dict:
-    """Score every item of `data` under the settings' protocol (generate and extract, or lm-eval's
-    log-likelihoods); write the predictions and the score; return it."""
+def evaluate(model_dir: str, adapter_dir: str | None, sets: list[dict], settings: list[dict], labels: dict,
+             device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False) -> list[dict]:
+    """A row's evaluations: each of `sets` ({protocol, dataset, data, predictions, score}) scored under its
+    `settings` (generate and extract, or lm-eval's log-likelihoods) with the model loaded once per precision; the
+    generating sets that decode alike pooled (generate.evaluate_sets). Each set's predictions and score are written
+    as soon as it is complete; a set whose score was made from the same inputs, settings and code (its
+    `fingerprint`) is kept as it is. Returns every set's score."""
     from pipeline_lib.models import convert
 
     started = time.time()
     allocator.keep_freed_memory()
-    model, tokenizer, settings, precision_record, quantization = inference_model(
-        model_dir, adapter_dir, settings, device, quantization, trust_remote_code)
-    done, summary = _score(model, tokenizer, data, settings, predictions, [model_dir, adapter_dir, quantization])
-    write_jsonl(predictions, done)
-    precision_record = {**precision_record, "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
+    identity, weights = convert.identity(model_dir), _adapter_weights(adapter_dir)
+    jobs = []
+    for where, given in zip(sets, settings):
+        dtype, precision_record, resolved = inference_precision(model_dir, given, device, quantization)
+        jobs.append({**where, "settings": {**given, "dtype": dtype}, "precision": precision_record,
+                     "quantization": resolved,
+                     "fingerprint": fingerprint({**given, "dtype": dtype}, resolved, identity,
+                                                code.job_code("evaluate.py"), [sha256_file(where["data"]), *weights])})
+    scores = {i: kept for i, job in enumerate(jobs) if (kept := _kept(job))}
+    for i in scores:
+        print(f"{jobs[i]['protocol']}/{jobs[i]['dataset']}: kept (made from the same inputs, settings and code)")
+    for group in _by_precision([i for i in range(len(jobs)) if i not in scores], jobs):
+        first = jobs[group[0]]
+        model, tokenizer, *_ = inference_model(model_dir, adapter_dir, first["settings"], device, quantization,
+                                               trust_remote_code)
+        about = {"labels": labels, "device": device, "started": started, "model": convert.provenance(model_dir)}
+        scores |= _score_sets(model, tokenizer, [jobs[i] for i in group], group, about)
+        del model
+    for job in jobs:
+        Path(paths.partial(job["predictions"])).unlink(missing_ok=True)
+    return [scores[i] for i in range(len(jobs))]
+
+
+def _adapter_weights(adapter_dir: str | None) -> list[str]:
+    """The sha256 of each of the adapter's weight files (what a kept set or a resumed one must share)."""
+    if not adapter_dir:
+        return []
+    return [sha256_file(p) for p in sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*"))]
+
+
+def _kept(job: dict) -> dict | None:
+    """The set's score where it was made from the same inputs, settings and code, its predictions beside it."""
+    try:
+        score = read_json(job["score"])
+    except (OSError, ValueError):
+        return None
+    return score if score.get("fingerprint") == job["fingerprint"] and Path(job["predictions"]).is_file() else None
+
+
+def _by_precision(indices: list[int], jobs: list[dict]) -> list[list[int]]:
+    """The sets to score, grouped by the model they need (dtype and quantization): one load per group."""
+    groups: dict[str, list[int]] = {}
+    for i in indices:
+        key = fingerprint(jobs[i]["settings"]["dtype"], jobs[i]["quantization"])
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _score_sets(model, tokenizer, jobs: list[dict], indices: list[int], about: dict) -> dict[int, dict]:
+    """Score the sets on one model: log-likelihood sets one by one, the generating ones pooled; each set's files
+    written as soon as it is complete (`about`: the row's labels, the device, the job's start, the model's
+    provenance). Returns {index: score}."""
+    from pipeline_lib.evaluation import generate
+
+    done: dict[int, dict] = {}
+
+    def write(k: int, predictions: list, summary: dict) -> None:
+        job = jobs[k]
+        done[indices[k]] = _write_set(model, job, predictions, _with_chance(job, predictions, summary), about)
+
+    pending = {}
+    for k, job in enumerate(jobs):
+        if job["settings"]["scorer"] == "loglikelihood":
+            from pipeline_lib.evaluation import loglikelihood
+
+            predictions, summary = loglikelihood.evaluate(model, tokenizer, read_jsonl(job["data"]), job["settings"],
+                                                          where=job["data"])
+            write(k, predictions, summary)
+        else:
+            pending[k] = generate.Pending(read_jsonl(job["data"]), job["settings"],
+                                          Path(paths.partial(job["predictions"])), job["fingerprint"])
+    order = list(pending)
+    generate.evaluate_sets(model, tokenizer, [pending[k] for k in order],
+                           lambda j, predictions, summary: write(order[j], predictions, summary))
+    return done
+
+
+def _with_chance(job: dict, predictions: list, summary: dict) -> dict:
+    """The summary with what a guess would score (`chance`) and how many responses had no answer to extract."""
+    from pipeline_lib.evaluation.choices import chance
+
+    missing = sum(p.get("extracted") is None for p in predictions)
+    return {**summary, "chance": chance(read_jsonl(job["data"])), "no_answer": missing,
+            "no_answer_share": missing / len(predictions) if predictions else None}
+
+
+def _write_set(model, job: dict, predictions: list, summary: dict, about: dict) -> dict:
+    """One set's predictions, then its score (the score last: a score on disk means its predictions are)."""
+    settings, device = job["settings"], about["device"]
+    write_jsonl(job["predictions"], predictions)
+    precision_record = {**job["precision"], "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
                         "job_items_per_s": summary.get("items_per_s")}
-    result = {**labels, **summary, "evaluation": settings, "precision": precision_record,
+    result = {**about["labels"], "protocol": job["protocol"], "dataset": job["dataset"], **summary, "evaluation": settings,
+              "precision": precision_record,
               "efficiency": generation_efficiency(model, summary, device, settings["dtype"]),
-              "provenance": provenance.record(convert.provenance(model_dir), {data: sha256_file(data)}, device),
-              "quantization": quantization, "allocation": gpu.allocation(), "started": started,
-              "finished": time.time()}
-    write_json(score, result)
-    Path(paths.partial(predictions)).unlink(missing_ok=True)
+              "provenance": provenance.record(about["model"], {job["data"]: sha256_file(job["data"])}, device),
+              "quantization": job["quantization"], "allocation": gpu.allocation(), "fingerprint": job["fingerprint"],
+              "started": about["started"], "finished": time.time()}
+    write_json(job["score"], result)
     return result
 
 

@@ -153,8 +153,11 @@ def _job(weights: float, working: float, flops: float, device: str) -> dict:
     return {
         "mem_mb": int(math.ceil(host / 2 ** 20)),
         "gpu_mem_mb": int(math.ceil(((weights + working) * 1.2 + GIB) / 2 ** 20)) if gpu else 0,
-        "runtime": int(math.ceil(2 * seconds / 60 + 10)),  # minutes, as SLURM's --time takes them
+        "runtime": int(math.ceil(2 * seconds / 60 + FIXED_MINUTES)),  # minutes, as SLURM's --time takes them
     }
+
+
+FIXED_MINUTES = 10  # a job's allowance beyond twice its compute: start, model load, a slow node
 
 
 class Estimates:
@@ -193,6 +196,16 @@ class Estimates:
                             self.plan.data.estimated_items(dataset, "eval"), self.plan.config["device"],
                             sizes["quantization"], sizes["embedding"])
         return self._once(("evaluate", model, dataset, protocol), compute)
+
+    def evaluate_row(self, model: str) -> dict:
+        """A row's evaluation job: every (protocol, set) of the run in one process, one after another (sets of one
+        decoding pooled, at the same batch size): the largest memory of its sets, their runtimes summed (each
+        set's fixed allowance counted once)."""
+        parts = [self.evaluate(model, d, p) for p, d in self.plan.evaluation.pairs]
+        if not parts:
+            return {"mem_mb": 0, "gpu_mem_mb": 0, "runtime": 0}
+        return {"mem_mb": max(p["mem_mb"] for p in parts), "gpu_mem_mb": max(p["gpu_mem_mb"] for p in parts),
+                "runtime": sum(p["runtime"] - FIXED_MINUTES for p in parts) + FIXED_MINUTES}
 
     def forgetting(self, model: str) -> dict:
         def compute():

@@ -68,8 +68,7 @@ class RunPlan:
     @property
     def evaluations(self) -> list[tuple[str, str, str, str, str]]:
         """(model, run, training set, protocol, evaluation set) of every evaluation job, row by row."""
-        return [(*row, p, d) for row in self.rows for d in self.eval_sets
-                for p in self.evaluation.protocols_for(d)]
+        return [(*row, p, d) for row in self.rows for p, d in self.evaluation.pairs]
 
     @property
     def trial_rows(self) -> list[tuple[str, str, str]]:

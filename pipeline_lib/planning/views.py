@@ -135,6 +135,12 @@ class EvaluationPlan:
         """The run's protocols that apply to the set's suite (the log-likelihood ones: commonsense only)."""
         return [p for p in self.protocols if protocols.get(p).applies(self.suites[dataset])]
 
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(protocol, evaluation set) of every evaluation of a row: the same for every row of the run, so one job
+        per row evaluates them all (rules/evaluate.smk)."""
+        return [(p, d) for d in self.eval_sets for p in self.protocols_for(d)]
+
     def settings(self, dataset: str, protocol: str) -> dict:
         """One evaluation job's settings (pipeline_lib.catalog.protocols)."""
         if protocol not in self.protocols_for(dataset):

@@ -76,8 +76,9 @@ def test_in_bf16_the_merged_form_is_what_evaluate_scores_with_a_control_and_a_fl
     assert control["same_response"] == len(RECORDS)  # merging itself is exact up to float32 rounding
     assert floor["items"] == len(RECORDS) and "bfloat16 against float32" in floor["of"]
     # the merged form's responses are the evaluation's: the same weights, built the same way
-    evaluate(str(tiny_dir), adapter, str(data), str(tmp_path / "p.jsonl"), str(tmp_path / "s.json"), LABELS,
-             settings)
+    evaluate(str(tiny_dir), adapter, [{"protocol": settings["protocol"], "dataset": "t", "data": str(data),
+                                       "predictions": str(tmp_path / "p.jsonl"), "score": str(tmp_path / "s.json")}],
+             [settings], LABELS)
     scored = [p["response"] for p in read_jsonl(tmp_path / "p.jsonl")]
     assert [p["response"] for p in seen["merged"]["predictions"]] == scored
 

@@ -28,8 +28,10 @@ def test_finetune_then_evaluate(tiny_dir, tmp_path):
     assert not (tmp_path / "adapter.checkpoint").exists()  # removed once the adapter is written
 
     predictions, score = str(tmp_path / "p.jsonl"), str(tmp_path / "s.json")
-    result = evaluate(str(tiny_dir), out, str(data), predictions, score, {**LABELS, "dataset": "t"},
-                           {**settings({"batch_size": 4, "max_new_tokens": 4}, "math")})
+    evaluation = settings({"batch_size": 4, "max_new_tokens": 4}, "math")
+    sets = [{"protocol": evaluation["protocol"], "dataset": "t", "data": str(data), "predictions": predictions,
+             "score": score}]
+    [result] = evaluate(str(tiny_dir), out, sets, [evaluation], LABELS)
     written = read_jsonl(predictions)
     assert [p["id"] for p in written] == [r["id"] for r in RECORDS]
     assert json.loads(open(score).read()) == result and result["dataset"] == "t"
@@ -130,3 +132,50 @@ def test_a_checkpoint_is_resumed_only_by_the_same_code_on_the_same_model_content
     save_file(tensors, weights, metadata={"format": "pt"})
     assert weights.stat().st_size == size
     assert resumed_from(moved, "a" * 16) == 0  # the weights changed in place
+
+
+def test_a_row_pools_its_sets_and_keeps_the_sets_it_made(tiny_dir, tmp_path, monkeypatch):
+    """One evaluation job per row: its sets' prompts decoded together give each set the predictions it gets alone;
+    re-run with a set added, it generates that set only and leaves the others' files as they were; a set whose
+    settings changed is made again."""
+    from pipeline_lib.evaluation import decoding
+    from pipeline_lib.evaluation import generate as generate_module
+
+    evaluation = settings({"batch_size": 3, "max_new_tokens": 4}, "math")
+    sets = []
+    for name, part in (("a", RECORDS[:5]), ("b", RECORDS[5:]), ("c", RECORDS[2:6])):
+        write_jsonl(tmp_path / f"{name}.jsonl", [{**r, "dataset": name} for r in part])
+        sets.append({"protocol": evaluation["protocol"], "dataset": name, "data": str(tmp_path / f"{name}.jsonl"),
+                     "predictions": str(tmp_path / f"{name}.pred.jsonl"), "score": str(tmp_path / f"{name}.json")})
+    alone = {}
+    for one in sets:
+        moved = {**one, "predictions": one["predictions"] + ".alone", "score": one["score"] + ".alone"}
+        evaluate(str(tiny_dir), None, [moved], [evaluation], LABELS)
+        alone[one["dataset"]] = read_jsonl(moved["predictions"])
+    prompts = []  # every prompt the decoder is given
+
+    def counted(model, tokenizer, given, **options):
+        prompts.extend(given)
+        return decoding.generate(model, tokenizer, given, **options)
+    monkeypatch.setattr(generate_module, "generate", counted)
+
+    scores = evaluate(str(tiny_dir), None, sets[:2], [evaluation] * 2, LABELS)
+    assert len(prompts) == 8  # both sets in one decoding
+    assert [s["dataset"] for s in scores] == ["a", "b"] and all(s["decoded_with_sets"] == 2 for s in scores)
+    for one in sets[:2]:
+        assert read_jsonl(one["predictions"]) == alone[one["dataset"]]
+    made = {one["dataset"]: (open(one["score"], "rb").read(), open(one["predictions"], "rb").read())
+            for one in sets[:2]}
+
+    prompts.clear()
+    grown = evaluate(str(tiny_dir), None, sets, [evaluation] * 3, LABELS)
+    assert len(prompts) == 4 and read_jsonl(sets[2]["predictions"]) == alone["c"]  # the new set alone
+    for one in sets[:2]:
+        assert (open(one["score"], "rb").read(), open(one["predictions"], "rb").read()) == made[one["dataset"]]
+    assert grown[0] == scores[0] and grown[1] == scores[1]
+
+    prompts.clear()
+    longer = {**evaluation, "max_new_tokens": 5}
+    evaluate(str(tiny_dir), None, sets, [evaluation, longer, evaluation], LABELS)
+    assert len(prompts) == 3  # set b under its new settings, nothing else
+    assert json.loads(open(sets[1]["score"]).read())["evaluation"]["max_new_tokens"] == 5

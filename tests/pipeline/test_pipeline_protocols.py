@@ -16,8 +16,8 @@ def test_protocols_are_cached_jobs_with_tables_per_protocol(tmp_path, machine):
                               "evaluation": {"protocols": ["generate", "harness"]}})
     done = run(tmp_path, config, configfiles=ONE_LORA)
     assert done.returncode == 0, done.stderr[-4000:]
-    # 2 rows x (2 sets under generate + the commonsense set under harness)
-    assert job_counts(done.stdout + done.stderr)["evaluate"] == 2 * (2 + 1)
+    # a job per row (2), each over 2 sets under generate and the commonsense set under harness
+    assert job_counts(done.stdout + done.stderr)["evaluate"] == 2
     table = pd.read_csv(tmp_path / "results/tables/accuracy.csv")
     assert list(dict.fromkeys(table.protocol)) == ["generate", "harness"]  # one block each
     assert table[table.protocol == "harness"].MultiArith.isna().all()  # no options to choose from
@@ -29,7 +29,7 @@ def test_protocols_are_cached_jobs_with_tables_per_protocol(tmp_path, machine):
     assert set(agreement.dataset) == {"winogrande"} and (agreement.n == 3).all()
     significance = pd.read_csv(tmp_path / "results/tables/significance.csv")
     assert set(significance.protocol) == {"generate", "harness"}  # rows compared within a protocol
-    # one more protocol: only its evaluations and the render re-run
+    # one more protocol: the rows' evaluation jobs (which keep the sets they made) and the render re-run
     grown = merged(config, {"evaluation": {"protocols": ["generate", "harness", "harness_labels"]}})
     again = run(tmp_path, grown, "--dry-run", configfiles=ONE_LORA)
     assert job_counts(again.stdout + again.stderr) == {"evaluate": 2, "render": 1, "all": 1}

@@ -30,7 +30,7 @@ def tiny_run(tmp_path_factory, tiny_dir, data_mirror):
 def test_job_counts_per_rule(tiny_run):
     _, _, first = tiny_run
     assert job_counts(first.stderr + first.stdout) == {
-        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4 * 3,
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4,
         "forgetting": 3, "merging": 1, "render": 1, "all": 1}  # merging: LoRA only (the bottlenecks cannot merge)
 
 
@@ -92,8 +92,30 @@ def test_changing_one_adapter_reruns_only_its_jobs(tiny_run):
                                                   "target_modules": ["q_proj", "v_proj", "up_proj"]}}}
     dry = run(workdir, changed, "--dry-run")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 3, "forgetting": 1, "merging": 1,
+    assert job_counts(dry.stdout + dry.stderr) == {"finetune": 1, "evaluate": 1, "forgetting": 1, "merging": 1,
                                                    "render": 1, "all": 1}
+
+
+def test_a_set_added_evaluates_that_set_alone_in_each_rows_job(tiny_run, tmp_path):
+    """One evaluation job per row: adding a set re-runs each row's job, which keeps the sets it made from the same
+    inputs, settings and code (the same files, byte for byte, said in its log) and generates the new set. (The new
+    set also re-runs the contamination check, and what it re-makes: a fine-tune re-made to the same weights is the
+    same input.)"""
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], workdir, symlinks=True)
+    made = {p: p.read_bytes() for p in (workdir / "results").glob("[ps][rc]*/tiny-llama/*/*/generate/*.json*")}
+    assert len(made) == 2 * len(ROWS) * len(EVAL_SETS)
+    grown = run(workdir, {**tiny_run[1], "eval_sets": [*EVAL_SETS, "SingleEq"]})
+    assert grown.returncode == 0, grown.stderr[-4000:]
+    counts = job_counts(grown.stdout + grown.stderr)
+    assert counts["evaluate"] == len(ROWS), counts
+    assert all(p.read_bytes() == content for p, content in made.items())
+    for adapter, train in ROWS:
+        log = (workdir / f"logs/evaluate/tiny-llama/{adapter}/{train}.log").read_text()
+        assert log.count(": kept (made from the same inputs") == len(EVAL_SETS), log[-2000:]
+        score = json.loads((workdir / f"results/scores/tiny-llama/{adapter}/{train}/generate/SingleEq.json")
+                           .read_text())
+        assert score["resumed_items"] == 0 and score["generated_rows"] == score["n"] > 0
 
 
 def test_every_table_and_figure_is_written_and_declared(tiny_run):
@@ -207,7 +229,7 @@ def test_base_only_run_downloads_without_a_mirror_and_evaluates_a_config_dataset
     result = run(tmp_path / "run", overrides)
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_counts(result.stdout + result.stderr) == {
-        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 2, "render": 1,
+        "fetch_data": 2, "normalize_data": 2, "contamination": 1, "prepare_data": 2, "evaluate": 1, "render": 1,
         "all": 1}
     table = pd.read_csv(tmp_path / "run/results/tables/accuracy.csv")
     assert list(zip(table.adapter, table.train_set)) == [("base", "none")]
@@ -224,7 +246,7 @@ def test_adapter_only_run(tiny_run, tmp_path, tiny_dir, data_mirror):
     planned = run(tmp_path / "fresh", overrides, "--dry-run")
     assert planned.returncode == 0, planned.stderr[-4000:]
     assert job_counts(planned.stdout + planned.stderr) == {
-        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 3 * 3,
+        "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 3,
         "render": 1, "all": 1}
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run[0], workdir, symlinks=True)
