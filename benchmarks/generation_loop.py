@@ -9,6 +9,9 @@ over the device's peak in the dtype) and how many responses are identical (after
 
   .venv/bin/python benchmarks/generation_loop.py --model resources/models/smollm2-135m \\
       --data results/data/eval/SVAMP.jsonl results/data/eval/gsm8k.jsonl --dtype float32 --rounds 2
+
+With --pooled-batch-size N it also times the evaluate job's way (one job per row): every set's prompts pooled into
+one stream of batches of N rows, against the old loop's responses and tokens/s.
 """
 import argparse
 import time
@@ -60,6 +63,8 @@ def main():
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pooled-batch-size", type=int, default=0,
+                        help="also time the evaluate job's way: every set's prompts pooled at this batch size")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = models.load(args.model)
@@ -80,9 +85,9 @@ def main():
     total = {name: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for name in loops}
     same_all = n_all = 0
     new_loop(model, tokenizer, ["warm-up"], {**settings, "max_new_tokens": 4}, {})  # untimed one-time costs
+    old_responses = []
     for path in args.data:
-        records = read_jsonl(path)[:args.items]
-        prompts = [evaluation_prompt(r["instruction"], r.get("input", ""), settings["prompt"]) for r in records]
+        prompts = _prompts(path, args.items, settings)
         seen = {name: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for name in loops}
         responses = {}
         for r in range(args.rounds):
@@ -91,8 +96,9 @@ def main():
                 started = time.perf_counter()
                 responses[name] = loops[name](model, tokenizer, prompts, settings, counts)
                 seen[name]["s"] += time.perf_counter() - started
-                for k in counts:
+                for k in ("new_tokens", "prompt_tokens", "rows"):
                     seen[name][k] += counts[k]
+        old_responses += responses["old"]
         same = sum(a == b for a, b in zip(responses["old"], responses["new"]))
         same_all, n_all = same_all + same, n_all + len(prompts)
         for name in loops:
@@ -101,8 +107,33 @@ def main():
                 total[name][k] += seen[name][k]
     for name in loops:
         _row("all", name, total[name], weights, peak, f"{same_all}/{n_all}")
-    print(f"speed-up (new tokens/s, new over old): "
-          f"{total['new']['new_tokens'] / total['new']['s'] / (total['old']['new_tokens'] / total['old']['s']):.2f}x")
+    old_speed = total['old']['new_tokens'] / total['old']['s']
+    print(f"speed-up (new tokens/s, new over old): {total['new']['new_tokens'] / total['new']['s'] / old_speed:.2f}x")
+    if args.pooled_batch_size:
+        _pooled(model, tokenizer, args, settings, old_responses, weights, peak, old_speed)
+
+
+def _pooled(model, tokenizer, args, settings, old_responses, weights, peak, old_speed):
+    """The evaluate job's decoding: every set's prompts in one stream of batches (after the per-set rounds, the
+    same number of rounds), against the old loop's responses and speed."""
+    prompts = [p for path in args.data for p in _prompts(path, args.items, settings)]
+    seen = {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0}
+    pooled = {**settings, "batch_size": args.pooled_batch_size}
+    for _ in range(args.rounds):
+        counts = {}
+        started = time.perf_counter()
+        responses = new_loop(model, tokenizer, prompts, pooled, counts)
+        seen["s"] += time.perf_counter() - started
+        for k in ("new_tokens", "prompt_tokens", "rows"):
+            seen[k] += counts[k]
+    same = sum(a == b for a, b in zip(old_responses, responses))
+    _row("all", f"pooled, batch {args.pooled_batch_size}", seen, weights, peak, f"{same}/{len(prompts)}")
+    print(f"speed-up (new tokens/s, pooled over old): {seen['new_tokens'] / seen['s'] / old_speed:.2f}x")
+
+
+def _prompts(path, items, settings):
+    return [evaluation_prompt(r["instruction"], r.get("input", ""), settings["prompt"])
+            for r in read_jsonl(path)[:items]]
 
 
 def _row(name, loop, seen, weights, peak, same):
