@@ -58,7 +58,7 @@ def test_truncated_adapter_stops_evaluation_under_snakemake(tmp_path, tiny_dir, 
         f.truncate(weights.stat().st_size // 2)
     again = run(tmp_path, overrides, "results/scores/tiny-llama/lora/gsm8k_train/generate/MultiArith.json")
     assert again.returncode != 0
-    log = (tmp_path / "logs/evaluate/tiny-llama/lora/gsm8k_train/generate/MultiArith.log").read_text()
+    log = (tmp_path / "logs/evaluate/tiny-llama/lora/gsm8k_train.log").read_text()
     assert "adapter_model.safetensors: sha256 differs" in log
     assert not (tmp_path / "results/scores/tiny-llama/lora/gsm8k_train/generate/MultiArith.json").exists()
     TALLY["bad inputs"].append("truncated adapter under Snakemake")
@@ -144,12 +144,12 @@ def _differing(a, b, prefix="") -> list[str]:
 
 def _untimed(record):
     """A score without what differs between any two runs: its times and speeds, the items it resumed, what this
-    process generated and its efficiency (a measurement), and the precision's measured figures (its verdict
-    stays)."""
+    process generated, how many sets it decoded together (a re-run keeps the sets it finished) and its efficiency
+    (a measurement), and the precision's measured figures (its verdict stays)."""
     if not isinstance(record, dict):
         return record
     timing = ("started", "finished", "resumed_items", "wall_time_s", "new_tokens", "prompt_tokens", "generated_rows",
-              "efficiency")  # the tokens: this process's
+              "decoded_with_sets", "efficiency")  # the tokens: this process's
     return {k: (_untimed(v) if k != "precision" else {p: v[p] for p in ("requested", "chosen") if p in v})
             for k, v in record.items() if k not in timing and not k.endswith("_per_s")}
 
