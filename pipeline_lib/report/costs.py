@@ -4,14 +4,14 @@ results explorer all read this frame, so the three show the same numbers.
 
 Metrics (`METRICS`: label, and whether higher is better, for the Pareto front):
 - accuracy: the row's average over its evaluation sets (percent);
-- costs of the fine-tune: trainable parameters, adapter file size, training time, total time (training plus every
-  evaluation of the row, all protocols), peak host RSS, and on CUDA the peak allocated and the reserved memory's
+- costs of the fine-tune: trainable parameters, adapter file size, training time and MFU, total time (training
+  plus every evaluation of the row, all protocols), peak host RSS, and on CUDA the peak allocated and the reserved memory's
   average and 99th percentile over optimizer steps (as PEFT's benchmark records);
 - forgetting: the change in mean per-token cross-entropy on the reference text with the adapter enabled against
   disabled (nats/token; evaluation/forgetting.py), and the accuracy change against the base model on the
   evaluated sets outside the training set's suite (points; needs the base row);
 - inference: generated tokens/s with the adapter merged and unmerged, and how many greedy outputs agree
-  (evaluation/merging.py)."""
+  (evaluation/merging.py); the row's generation MFU (every row, the base model's too)."""
 from __future__ import annotations
 
 import math
@@ -36,6 +36,8 @@ METRICS = {
     "out_of_suite_delta": ("Δ accuracy outside the training suite (points)", "higher", False),
     "merged_tokens_per_s": ("generated tokens/s, merged", "higher", False),
     "unmerged_tokens_per_s": ("generated tokens/s, unmerged", "higher", False),
+    "train_mfu": ("training MFU (%)", "higher", False),
+    "eval_mfu": ("generation MFU (%)", "higher", False),
 }
 PARETO_COSTS = ("peak_rss_mb", "peak_cuda_mb", "train_s", "trainable_params", "adapter_mb", "forgetting")
 
@@ -54,6 +56,8 @@ def row_costs(metrics: dict, runs: pd.DataFrame, averages: dict, forgetting: dic
                "accuracy": _average(interval, accuracy, key),
                "accuracy_low": 100 * interval[1] if interval else None,
                "accuracy_high": 100 * interval[2] if interval else None}
+        row["eval_mfu"] = generation_mfu(runs[(runs[["model", "adapter", "train_set", "protocol"]]
+                                               == list(key)).all(axis=1)])
         if adapter != BASE:
             row |= _fine_tune(_of(metrics, key), _of(forgetting, key), _of(merging, key))
             row["total_s"] = _sum(row.get("train_s"), eval_time.get((model, adapter, train)))
@@ -61,6 +65,17 @@ def row_costs(metrics: dict, runs: pd.DataFrame, averages: dict, forgetting: dic
         rows.append(row)
     return pd.DataFrame(rows, columns=["model", "adapter", "train_set", "protocol", *METRICS, *INTERVALS,
                                        "merge_agreement", "provenance"])
+
+
+def generation_mfu(evaluations: pd.DataFrame) -> float | None:
+    """MFU (%) of generating evaluations together: their model FLOPs over their wall time against the peak; the
+    log-likelihood protocols, which record no FLOPs, are left out."""
+    if "model_flops" not in evaluations:
+        return None
+    timed = evaluations.dropna(subset=["model_flops", "peak_flops_per_s"])
+    if timed.empty or not timed.wall_time_s.sum():
+        return None
+    return round(100 * timed.model_flops.sum() / timed.wall_time_s.sum() / timed.peak_flops_per_s.iloc[0], 1)
 
 
 # the metrics a point carries an interval for: (low, high) columns
@@ -85,6 +100,8 @@ def _fine_tune(trained: list[dict], forgot: list[dict], merged: list[dict]) -> d
         "trainable_params": _mean(m.get("trainable_params") for m in trained),
         "adapter_mb": _mean(m.get("adapter_file_bytes", 0) / 2 ** 20 for m in trained) if trained else None,
         "train_s": _mean(m.get("wall_time_s") for m in trained),
+        "train_mfu": _mean(100 * m["efficiency"]["mfu"] for m in trained
+                           if (m.get("efficiency") or {}).get("mfu") is not None),
         "peak_rss_mb": _mean(m.get("peak_rss_mb") for m in trained),
         "peak_cuda_mb": _mean(m.get("peak_cuda_mb") for m in trained),
         "cuda_reserved_avg_mb": _mean(c.get("reserved_avg_mb") for c in cuda),

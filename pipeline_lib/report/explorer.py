@@ -21,7 +21,8 @@ CELL_COLUMNS = [("accuracy", "accuracy (%)", 1), ("ci", "95% CI", None), ("n", "
                 ("chance", "chance (%)", 1), ("at_chance", "CI holds chance", None),
                 ("no_answer", "no answer (%)", 1)]
 ROW_COLUMNS = [("trainable_params", "trainable params", 0), ("adapter_mb", "adapter (MB)", 2),
-               ("train_s", "train (s)", 1), ("total_s", "total (s)", 1), ("peak_rss_mb", "peak RSS (MB)", 0),
+               ("train_s", "train (s)", 1), ("train_mfu", "train MFU (%)", 1), ("eval_mfu", "eval MFU (%)", 1),
+               ("total_s", "total (s)", 1), ("peak_rss_mb", "peak RSS (MB)", 0),
                ("peak_cuda_mb", "peak CUDA (MB)", 0), ("forgetting", "forgetting", 4),
                ("out_of_suite_delta", "Δ outside suite", 1), ("merged_tokens_per_s", "tokens/s merged", 2),
                ("unmerged_tokens_per_s", "tokens/s unmerged", 2), ("merge_agreement", "merged = unmerged", None)]

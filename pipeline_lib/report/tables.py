@@ -14,6 +14,7 @@ from pipeline_lib.catalog.dtypes import describe as describe_precision
 from pipeline_lib.catalog.runs import NO_TRAIN_SET
 from pipeline_lib.evaluation import stats
 from pipeline_lib.report import aggregate, chance, comparisons
+from pipeline_lib.report.costs import generation_mfu
 from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
 from pipeline_lib.report.formats import write_table
 from pipeline_lib.runtime.files import read_json, read_jsonl
@@ -290,15 +291,10 @@ def resources_table(metrics: dict[tuple, dict], runs: pd.DataFrame, forgetting: 
 
 
 def _eval_mfu(runs: pd.DataFrame, key: tuple) -> float | None:
-    """MFU (%) of a fine-tune's generating evaluations together (their model FLOPs over their wall time); the
-    log-likelihood protocols, which record none, are left out."""
+    """MFU (%) of a fine-tune's generating evaluations together (report/costs.py `generation_mfu`)."""
     if "model_flops" not in runs:
         return None
-    mine = runs[(runs[[*FINETUNE_KEYS, "run"]] == list(key)).all(axis=1)].dropna(subset=["model_flops",
-                                                                                     "peak_flops_per_s"])
-    if mine.empty or not mine.wall_time_s.sum():
-        return None
-    return round(100 * mine.model_flops.sum() / mine.wall_time_s.sum() / mine.peak_flops_per_s.iloc[0], 1)
+    return generation_mfu(runs[(runs[[*FINETUNE_KEYS, "run"]] == list(key)).all(axis=1)])
 
 
 def _percent(fraction: float | None) -> float | None:

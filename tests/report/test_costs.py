@@ -42,6 +42,22 @@ def test_every_row_gets_its_costs_and_the_accuracy_change_outside_its_suite():
     assert pd.isna(base.trainable_params)  # the base has no fine-tune to cost
 
 
+def test_mfu_of_each_rows_training_and_generation():
+    """Training MFU from the fine-tune's record; generation MFU over the row's generating evaluations together
+    (FLOPs over seconds against the peak, a log-likelihood set without FLOPs left out); none where nothing says."""
+    runs = _runs().assign(model_flops=[1e12, None, 2e12, 4e12, 3e12, 3e12], peak_flops_per_s=1e12)
+    runs.loc[1, "wall_time_s"] = 99.0  # a set without FLOPs: its time is not the generation's
+    trained = {**METRICS, ("m", "lora", "math", None): {**METRICS[("m", "lora", "math", None)],
+                                                        "efficiency": {"mfu": 0.4321}}}
+    frame = costs.row_costs(trained, runs, {}, FORGOT, MERGED, {"math": ["math"]},
+                            {"gsm8k": "math", "boolq": "commonsense"}).set_index("adapter")
+    assert frame.loc["base", "eval_mfu"] == pytest.approx(100 * 1e12 / 5.0 / 1e12)
+    assert frame.loc["lora", "eval_mfu"] == pytest.approx(100 * 6e12 / 10.0 / 1e12)
+    assert frame.loc["lora", "train_mfu"] == pytest.approx(43.21) and pd.isna(frame.loc["series", "train_mfu"])
+    assert costs.row_costs(METRICS, _runs(), {}, FORGOT, MERGED, {}, {"gsm8k": "math", "boolq": "commonsense"}
+                           ).eval_mfu.isna().all()  # no FLOPs recorded: no MFU
+
+
 def test_the_front_keeps_exactly_the_rows_nothing_beats():
     frame = pd.DataFrame({"adapter": list("abcd"), "peak_rss_mb": [1.0, 2.0, 3.0, 2.5],
                           "accuracy": [10.0, 30.0, 40.0, 20.0]})
