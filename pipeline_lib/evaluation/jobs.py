@@ -151,8 +151,8 @@ def _write_set(model, job: dict, predictions: list, summary: dict, about: dict) 
     write_jsonl(job["predictions"], predictions)
     precision_record = {**job["precision"], "job_new_tokens_per_s": summary.get("new_tokens_per_s"),
                         "job_items_per_s": summary.get("items_per_s")}
-    result = {**about["labels"], "protocol": job["protocol"], "dataset": job["dataset"], **summary, "evaluation": settings,
-              "precision": precision_record,
+    result = {**about["labels"], "protocol": job["protocol"], "dataset": job["dataset"], **summary,
+              "evaluation": settings, "precision": precision_record,
               "efficiency": generation_efficiency(model, summary, device, settings["dtype"]),
               "provenance": provenance.record(about["model"], {job["data"]: sha256_file(job["data"])}, device),
               "quantization": job["quantization"], "allocation": gpu.allocation(), "fingerprint": job["fingerprint"],

@@ -5,8 +5,8 @@ results explorer all read this frame, so the three show the same numbers.
 Metrics (`METRICS`: label, and whether higher is better, for the Pareto front):
 - accuracy: the row's average over its evaluation sets (percent);
 - costs of the fine-tune: trainable parameters, adapter file size, training time and MFU, total time (training
-  plus every evaluation of the row, all protocols), peak host RSS, and on CUDA the peak allocated and the reserved memory's
-  average and 99th percentile over optimizer steps (as PEFT's benchmark records);
+  plus every evaluation of the row, all protocols), peak host RSS, and on CUDA the peak allocated and the reserved
+  memory's average and 99th percentile over optimizer steps (as PEFT's benchmark records);
 - forgetting: the change in mean per-token cross-entropy on the reference text with the adapter enabled against
   disabled (nats/token; evaluation/forgetting.py), and the accuracy change against the base model on the
   evaluated sets outside the training set's suite (points; needs the base row);

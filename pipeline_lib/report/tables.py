@@ -14,8 +14,8 @@ from pipeline_lib.catalog.dtypes import describe as describe_precision
 from pipeline_lib.catalog.runs import NO_TRAIN_SET
 from pipeline_lib.evaluation import stats
 from pipeline_lib.report import aggregate, chance, comparisons
-from pipeline_lib.report.costs import generation_mfu
 from pipeline_lib.report.aggregate import FINETUNE_KEYS, ROW_KEYS
+from pipeline_lib.report.costs import generation_mfu
 from pipeline_lib.report.formats import write_table
 from pipeline_lib.runtime.files import read_json, read_jsonl
 
