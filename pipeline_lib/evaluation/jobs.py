@@ -65,8 +65,8 @@ def evaluate(model_dir: str, adapter_dir: str | None, sets: list[dict], settings
         dtype, precision_record, resolved = inference_precision(model_dir, given, device, quantization)
         jobs.append({**where, "settings": {**given, "dtype": dtype}, "precision": precision_record,
                      "quantization": resolved,
-                     "fingerprint": fingerprint({**given, "dtype": dtype}, resolved, identity,
-                                                code.job_code("evaluate.py"), [sha256_file(where["data"]), *weights])})
+                     "fingerprint": _set_fingerprint({**given, "dtype": dtype}, resolved, identity, where["data"],
+                                                     weights)})
     scores = {i: kept for i, job in enumerate(jobs) if (kept := _kept(job))}
     for i in scores:
         print(f"{jobs[i]['protocol']}/{jobs[i]['dataset']}: kept (made from the same inputs, settings and code)")
@@ -87,6 +87,12 @@ def _adapter_weights(adapter_dir: str | None) -> list[str]:
     if not adapter_dir:
         return []
     return [sha256_file(p) for p in sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*"))]
+
+
+def _set_fingerprint(settings: dict, quantization: dict | None, identity, data: str, weights: list[str]) -> str:
+    """What a kept set, or a resumed one, must share: settings (dtype resolved), quantization, the model's content,
+    the evaluation's code, the set's file and the adapter's weights."""
+    return fingerprint(settings, quantization, identity, code.job_code("evaluate.py"), [sha256_file(data), *weights])
 
 
 def _kept(job: dict) -> dict | None:
@@ -115,33 +121,35 @@ def _score_sets(model, tokenizer, jobs: list[dict], indices: list[int], about: d
 
     done: dict[int, dict] = {}
 
-    def write(k: int, predictions: list, summary: dict) -> None:
-        job = jobs[k]
-        done[indices[k]] = _write_set(model, job, predictions, _with_chance(job, predictions, summary), about)
+    def write(k: int, records: list, predictions: list, summary: dict) -> None:
+        done[indices[k]] = _write_set(model, jobs[k], predictions, _with_chance(records, predictions, summary),
+                                      about)
 
     pending = {}
     for k, job in enumerate(jobs):
+        records = read_jsonl(job["data"])
         if job["settings"]["scorer"] == "loglikelihood":
             from pipeline_lib.evaluation import loglikelihood
 
-            predictions, summary = loglikelihood.evaluate(model, tokenizer, read_jsonl(job["data"]), job["settings"],
+            predictions, summary = loglikelihood.evaluate(model, tokenizer, records, job["settings"],
                                                           where=job["data"])
-            write(k, predictions, summary)
+            write(k, records, predictions, summary)
         else:
-            pending[k] = generate.Pending(read_jsonl(job["data"]), job["settings"],
-                                          Path(paths.partial(job["predictions"])), job["fingerprint"])
+            pending[k] = generate.Pending(records, job["settings"], Path(paths.partial(job["predictions"])),
+                                          job["fingerprint"])
     order = list(pending)
     generate.evaluate_sets(model, tokenizer, [pending[k] for k in order],
-                           lambda j, predictions, summary: write(order[j], predictions, summary))
+                           lambda j, predictions, summary: write(order[j], pending[order[j]].records, predictions,
+                                                                 summary))
     return done
 
 
-def _with_chance(job: dict, predictions: list, summary: dict) -> dict:
+def _with_chance(records: list, predictions: list, summary: dict) -> dict:
     """The summary with what a guess would score (`chance`) and how many responses had no answer to extract."""
     from pipeline_lib.evaluation.choices import chance
 
     missing = sum(p.get("extracted") is None for p in predictions)
-    return {**summary, "chance": chance(read_jsonl(job["data"])), "no_answer": missing,
+    return {**summary, "chance": chance(records), "no_answer": missing,
             "no_answer_share": missing / len(predictions) if predictions else None}
 
 
@@ -176,8 +184,6 @@ def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs
     """The protocol's scorer over every item: lm-eval's log-likelihoods in one call, or generation resumed from the
     partial predictions of an interrupted run with the same inputs (`inputs`: model dir, adapter dir, quantization);
     the summary says what a guess would score (`chance`) and how many responses had no answer to extract."""
-    from pipeline_lib.evaluation.choices import chance
-
     records = read_jsonl(data)
     if settings["scorer"] == "loglikelihood":
         from pipeline_lib.evaluation import loglikelihood
@@ -188,15 +194,11 @@ def _score(model, tokenizer, data: str, settings: dict, predictions: str, inputs
         from pipeline_lib.models import convert
 
         model_dir, adapter_dir, quantization = inputs
-        weights = sorted(str(p) for p in Path(adapter_dir).glob("adapter_model*")) if adapter_dir else []
-        # the partial predictions are reused only by the same code on the same model content and adapter
-        key = fingerprint(settings, quantization, convert.identity(model_dir), code.job_code("evaluate.py"),
-                          [sha256_file(p) for p in [data, *weights]])
+        key = _set_fingerprint(settings, quantization, convert.identity(model_dir), data,
+                               _adapter_weights(adapter_dir))
         done, summary = run(model, tokenizer, records, settings, partial=Path(paths.partial(predictions)),
                             fingerprint=key)
-    missing = sum(p.get("extracted") is None for p in done)
-    return done, {**summary, "chance": chance(records), "no_answer": missing,
-                  "no_answer_share": missing / len(done) if done else None}
+    return done, _with_chance(records, done, summary)
 
 
 def validate(model_dir: str, adapter_dir: str, data: str, record: str, predictions: str, labels: dict,
