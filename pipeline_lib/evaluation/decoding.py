@@ -11,6 +11,7 @@ stays with generate().
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable, Iterator
 
@@ -89,6 +90,7 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
     batch = input_ids.shape[0]
     if prompt_learning_config(model) is not None:
         forward, out, mask, position = _start_with_virtual_tokens(model, input_ids, attention_mask, max_new_tokens)
+        logits, cache = out.logits[:, -1], _cache_of(out)
     else:
         accepts = set(inspect.signature(_inner(model).forward).parameters)
         with_positions = "position_ids" in accepts  # not BLOOM's (ALiBi)
@@ -96,18 +98,22 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
         def forward(position_ids, cache, **inputs):
             return model(use_cache=True, **inputs, **{_cache_argument(accepts): cache},
                          **({"position_ids": position_ids} if with_positions else {}))
-        mask = attention_mask
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-        out = forward(positions, preallocated_cache(model.config, input_ids.shape[1] + max_new_tokens),
-                      input_ids=input_ids, attention_mask=mask,
-                      **({"logits_to_keep": 1} if "logits_to_keep" in accepts else {}))
-        position = positions[:, -1:]
-    cache, live = _cache_of(out), list(range(batch))  # live[k]: the input row the batch's row k is
+        keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}
+        if with_positions and _growing_only(model.config):
+            logits, cache, mask, position = _prefill(forward, input_ids, attention_mask, model.config,
+                                                     max_new_tokens, keep_last)
+        else:  # positions from the mask alone (ALiBi), or a cache of other layers: one forward, as padded
+            mask = attention_mask
+            positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+            out = forward(positions, preallocated_cache(model.config, input_ids.shape[1] + max_new_tokens),
+                          input_ids=input_ids, attention_mask=mask, **keep_last)
+            logits, cache, position = out.logits[:, -1], _cache_of(out), positions[:, -1:]
+    live = list(range(batch))  # live[k]: the input row the batch's row k is
     tokens: list[list[int]] = [[] for _ in range(batch)]
     done = [False] * batch
     stops = [s for s in (stop_strings or []) if s]
     for step in range(max_new_tokens):
-        token = out.logits[:, -1].argmax(-1)
+        token = logits.argmax(-1)
         for k, t in enumerate(token.tolist()):
             row = live[k]
             if not done[row]:
@@ -127,7 +133,7 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             live = [live[k] for k in keep]
         mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
         position = position + 1
-        out = forward(position, cache, input_ids=token[:, None], attention_mask=mask)
+        logits = forward(position, cache, input_ids=token[:, None], attention_mask=mask).logits[:, -1]
     return tokens
 
 
@@ -144,16 +150,108 @@ def preallocated_cache(config, capacity: int):
     return cache
 
 
+def _growing_only(config) -> bool:
+    """Whether every layer of the model's cache is a `_GrowingLayer` (full attention): what `_prefill` assembles."""
+    return all(isinstance(layer, _growing_class()) for layer in preallocated_cache(config, 1).layers)
+
+
+PREFILL_ROWS = 16  # rows per prefill forward, sorted by length: the default run's 64-row batches padded 26% of
+#                    their prompt positions in one forward, 8% in forwards of 16 (benchmarks/generation_loop.py)
+
+
+def _prefill(forward, input_ids, attention_mask, config, max_new_tokens: int, keep_last: dict):
+    """The prompts' forward pass without computing what the rows share or their padding: the token prefix every row
+    begins with (an evaluation's prompt template) is computed once and its keys and values copied to every row;
+    the rest of each prompt in forwards of PREFILL_ROWS rows of similar length. The cache is laid out as
+    [shared prefix | padding | the row's own tokens], masked where padded, each position at its place in the
+    prompt: the attention every row sees is the left-padded batch's. Returns (each row's last logits, the cache
+    with room for `max_new_tokens`, the attention mask, each row's last position)."""
+    rows = [ids[m.bool()] for ids, m in zip(input_ids, attention_mask)]
+    shared = shared_prefix(rows) if len(rows) > 1 else 0
+    own = [len(r) - shared for r in rows]
+    width = max(own)
+    prefix = None
+    if shared:
+        prefix_cache = preallocated_cache(config, shared)
+        forward(torch.arange(shared, device=input_ids.device)[None], prefix_cache, input_ids=rows[0][None, :shared],
+                attention_mask=attention_mask.new_ones(1, shared), **keep_last)
+        prefix = [(layer.keys, layer.values) for layer in prefix_cache.layers]
+    order = sorted(range(len(rows)), key=lambda i: -own[i])
+    logits, parts = [None] * len(rows), []
+    for start in range(0, len(order), PREFILL_ROWS):
+        chunk = order[start:start + PREFILL_ROWS]
+        chunk_width = own[chunk[0]]
+        ids = input_ids.new_zeros(len(chunk), chunk_width)  # left padding, masked: any token id
+        mask = attention_mask.new_zeros(len(chunk), shared + chunk_width)
+        mask[:, :shared] = 1
+        for k, i in enumerate(chunk):
+            ids[k, chunk_width - own[i]:] = rows[i][shared:]
+            mask[k, shared + chunk_width - own[i]:] = 1
+        cache = preallocated_cache(config, shared + chunk_width)
+        for layer, (keys, values) in zip(cache.layers, prefix or []):
+            layer.update(keys.expand(len(chunk), -1, -1, -1), values.expand(len(chunk), -1, -1, -1))
+        positions = (mask.cumsum(-1) - 1)[:, shared:].clamp(min=0)
+        out = forward(positions, cache, input_ids=ids, attention_mask=mask, **keep_last)
+        for k, i in enumerate(chunk):
+            logits[i] = out.logits[k, -1]
+        parts.append((chunk, chunk_width, cache))
+    return (torch.stack(logits), _assembled(config, parts, len(rows), shared, width, max_new_tokens),
+            _layout_mask(attention_mask, own, shared, width),
+            torch.tensor([[shared + n - 1] for n in own], device=input_ids.device))
+
+
+def shared_prefix(rows: list[torch.Tensor]) -> int:
+    """How many leading tokens every row has in common, leaving each row at least one token of its own."""
+    shortest = min(len(r) for r in rows)
+    same = torch.stack([r[:shortest] for r in rows]).eq(rows[0][:shortest]).all(0)
+    differs = (~same).nonzero()
+    return min(int(differs[0]) if len(differs) else shortest, shortest - 1)
+
+
+def _assembled(config, parts, batch: int, shared: int, width: int, max_new_tokens: int):
+    """One cache for the batch from the prefill's chunks: each row's keys and values at [prefix | pad | own]."""
+    cache = preallocated_cache(config, shared + width + max_new_tokens)
+    for n, layer in enumerate(cache.layers):
+        first = parts[0][2].layers[n]
+        keys = first.keys.new_zeros(batch, first.keys.shape[1], shared + width, first.keys.shape[-1])
+        values = first.values.new_zeros(batch, first.values.shape[1], shared + width, first.values.shape[-1])
+        for chunk, chunk_width, part in parts:
+            index = torch.tensor(chunk, device=keys.device)
+            keys[index, :, shared + width - chunk_width:] = part.layers[n].keys[:, :, shared:]
+            values[index, :, shared + width - chunk_width:] = part.layers[n].values[:, :, shared:]
+            keys[index, :, :shared] = part.layers[n].keys[:, :, :shared]
+            values[index, :, :shared] = part.layers[n].values[:, :, :shared]
+        layer.update(keys, values)
+    return cache
+
+
+def _layout_mask(attention_mask, own: list[int], shared: int, width: int):
+    mask = attention_mask.new_zeros(len(own), shared + width)
+    mask[:, :shared] = 1
+    for i, n in enumerate(own):
+        mask[i, shared + width - n:] = 1
+    return mask
+
+
 def _growing_layer(capacity: int):
+    layer = _growing_class()()
+    layer.capacity = capacity
+    return layer
+
+
+@functools.cache
+def _growing_class():
     from transformers.cache_utils import DynamicLayer
 
     class _GrowingLayer(DynamicLayer):
+        capacity = 0
+
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
             used, new = self.get_seq_length(), key_states.shape[-2]
             if used == 0:
-                shape = (*key_states.shape[:-2], max(capacity, new), key_states.shape[-1])
+                shape = (*key_states.shape[:-2], max(self.capacity, new), key_states.shape[-1])
                 self._k = key_states.new_empty(shape)
                 self._v = value_states.new_empty((*shape[:-1], value_states.shape[-1]))
             elif used + new > self._k.shape[-2]:  # past the capacity (never in `greedy`): grow by concatenation
@@ -170,7 +268,7 @@ def _growing_layer(capacity: int):
                 self._k, self._v = self._k[indices], self._v[indices]
                 self.keys, self.values = self._k[..., :used, :], self._v[..., :used, :]
 
-    return _GrowingLayer()
+    return _GrowingLayer
 
 
 def _cache_argument(accepts: set[str]) -> str:

@@ -4,6 +4,7 @@ protocol -> predictions and a score), `validate` (a tuning trial on its validati
 model is decided. `scripts/<job>.py` parses the rule's command line and calls the function of the same name."""
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -239,34 +240,55 @@ def validate(model_dir: str, adapter_dir: str, data: str, record: str, predictio
     return result
 
 
+def forgetting_base(model_dir: str, out: str, reference: dict, tokens: int, sequence_length: int, batch_size: int,
+                    device: str = "cpu", quantization: dict | None = None, trust_remote_code: bool = False,
+                    scoring: str = "windows") -> dict:
+    """The base model's side of every forgetting job of a model, computed once for all its fine-tunes: each
+    window's cross-entropy in the precision `auto` chose and, where that is not float32, the first FLOOR_WINDOWS
+    windows in float32 too; with the fingerprint of what made them (`ReferencePass.made`). A forgetting job takes
+    them as its adapter-disabled pass where it would make the same (an adapter switched off computes the base
+    model's forward: tests/evaluation/test_forgetting.py checks it, exactly, for every family)."""
+    started = time.time()
+    allocator.keep_freed_memory()
+    scored = ReferencePass(model_dir, None, reference, tokens, sequence_length, batch_size, device, quantization,
+                            trust_remote_code, scoring)
+    timer = time.perf_counter()
+    disabled = scored.cross_entropy()
+    spent = scored.efficiency(disabled, time.perf_counter() - timer)
+    record = {"reference": scored.about, "scoring": scoring, "windows": len(scored.rows), "made": scored.made,
+              "dtype": scored.dtype, "per_window": [list(x) for x in disabled],
+              "floor_float32": [list(x) for x in scored.floor(disabled=False)] if scored.dtype != "float32"
+              else None,
+              "precision": scored.precision_record, "efficiency": spent, "started": started, "finished": time.time(),
+              "provenance": scored.provenance()}
+    write_json(out, record)
+    return record
+
+
 def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, reference: dict, tokens: int,
                sequence_length: int, batch_size: int, device: str = "cpu", quantization: dict | None = None,
-               trust_remote_code: bool = False, scoring: str = "windows") -> dict:
+               trust_remote_code: bool = False, scoring: str = "windows", base: str | None = None) -> dict:
     """The adapter's forgetting (evaluation/forgetting.py): per-token cross-entropy on the reference text with the
     adapter disabled and enabled, window by window, in one process at the precision `auto` chose; its 95% interval
     over the windows; where that precision is not float32, the disabled model's cross-entropy on the first
-    FLOOR_WINDOWS windows in float32 too (how much the precision alone moves the measurement)."""
-    from pipeline_lib import adapters
+    FLOOR_WINDOWS windows in float32 too (how much the precision alone moves the measurement). The disabled pass
+    and that floor are `base`'s (forgetting_base's record) where it made them the same way, else computed here."""
     from pipeline_lib.evaluation import forgetting as forget
-    from pipeline_lib.models import convert
 
     started = time.time()
     allocator.keep_freed_memory()
-    documents, about = forget.reference_documents(reference)
-    settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": batch_size}  # windows of ~256 tokens
-    model, tokenizer, settings, precision_record, _ = inference_model(
-        model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
-    rows = forget.windows(tokenizer, documents, tokens, sequence_length) if scoring == "windows" else \
-        forget.document_rows(tokenizer, documents, sequence_length)
-    scoring_started = time.perf_counter()
-    with adapters.disabled(model):
-        disabled = forget.cross_entropy(model, rows, batch_size)
-    enabled = forget.cross_entropy(model, rows, batch_size)
-    forwarded = 2 * sum(n + 1 for _, n in enabled)  # each window's tokens, both passes (n scored of n + 1)
-    spent = efficiency.record(efficiency.forward_flops(efficiency.matmul_weights(model), forwarded),
-                              time.perf_counter() - scoring_started, device, settings["dtype"])
+    scored = ReferencePass(model_dir, adapter_dir, reference, tokens, sequence_length, batch_size, device,
+                            quantization, trust_remote_code, scoring)
+    shared = _base_pass(base, scored.made)
+    timer = time.perf_counter()
+    if shared:
+        disabled = [tuple(x) for x in shared["per_window"]]
+    else:
+        disabled = scored.cross_entropy(disabled=True)
+    enabled = scored.cross_entropy()
+    spent = scored.efficiency(enabled if shared else enabled + disabled, time.perf_counter() - timer)
     low, high = forget.bootstrap_difference(enabled, disabled)
-    record = {**labels, "reference": about, "scoring": scoring, "windows": len(rows),
+    record = {**labels, "reference": scored.about, "scoring": scoring, "windows": len(scored.rows),
               "sequence_length": sequence_length, "tokens_scored": sum(n for _, n in enabled),
               "cross_entropy_disabled": round(forget.mean(disabled), 6),
               "cross_entropy_enabled": round(forget.mean(enabled), 6),
@@ -274,23 +296,95 @@ def forgetting(model_dir: str, adapter_dir: str, out: str, labels: dict, referen
               "forgetting_ci95": [round(low, 6), round(high, 6)],
               "per_window": {"disabled": [round(x, 4) for x, _ in disabled],
                              "enabled": [round(x, 4) for x, _ in enabled], "tokens": [n for _, n in enabled]},
-              "dtype": settings["dtype"], "precision": precision_record, "efficiency": spent}
-    if settings["dtype"] != "float32":
-        del model
-        model32 = inference_model(model_dir, adapter_dir, {**settings, "dtype": "float32"}, device, quantization,
-                                  trust_remote_code, merge=False)[0]
-        first = rows[:FLOOR_WINDOWS]
-        with adapters.disabled(model32):
-            floor = forget.cross_entropy(model32, first, batch_size)
+              "disabled_pass": f"the base model's, from {base}" if shared else "computed in this job",
+              "dtype": scored.dtype, "precision": scored.precision_record, "efficiency": spent}
+    if scored.dtype != "float32":
+        floor = [tuple(x) for x in shared["floor_float32"]] if shared else scored.floor(disabled=True)
         record["precision_floor"] = {
-            "windows": len(first), "cross_entropy_float32": round(forget.mean(floor), 6),
-            f"cross_entropy_{settings['dtype']}": round(forget.mean(disabled[:len(first)]), 6),
-            "difference": round(forget.mean(disabled[:len(first)]) - forget.mean(floor), 6)}
-    record |= {"started": started, "finished": time.time(),
-               "provenance": provenance.record(convert.provenance(model_dir), {about["name"]: about["sha256"]},
-                                               device)}
+            "windows": len(floor), "cross_entropy_float32": round(forget.mean(floor), 6),
+            f"cross_entropy_{scored.dtype}": round(forget.mean(disabled[:len(floor)]), 6),
+            "difference": round(forget.mean(disabled[:len(floor)]) - forget.mean(floor), 6)}
+    record |= {"started": started, "finished": time.time(), "provenance": scored.provenance()}
     write_json(out, record)
     return record
+
+
+class ReferencePass:
+    """A forgetting job's model (its adapter unmerged, in the precision `auto` chose) and reference windows, and
+    `made`: the fingerprint of the base pass such a job makes (the windows' tokens, batch size, precision,
+    quantization, model content, code and the kind of device), which a shared base pass must carry."""
+
+    def __init__(self, model_dir, adapter_dir, reference, tokens, sequence_length, batch_size, device, quantization,
+                 trust_remote_code, scoring):
+        from pipeline_lib.evaluation import forgetting as forget
+        from pipeline_lib.models import convert
+
+        documents, self.about = forget.reference_documents(reference)
+        settings = {"dtype": "auto", "scorer": "loglikelihood", "batch_size": batch_size}  # windows of ~256 tokens
+        self.model, tokenizer, settings, self.precision_record, resolved = inference_model(
+            model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
+        self.rows = forget.windows(tokenizer, documents, tokens, sequence_length) if scoring == "windows" else \
+            forget.document_rows(tokenizer, documents, sequence_length)
+        self.dtype, self.args = settings["dtype"], (model_dir, adapter_dir, device, quantization, trust_remote_code)
+        self.batch_size, self.identity = batch_size, convert.identity(model_dir)
+        windows = hashlib.sha256(b"".join(row.numpy().tobytes() + b"|" for row in self.rows)).hexdigest()
+        self.made = fingerprint({"batch_size": batch_size, "dtype": self.dtype}, resolved, self.identity,
+                                code.stage_hash(code.PACKAGE.parent / "scripts" / "forgetting_base.py"),
+                                [windows, _device_kind(device)])
+
+    def cross_entropy(self, disabled: bool = False, rows=None, model=None) -> list[tuple[float, int]]:
+        from pipeline_lib import adapters
+        from pipeline_lib.evaluation import forgetting as forget
+
+        model = model or self.model
+        rows = self.rows if rows is None else rows
+        if not disabled:
+            return forget.cross_entropy(model, rows, self.batch_size)
+        with adapters.disabled(model):
+            return forget.cross_entropy(model, rows, self.batch_size)
+
+    def floor(self, disabled: bool) -> list[tuple[float, int]]:
+        """The base model's cross-entropy on the first FLOOR_WINDOWS windows in float32 (the job's own model is
+        released first: one model in memory at a time)."""
+        model_dir, adapter_dir, device, quantization, trust_remote_code = self.args
+        self.model = None
+        model32 = inference_model(model_dir, adapter_dir, {"dtype": "float32", "scorer": "loglikelihood",
+                                                           "batch_size": self.batch_size},
+                                  device, quantization, trust_remote_code, merge=False)[0]
+        return self.cross_entropy(disabled, self.rows[:FLOOR_WINDOWS], model32)
+
+    def efficiency(self, scores: list[tuple[float, int]], seconds: float) -> dict:
+        forwarded = sum(n + 1 for _, n in scores)  # each window's tokens (n scored of n + 1)
+        return efficiency.record(efficiency.forward_flops(efficiency.matmul_weights(self.model), forwarded), seconds,
+                                 self.args[2], self.dtype)
+
+    def provenance(self) -> dict:
+        from pipeline_lib.models import convert
+
+        return provenance.record(convert.provenance(self.args[0]), {self.about["name"]: self.about["sha256"]},
+                                 self.args[2])
+
+
+def _base_pass(path: str | None, made: str) -> dict | None:
+    """forgetting_base's record where it was made as this job would make it (else None: computed here)."""
+    if not path:
+        return None
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return record if record.get("made") == made else None
+
+
+def _device_kind(device: str) -> dict:
+    """What a computation's rounding depends on beyond its inputs: the GPU's name, or the CPU's model and ISA."""
+    import torch
+
+    from pipeline_lib.models import precision
+
+    if str(device).startswith("cuda"):
+        return {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__}
+    return precision.machine_key()
 
 
 FLOOR_WINDOWS = 16  # windows scored in float32 as well, where the job's precision is lower

@@ -50,6 +50,18 @@ def add_model_args(parser) -> None:
                              f"compute_dtype)")
 
 
+def add_reference_args(parser) -> None:
+    """Arguments of the forgetting scripts (the rules render them from `CostsPlan.forgetting_options`)."""
+    parser.add_argument("--reference", type=json.loads, required=True,
+                        help="JSON: {builtin|path|hub|datasets: ...} and its options (evaluation/forgetting.py)")
+    parser.add_argument("--tokens", type=int, required=True, help="reference tokens scored")
+    parser.add_argument("--sequence-length", type=int, required=True, help="tokens per window")
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--scoring", choices=["windows", "documents"], default="windows",
+                        help="windows across the documents, or each document on its own (PEFT's way)")
+    add_model_args(parser)
+
+
 def quantization(text: str) -> dict | None:
     from pipeline_lib.catalog.base_models import quantization_settings
 

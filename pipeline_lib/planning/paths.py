@@ -85,6 +85,11 @@ def forgetting(model: str, run: str, train: str) -> str:
     return f"results/costs/{model}/{run}/{train}/forgetting.json"
 
 
+def forgetting_base(model: str) -> str:
+    """The base model's cross-entropy on the reference text, window by window: every fine-tune's disabled pass."""
+    return f"results/costs/{model}/forgetting_base.json"
+
+
 def merging(model: str, run: str, train: str) -> str:
     """A fine-tune's inference merged against unmerged: throughput of each, agreement item by item."""
     return f"results/costs/{model}/{run}/{train}/merging.json"

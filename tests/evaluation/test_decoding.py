@@ -139,3 +139,28 @@ def test_prompt_learning_rows_leave_the_batch_and_decode_as_each_alone(tiny, spe
         real = ids[mask.bool()][None]
         assert row == new_tokens_of(model, {"input_ids": real, "attention_mask": torch.ones_like(real)}, 10, eos,
                                     pad)[0]
+
+
+def test_a_shared_prompt_prefix_and_chunked_prefill_decode_as_each_row_alone(tiny, monkeypatch):
+    """Prompts that begin alike (an evaluation's template): the prefix computed once, the rest prefilled in
+    chunks of rows of similar length and assembled as [prefix | padding | own tokens]; every row decodes the tokens
+    it decodes alone, and the same as the one left-padded forward it replaces."""
+    from pipeline_lib.evaluation import decoding
+
+    model, tokenizer = tiny
+    template = "Below is an instruction. Write a response.\n### Instruction:\n"
+    prompts = [template + p for p in PROMPTS + ["What is 2 + 2?", "Name a colour", "x"]]
+    enc = _left_padded(tokenizer, prompts)
+    rows = [ids[m.bool()] for ids, m in zip(enc["input_ids"], enc["attention_mask"])]
+    assert decoding.shared_prefix(rows) >= 8  # the template's tokens
+    forwards = []
+    hook = model.get_input_embeddings().register_forward_pre_hook(lambda m, a: forwards.append(tuple(a[0].shape)))
+    monkeypatch.setattr(decoding, "PREFILL_ROWS", 2)
+    ours = new_tokens_of(model, enc, 10, None, tokenizer.pad_token_id)
+    hook.remove()
+    assert forwards[0][0] == 1 and [f[0] for f in forwards[1:4]] == [2, 2, 2]  # the prefix once, then 3 chunks
+    alone = [new_tokens_of(model, {"input_ids": r[None], "attention_mask": torch.ones_like(r[None])}, 10, None,
+                           tokenizer.pad_token_id)[0] for r in rows]
+    assert ours == alone
+    monkeypatch.setattr(decoding, "_growing_only", lambda config: False)  # the one padded forward
+    assert new_tokens_of(model, enc, 10, None, tokenizer.pad_token_id) == ours

