@@ -11,7 +11,8 @@ over the device's peak in the dtype) and how many responses are identical (after
       --data results/data/eval/SVAMP.jsonl results/data/eval/gsm8k.jsonl --dtype float32 --rounds 2
 
 With --pooled-batch-size N it also times the evaluate job's way (one job per row): every set's prompts pooled into
-one stream of batches of N rows, against the old loop's responses and tokens/s.
+one stream of batches of N rows, against the old loop's responses and tokens/s, the prompts' prefill both as one
+left-padded forward per batch and with their shared prefix computed once and the rest in chunks of similar length.
 """
 import argparse
 import time
@@ -115,20 +116,33 @@ def main():
 
 def _pooled(model, tokenizer, args, settings, old_responses, weights, peak, old_speed):
     """The evaluate job's decoding: every set's prompts in one stream of batches (after the per-set rounds, the
-    same number of rounds), against the old loop's responses and speed."""
+    same number of rounds), its prefill as one left-padded forward per batch and with the shared prefix computed
+    once and the rest in chunks (decoding.SHARED_PREFILL), alternating; each against the old loop's responses and
+    speed."""
     prompts = [p for path in args.data for p in _prompts(path, args.items, settings)]
-    seen = {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0}
     pooled = {**settings, "batch_size": args.pooled_batch_size}
-    for _ in range(args.rounds):
-        counts = {}
-        started = time.perf_counter()
-        responses = new_loop(model, tokenizer, prompts, pooled, counts)
-        seen["s"] += time.perf_counter() - started
-        for k in ("new_tokens", "prompt_tokens", "rows"):
-            seen[k] += counts[k]
-    same = sum(a == b for a, b in zip(old_responses, responses))
-    _row("all", f"pooled, batch {args.pooled_batch_size}", seen, weights, peak, f"{same}/{len(prompts)}")
-    print(f"speed-up (new tokens/s, pooled over old): {seen['new_tokens'] / seen['s'] / old_speed:.2f}x")
+    ways = {"padded prefill": False, "shared prefill": True}
+    seen = {way: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for way in ways}
+    responses = {}
+    for r in range(args.rounds):
+        for way in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
+            decoding.SHARED_PREFILL = ways[way]
+            counts = {}
+            started = time.perf_counter()
+            responses[way] = new_loop(model, tokenizer, prompts, pooled, counts)
+            seen[way]["s"] += time.perf_counter() - started
+            for k in ("new_tokens", "prompt_tokens", "rows"):
+                seen[way][k] += counts[k]
+    decoding.SHARED_PREFILL = True
+    for way in ways:
+        same = sum(a == b for a, b in zip(old_responses, responses[way]))
+        _row("all", f"pooled, batch {args.pooled_batch_size}, {way}", seen[way], weights, peak,
+             f"{same}/{len(prompts)}")
+        print(f"speed-up (new tokens/s, pooled with {way} over old): "
+              f"{seen[way]['new_tokens'] / seen[way]['s'] / old_speed:.2f}x")
+    same = sum(a == b for a, b in zip(responses["padded prefill"], responses["shared prefill"]))
+    print(f"shared prefill against padded: {same}/{len(prompts)} identical responses, "
+          f"{seen['padded prefill']['s'] / seen['shared prefill']['s']:.2f}x faster")
 
 
 def _prompts(path, items, settings):

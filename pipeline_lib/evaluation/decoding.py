@@ -99,7 +99,7 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             return model(use_cache=True, **inputs, **{_cache_argument(accepts): cache},
                          **({"position_ids": position_ids} if with_positions else {}))
         keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}
-        if with_positions and _growing_only(model.config):
+        if SHARED_PREFILL and with_positions and _growing_only(model.config):
             logits, cache, mask, position = _prefill(forward, input_ids, attention_mask, model.config,
                                                      max_new_tokens, keep_last)
         else:  # positions from the mask alone (ALiBi), or a cache of other layers: one forward, as padded
@@ -155,6 +155,7 @@ def _growing_only(config) -> bool:
     return all(isinstance(layer, _growing_class()) for layer in preallocated_cache(config, 1).layers)
 
 
+SHARED_PREFILL = True  # False: the one left-padded forward (benchmarks/generation_loop.py times both)
 PREFILL_ROWS = 16  # rows per prefill forward, sorted by length: the default run's 64-row batches padded 26% of
 #                    their prompt positions in one forward, 8% in forwards of 16 (benchmarks/generation_loop.py)
 

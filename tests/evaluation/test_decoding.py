@@ -162,5 +162,5 @@ def test_a_shared_prompt_prefix_and_chunked_prefill_decode_as_each_row_alone(tin
     alone = [new_tokens_of(model, {"input_ids": r[None], "attention_mask": torch.ones_like(r[None])}, 10, None,
                            tokenizer.pad_token_id)[0] for r in rows]
     assert ours == alone
-    monkeypatch.setattr(decoding, "_growing_only", lambda config: False)  # the one padded forward
+    monkeypatch.setattr(decoding, "SHARED_PREFILL", False)  # the one padded forward
     assert new_tokens_of(model, enc, 10, None, tokenizer.pad_token_id) == ours

@@ -129,3 +129,24 @@ def test_a_tokenizer_without_pad_and_eos_is_refused_naming_the_model(tiny):
     tokenizer.pad_token, tokenizer.eos_token = None, None
     with pytest.raises(TokenizerError, match="m: the tokenizer has neither a pad nor an EOS token"):
         with_pad_token(tokenizer, "m")
+
+
+def test_the_gguf_name_map_built_once_maps_every_weight_alike(tiny):
+    """The embedded model's conversion builds gguf's tensor-name map once (models/convert.py `name_map_once`):
+    transformers' GGUF weight map of a LLaMA model is the same with it as without it, and the map is built once."""
+    import gguf
+    from transformers.modeling_gguf_pytorch_utils import TensorProcessor, get_gguf_hf_weights_map
+
+    from pipeline_lib.models import convert
+
+    model, _ = tiny
+    plain = get_gguf_hf_weights_map(model, TensorProcessor())
+    built = []
+    original = gguf.get_tensor_name_map
+    with convert.name_map_once():
+        wrapped = gguf.get_tensor_name_map
+        gguf.get_tensor_name_map = lambda *args: built.append(args) or wrapped(*args)
+        once = get_gguf_hf_weights_map(model, TensorProcessor())
+    assert gguf.get_tensor_name_map is original
+    assert once == plain and len(plain) >= 2 * 9  # every layer's weights mapped
+    assert len(built) > 1 and wrapped.cache_info().misses == 1  # asked many times, built once
