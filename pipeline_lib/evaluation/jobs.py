@@ -247,7 +247,8 @@ def forgetting_base(model_dir: str, out: str, reference: dict, tokens: int, sequ
     window's cross-entropy in the precision `auto` chose and, where that is not float32, the first FLOOR_WINDOWS
     windows in float32 too; with the fingerprint of what made them (`ReferencePass.made`). A forgetting job takes
     them as its adapter-disabled pass where it would make the same (an adapter switched off computes the base
-    model's forward: tests/evaluation/test_forgetting.py checks it, exactly, for every family)."""
+    model's forward: tests/evaluation/test_forgetting.py checks it, bit for bit, for LoRA, the Series and Parallel
+    bottlenecks and prefix tuning)."""
     started = time.time()
     allocator.keep_freed_memory()
     scored = ReferencePass(model_dir, None, reference, tokens, sequence_length, batch_size, device, quantization,
@@ -325,10 +326,10 @@ class ReferencePass:
             model_dir, adapter_dir, settings, device, quantization, trust_remote_code, merge=False)
         self.rows = forget.windows(tokenizer, documents, tokens, sequence_length) if scoring == "windows" else \
             forget.document_rows(tokenizer, documents, sequence_length)
-        self.dtype, self.args = settings["dtype"], (model_dir, adapter_dir, device, quantization, trust_remote_code)
-        self.batch_size, self.identity = batch_size, convert.identity(model_dir)
+        self.dtype, self.batch_size, self.model_dir, self.device = settings["dtype"], batch_size, model_dir, device
+        self.loading = (adapter_dir, quantization, trust_remote_code)  # what the float32 floor's model is built from
         windows = hashlib.sha256(b"".join(row.numpy().tobytes() + b"|" for row in self.rows)).hexdigest()
-        self.made = fingerprint({"batch_size": batch_size, "dtype": self.dtype}, resolved, self.identity,
+        self.made = fingerprint({"batch_size": batch_size, "dtype": self.dtype}, resolved, convert.identity(model_dir),
                                 code.stage_hash(code.PACKAGE.parent / "scripts" / "forgetting_base.py"),
                                 [windows, _device_kind(device)])
 
@@ -336,7 +337,7 @@ class ReferencePass:
         from pipeline_lib import adapters
         from pipeline_lib.evaluation import forgetting as forget
 
-        model = model or self.model
+        model = self.model if model is None else model
         rows = self.rows if rows is None else rows
         if not disabled:
             return forget.cross_entropy(model, rows, self.batch_size)
@@ -346,23 +347,23 @@ class ReferencePass:
     def floor(self, disabled: bool) -> list[tuple[float, int]]:
         """The base model's cross-entropy on the first FLOOR_WINDOWS windows in float32 (the job's own model is
         released first: one model in memory at a time)."""
-        model_dir, adapter_dir, device, quantization, trust_remote_code = self.args
+        adapter_dir, quantization, trust_remote_code = self.loading
         self.model = None
-        model32 = inference_model(model_dir, adapter_dir, {"dtype": "float32", "scorer": "loglikelihood",
-                                                           "batch_size": self.batch_size},
-                                  device, quantization, trust_remote_code, merge=False)[0]
+        model32 = inference_model(self.model_dir, adapter_dir, {"dtype": "float32", "scorer": "loglikelihood",
+                                                                "batch_size": self.batch_size},
+                                  self.device, quantization, trust_remote_code, merge=False)[0]
         return self.cross_entropy(disabled, self.rows[:FLOOR_WINDOWS], model32)
 
     def efficiency(self, scores: list[tuple[float, int]], seconds: float) -> dict:
         forwarded = sum(n + 1 for _, n in scores)  # each window's tokens (n scored of n + 1)
         return efficiency.record(efficiency.forward_flops(efficiency.matmul_weights(self.model), forwarded), seconds,
-                                 self.args[2], self.dtype)
+                                 self.device, self.dtype)
 
     def provenance(self) -> dict:
         from pipeline_lib.models import convert
 
-        return provenance.record(convert.provenance(self.args[0]), {self.about["name"]: self.about["sha256"]},
-                                 self.args[2])
+        return provenance.record(convert.provenance(self.model_dir), {self.about["name"]: self.about["sha256"]},
+                                 self.device)
 
 
 def _base_pass(path: str | None, made: str) -> dict | None:
