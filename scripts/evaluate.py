@@ -3,7 +3,7 @@ import argparse
 import json
 
 from pipeline_lib.evaluation.jobs import evaluate
-from pipeline_lib.planning.commands import add_model_args, set_threads
+from pipeline_lib.planning.commands import add_model_args, start_job
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--adapter-dir", default="", help="adapter directory; empty for the base model")
@@ -17,7 +17,7 @@ add_model_args(parser)
 args = parser.parse_args()
 if len(args.sets) != len(args.settings):
     parser.error(f"--sets has {len(args.sets)} entries, --settings {len(args.settings)}: one settings per set")
-set_threads(args.threads)
+start_job(args.threads, args.quantization, args.model)
 scores = evaluate(args.model, args.adapter_dir or None, args.sets, args.settings, args.labels, args.device,
                   args.quantization, args.trust_remote_code)
 for score in scores:

@@ -2,7 +2,7 @@
 import argparse
 import json
 
-from pipeline_lib.planning.commands import add_model_args, set_threads
+from pipeline_lib.planning.commands import add_model_args, start_job
 from pipeline_lib.training.job import finetune
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -16,7 +16,7 @@ parser.add_argument("--allow-failure", action="store_true",
                     help="a tuning trial: record a diverged loss or exhausted memory instead of failing")
 add_model_args(parser)
 args = parser.parse_args()
-set_threads(args.threads)
+start_job(args.threads, args.quantization, args.model)
 metrics = finetune(args.model, args.data, args.out, args.adapter, args.training, args.labels, args.device,
                    args.quantization, args.trust_remote_code, selection=args.selection,
                    allow_failure=args.allow_failure)

@@ -5,7 +5,7 @@ import argparse
 import json
 
 from pipeline_lib.evaluation.jobs import forgetting
-from pipeline_lib.planning.commands import add_reference_args, set_threads
+from pipeline_lib.planning.commands import add_reference_args, start_job
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("out", help="the record (JSON)")
@@ -14,7 +14,7 @@ parser.add_argument("--labels", type=json.loads, required=True, help="JSON: mode
 parser.add_argument("--base", help="forgetting_base's record: the disabled pass, where made the same way")
 add_reference_args(parser)
 args = parser.parse_args()
-set_threads(args.threads)
+start_job(args.threads, args.quantization, args.model)
 record = forgetting(args.model, args.adapter_dir, args.out, args.labels, args.reference, args.tokens,
                     args.sequence_length, args.batch_size, args.device, args.quantization, args.trust_remote_code,
                     args.scoring, base=args.base)

@@ -4,7 +4,7 @@ import argparse
 import json
 
 from pipeline_lib.evaluation.jobs import merging
-from pipeline_lib.planning.commands import add_model_args, set_threads
+from pipeline_lib.planning.commands import add_model_args, start_job
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("out", help="the record (JSON)")
@@ -15,7 +15,7 @@ parser.add_argument("--labels", type=json.loads, required=True, help="JSON: mode
 parser.add_argument("--evaluation", type=json.loads, required=True, help="the generate protocol's settings (JSON)")
 add_model_args(parser)
 args = parser.parse_args()
-set_threads(args.threads)
+start_job(args.threads, args.quantization, args.model)
 record = merging(args.model, args.adapter_dir, args.data, args.items, args.out, args.labels, args.evaluation,
                  args.device, args.quantization, args.trust_remote_code)
 print(json.dumps({k: record.get(k) for k in ("mergeable", "speedup", "agreement")}))

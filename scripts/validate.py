@@ -4,7 +4,7 @@ import argparse
 import json
 
 from pipeline_lib.evaluation.jobs import validate
-from pipeline_lib.planning.commands import add_model_args, set_threads
+from pipeline_lib.planning.commands import add_model_args, start_job
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--adapter-dir", required=True, help="the trial's adapter directory")
@@ -17,7 +17,7 @@ parser.add_argument("--settings", type=json.loads, required=True,
 parser.add_argument("--training", type=json.loads, required=True, help="the trial's training settings as JSON")
 add_model_args(parser)
 args = parser.parse_args()
-set_threads(args.threads)
+start_job(args.threads, args.quantization, args.model)
 result = validate(args.model, args.adapter_dir, args.data, args.record, args.predictions, args.labels, args.settings,
                   args.training, args.device, args.quantization, args.trust_remote_code)
 print(json.dumps({k: result.get(k) for k in ("run", "failed", "accuracy", "loss", "n")}))

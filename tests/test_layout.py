@@ -21,7 +21,7 @@ LAYERS = ["runtime", "catalog", "planning", "data", "models", "adapters", "train
 JOB_SCRIPTS = sorted(p.stem for p in SCRIPTS.glob("*.py")
                      if p.stem not in ("cuda_check", "precision", "support_docs", "config_docs"))  # what rules run
 # what a script may call besides its one stage function: argument helpers and the records it parses into
-PARSING = {"pipeline_lib.planning.commands.add_model_args", "pipeline_lib.planning.commands.set_threads",
+PARSING = {"pipeline_lib.planning.commands.add_model_args", "pipeline_lib.planning.commands.start_job",
            "pipeline_lib.planning.commands.add_reference_args",
            "pipeline_lib.catalog.datasets.Source", "pipeline_lib.catalog.datasets.DatasetSpec",
            "pipeline_lib.planning.render.RenderPlan"}

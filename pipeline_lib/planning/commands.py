@@ -1,7 +1,7 @@
 """Command lines of the pipeline's jobs, rendered in one place (`cli`) so that no value can turn into shell text or go
 missing: every value is quoted, and an option without a value (None, "", an empty list, False) is left out
 instead of being rendered as a bare `--flag` that then swallows the next argument or fails argparse; and parsed
-in one place too (`add_model_args`, `quantization`, `set_threads`: what every script that loads a model shares)."""
+in one place too (`add_model_args`, `quantization`, `start_job`: what every script that loads a model shares)."""
 from __future__ import annotations
 
 import json
@@ -68,8 +68,14 @@ def quantization(text: str) -> dict | None:
     return quantization_settings(json.loads(text) if text.startswith("{") else text)
 
 
-def set_threads(n: int) -> None:
-    """Snakemake runs jobs side by side: each torch job stays within the cores its rule declared (`threads:`)."""
+def start_job(threads: int, quantization: dict | None = None, model: str | None = None) -> None:
+    """Before a job imports torch's libraries: it stays within the cores its rule declared (`threads:`, Snakemake runs
+    jobs side by side), and it does not import bitsandbytes where neither its settings nor its model directory's own
+    config quantize the base (runtime/imports.py)."""
+    from pipeline_lib.runtime import imports
+
+    if not quantization and not imports.quantized_checkpoint(model):
+        imports.hide_bitsandbytes()
     import torch
 
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(max(1, threads))

@@ -131,10 +131,13 @@ def test_a_tokenizer_without_pad_and_eos_is_refused_naming_the_model(tiny):
         with_pad_token(tokenizer, "m")
 
 
-def test_the_gguf_name_map_built_once_maps_every_weight_alike(tiny):
-    """The embedded model's conversion builds gguf's tensor-name map once (models/convert.py `name_map_once`):
-    transformers' GGUF weight map of a LLaMA model is the same with it as without it, and the map is built once."""
+def test_the_gguf_name_map_and_file_parsed_once_give_what_each_parse_gives(tiny, tmp_path):
+    """The embedded model's conversion builds gguf's tensor-name map and parses the GGUF file once each
+    (models/convert.py `gguf_parsed_once`): transformers' GGUF weight map of a LLaMA model is the same with it as
+    without it, the map is built once; a file read twice is parsed once, into the fields and tensors a fresh parse
+    finds; both are gguf's own again afterwards."""
     import gguf
+    import numpy as np
     from transformers.modeling_gguf_pytorch_utils import TensorProcessor, get_gguf_hf_weights_map
 
     from pipeline_lib.models import convert
@@ -142,11 +145,26 @@ def test_the_gguf_name_map_built_once_maps_every_weight_alike(tiny):
     model, _ = tiny
     plain = get_gguf_hf_weights_map(model, TensorProcessor())
     built = []
-    original = gguf.get_tensor_name_map
-    with convert.name_map_once():
+    original = gguf.get_tensor_name_map, gguf.GGUFReader
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(2)
+    writer.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+    for write in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file,
+                  writer.close):
+        write()
+    with convert.gguf_parsed_once():
         wrapped = gguf.get_tensor_name_map
         gguf.get_tensor_name_map = lambda *args: built.append(args) or wrapped(*args)
         once = get_gguf_hf_weights_map(model, TensorProcessor())
-    assert gguf.get_tensor_name_map is original
+        gguf.get_tensor_name_map = wrapped
+        first, again = gguf.GGUFReader(str(path)), gguf.GGUFReader(str(tmp_path / "." / "tiny.gguf"))
+    assert (gguf.get_tensor_name_map, gguf.GGUFReader) == original
     assert once == plain and len(plain) >= 2 * 9  # every layer's weights mapped
     assert len(built) > 1 and wrapped.cache_info().misses == 1  # asked many times, built once
+    fresh = gguf.GGUFReader(str(path))
+    assert first is again and first is not fresh
+    assert {k: f.parts[f.data[0]].tolist() for k, f in first.fields.items() if f.data} == \
+        {k: f.parts[f.data[0]].tolist() for k, f in fresh.fields.items() if f.data}
+    assert [(t.name, t.data.tolist()) for t in first.tensors] == [(t.name, t.data.tolist()) for t in fresh.tensors]
+    assert first.tensors[0].data.tolist() == np.arange(12, dtype=np.float32).reshape(3, 4).tolist()
