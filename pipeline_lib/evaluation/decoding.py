@@ -47,11 +47,20 @@ def free_memory_bytes(device: torch.device) -> int:
     return psutil.virtual_memory().available
 
 
+# Where `auto` stops adding rows to a decoding step. A CPU gains up to 128 rows: the step's matmuls stream every
+# weight once for all rows (a 576 x 1536 float32 matmul with its weights out of cache ran at 65% of the peak at 64
+# rows, 79% at 128); the default run's 175 prompts took 0.88x the time at 128 rows as at 64 in float32 (every
+# response the same) and 0.97x in bf16 (docs/measurements/2026-12-07-batch-and-startup.md). A GPU: not measured.
+AUTO_ROWS = {"cpu": 128}
+AUTO_ROWS_OTHERWISE = 64
+
+
 def auto_batch_size(model, max_prompt_tokens: int, max_new_tokens: int, n_prompts: int,
-                    free_bytes: int | None = None, fraction: float = 0.5, cap: int = 64) -> int:
+                    free_bytes: int | None = None, fraction: float = 0.5, cap: int | None = None) -> int:
     """The largest batch whose KV cache (x2 for activations and beams' slack) fits in `fraction` of free memory,
-    capped: past a few dozen sequences a CPU gains nothing and a GPU little."""
+    at most `cap` (default: AUTO_ROWS for the model's device)."""
     param = next(model.parameters())
+    cap = cap or AUTO_ROWS.get(param.device.type, AUTO_ROWS_OTHERWISE)
     free = free_memory_bytes(param.device) if free_bytes is None else free_bytes
     per_sequence = 2 * kv_bytes_per_token(model.config, param.element_size()) * (max_prompt_tokens + max_new_tokens)
     return max(1, min(cap, n_prompts, int(free * fraction) // per_sequence))
