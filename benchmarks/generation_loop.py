@@ -10,6 +10,8 @@ over the device's peak in the dtype) and how many responses are identical (after
   .venv/bin/python benchmarks/generation_loop.py --model resources/models/smollm2-135m \\
       --data results/data/eval/SVAMP.jsonl results/data/eval/gsm8k.jsonl --dtype float32 --rounds 2
 
+With --batch-sizes A B it times only the evaluate job's way at the two batch sizes, alternating.
+
 With --pooled-batch-size N it also times the evaluate job's way (one job per row): every set's prompts pooled into
 one stream of batches of N rows, against the old loop's responses and tokens/s, the prompts' prefill both as one
 left-padded forward per batch and with their shared prefix computed once and the rest in chunks of similar length.
@@ -66,6 +68,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pooled-batch-size", type=int, default=0,
                         help="also time the evaluate job's way: every set's prompts pooled at this batch size")
+    parser.add_argument("--batch-sizes", type=int, nargs=2, default=None, metavar=("A", "B"),
+                        help="only time the evaluate job's way at two batch sizes, alternating per round")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = models.load(args.model)
@@ -82,6 +86,8 @@ def main():
           f"peak {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['source']})")
     print("| set | loop | new tokens | s | tokens/s | MFU | identical |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    if args.batch_sizes:
+        return _batch_sizes(model, tokenizer, args, settings, weights, peak)
     loops = {"old": old_loop, "new": new_loop}
     total = {name: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for name in loops}
     same_all = n_all = 0
@@ -143,6 +149,29 @@ def _pooled(model, tokenizer, args, settings, old_responses, weights, peak, old_
     same = sum(a == b for a, b in zip(responses["padded prefill"], responses["shared prefill"]))
     print(f"shared prefill against padded: {same}/{len(prompts)} identical responses, "
           f"{seen['padded prefill']['s'] / seen['shared prefill']['s']:.2f}x faster")
+
+
+def _batch_sizes(model, tokenizer, args, settings, weights, peak):
+    """The evaluate job's decoding (every set's prompts pooled, shared prefill) at two batch sizes, alternating which
+    goes first each round, after an untimed warm-up: each one's speed and MFU, the time ratio, identical responses."""
+    prompts = [p for path in args.data for p in _prompts(path, args.items, settings)]
+    new_loop(model, tokenizer, prompts[:70], {**settings, "batch_size": 70, "max_new_tokens": 8}, {})
+    sizes = args.batch_sizes
+    seen = {b: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for b in sizes}
+    responses = {}
+    for r in range(args.rounds):
+        for b in (sizes if r % 2 == 0 else sizes[::-1]):
+            counts = {}
+            started = time.perf_counter()
+            responses[b] = new_loop(model, tokenizer, prompts, {**settings, "batch_size": b}, counts)
+            seen[b]["s"] += time.perf_counter() - started
+            for k in ("new_tokens", "prompt_tokens", "rows"):
+                seen[b][k] += counts[k]
+    same = sum(x == y for x, y in zip(responses[sizes[0]], responses[sizes[1]]))
+    for b in sizes:
+        _row("all", f"pooled, batch {b}, shared prefill", seen[b], weights, peak, f"{same}/{len(prompts)}")
+    print(f"time at batch {sizes[1]} over batch {sizes[0]}: {seen[sizes[1]]['s'] / seen[sizes[0]]['s']:.2f}x; "
+          f"{same}/{len(prompts)} identical responses")
 
 
 def _prompts(path, items, settings):

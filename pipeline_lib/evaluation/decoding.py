@@ -49,8 +49,8 @@ def free_memory_bytes(device: torch.device) -> int:
 
 # Where `auto` stops adding rows to a decoding step. A CPU gains up to 128 rows: the step's matmuls stream every
 # weight once for all rows (a 576 x 1536 float32 matmul with its weights out of cache ran at 65% of the peak at 64
-# rows, 79% at 128); the default run's 175 prompts took 0.88x the time at 128 rows as at 64 in float32 (every
-# response the same) and 0.97x in bf16 (docs/measurements/2026-12-07-batch-and-startup.md). A GPU: not measured.
+# rows, 79% at 128); the default run's 175 prompts took 0.88-0.95x the time at 128 rows as at 64 in float32 (every
+# response the same) and 0.96-0.97x in bf16 (docs/measurements/2026-12-07-batch-and-startup.md). A GPU: not measured.
 AUTO_ROWS = {"cpu": 128}
 AUTO_ROWS_OTHERWISE = 64
 
