@@ -128,17 +128,11 @@ def _pooled(model, tokenizer, args, settings, old_responses, weights, peak, old_
     prompts = [p for path in args.data for p in _prompts(path, args.items, settings)]
     pooled = {**settings, "batch_size": args.pooled_batch_size}
     ways = {"padded prefill": False, "shared prefill": True}
-    seen = {way: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for way in ways}
-    responses = {}
-    for r in range(args.rounds):
-        for way in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
-            decoding.SHARED_PREFILL = ways[way]
-            counts = {}
-            started = time.perf_counter()
-            responses[way] = new_loop(model, tokenizer, prompts, pooled, counts)
-            seen[way]["s"] += time.perf_counter() - started
-            for k in ("new_tokens", "prompt_tokens", "rows"):
-                seen[way][k] += counts[k]
+
+    def run(way, counts):
+        decoding.SHARED_PREFILL = ways[way]
+        return new_loop(model, tokenizer, prompts, pooled, counts)
+    seen, responses = _alternating(list(ways), args.rounds, run)
     decoding.SHARED_PREFILL = True
     for way in ways:
         same = sum(a == b for a, b in zip(old_responses, responses[way]))
@@ -157,21 +151,29 @@ def _batch_sizes(model, tokenizer, args, settings, weights, peak):
     prompts = [p for path in args.data for p in _prompts(path, args.items, settings)]
     new_loop(model, tokenizer, prompts[:70], {**settings, "batch_size": 70, "max_new_tokens": 8}, {})
     sizes = args.batch_sizes
-    seen = {b: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for b in sizes}
-    responses = {}
-    for r in range(args.rounds):
-        for b in (sizes if r % 2 == 0 else sizes[::-1]):
-            counts = {}
-            started = time.perf_counter()
-            responses[b] = new_loop(model, tokenizer, prompts, {**settings, "batch_size": b}, counts)
-            seen[b]["s"] += time.perf_counter() - started
-            for k in ("new_tokens", "prompt_tokens", "rows"):
-                seen[b][k] += counts[k]
+    seen, responses = _alternating(sizes, args.rounds, lambda b, counts: new_loop(
+        model, tokenizer, prompts, {**settings, "batch_size": b}, counts))
     same = sum(x == y for x, y in zip(responses[sizes[0]], responses[sizes[1]]))
     for b in sizes:
         _row("all", f"pooled, batch {b}, shared prefill", seen[b], weights, peak, f"{same}/{len(prompts)}")
     print(f"time at batch {sizes[1]} over batch {sizes[0]}: {seen[sizes[1]]['s'] / seen[sizes[0]]['s']:.2f}x; "
           f"{same}/{len(prompts)} identical responses")
+
+
+def _alternating(variants, rounds, run):
+    """`run(variant, counts)` for each variant per round, the order reversed every other round: each variant's
+    summed time and counts, and its last responses."""
+    seen = {v: {"new_tokens": 0, "prompt_tokens": 0, "rows": 0, "s": 0.0} for v in variants}
+    responses = {}
+    for r in range(rounds):
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            counts = {}
+            started = time.perf_counter()
+            responses[v] = run(v, counts)
+            seen[v]["s"] += time.perf_counter() - started
+            for k in ("new_tokens", "prompt_tokens", "rows"):
+                seen[v][k] += counts[k]
+    return seen, responses
 
 
 def _prompts(path, items, settings):
