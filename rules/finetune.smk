@@ -18,6 +18,8 @@ rule finetune:
                                labels=PLAN.labels(wc.model, wc.run, wc.train),
                                allow_failure=PLAN.training.is_trial(wc.run), **PLAN.model_options(wc.model)),
     threads: THREADS
+    # the longest jobs, each gating its evaluations: started first, the shorter jobs fill the cores beside them
+    priority: 10
     resources:
         **model_job(lambda wc: ESTIMATES.finetune(wc.model, wc.run, wc.train), PLAN.gpus("finetune")),
     log:
