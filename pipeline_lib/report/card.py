@@ -90,4 +90,5 @@ def _versions(versions: dict, names=VERSIONED) -> str:
 
 
 def _device(device: dict) -> str:
-    return " / ".join(str(device[k]) for k in ("cpu", "gpu") if device.get(k))
+    threads = f", {device['threads']} thread{'s' * (device['threads'] != 1)}" if device.get("threads") else ""
+    return " / ".join(str(device[k]) for k in ("cpu", "gpu") if device.get(k)) + threads

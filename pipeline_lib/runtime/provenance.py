@@ -53,12 +53,14 @@ def versions() -> dict[str, str | None]:
 
 
 def device(name: str) -> dict:
-    """The machine a job ran on: its CPU, and the GPU where the job used one."""
+    """The machine a job ran on: its CPU, torch's threads (sums split over them round differently: results depend
+    on the count at the last bit), and the GPU where the job used one."""
     record = {"host": platform.node(), "platform": platform.platform(), "cpu": _cpu_model(), "job_device": str(name)}
-    if str(name).startswith("cuda") and "torch" in sys.modules:
+    if "torch" in sys.modules:
         import torch
 
-        if torch.cuda.is_available():
+        record["threads"] = torch.get_num_threads()
+        if str(name).startswith("cuda") and torch.cuda.is_available():
             record["gpu"] = torch.cuda.get_device_name()
     return record
 

@@ -1,5 +1,6 @@
 """The protocol card: every line that defines a run, in the order the run flows, and what the jobs recorded."""
 import pandas as pd
+import torch
 
 from helpers import filled_config
 from pipeline_lib.planning.plan import prepare
@@ -23,6 +24,8 @@ def test_the_card_states_every_line_of_the_default_run_in_run_order():
                    "gradient checkpointing False", "peft-bench commit", "python", "datasets", "accelerate",
                    "bitsandbytes", "Holm", "chance"):
         assert needed in text, needed
+    threads = torch.get_num_threads()  # results depend on it at the last bit: recorded with the device
+    assert f"{threads} thread{'s' * (threads != 1)}" in text
     assert list(dict.fromkeys(table.section)) == [*CARD_ORDER, "recorded by the jobs", "software"]
     assert protocol_card.line(made, {("m", "lora", "t", None): record}, runs).startswith("Protocol: 1 epoch(s)")
 
