@@ -41,17 +41,17 @@ def worker(args):
 def _work(kind, model_dir, dtype):
     """(one step, a digest of one step's result)."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from bench import LORA
 
+    from pipeline_lib import adapters, models
+    from pipeline_lib.training.loop import set_attention
+
+    model, _ = models.load(model_dir)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
-                                                 attn_implementation="eager" if kind == "train" else "sdpa")
     vocab = model.config.vocab_size
     if kind == "train":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, target_modules=[
-            "q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]))
+        model = adapters.attach(model, dict(LORA)).train()
+        set_attention(model, "auto", torch.device("cpu"))  # eager on a CPU, as the fine-tune
         ids = torch.randint(0, vocab, (4, 256))
         autocast = dtype != torch.float32
 
